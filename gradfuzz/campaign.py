@@ -1,0 +1,403 @@
+"""Running a check: a thin layer over Hypothesis.
+
+Hypothesis draws batch plans (`gradfuzz.strategies.plans`) in short rounds;
+each plan is expanded to a batch, evaluated by the engine and judged by the
+oracle. Every verdict is collected (nothing is raised) so one run finds
+every kind of failure; the first time a new kind appears, the round raises
+so that Hypothesis shrinks the plan to the simplest batch that still shows
+it, and that batch's simplest example becomes the stored representative.
+``hypothesis.target`` steers generation towards larger errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import target as hypothesis_target
+from hypothesis.errors import HypothesisException
+
+from gradfuzz.boundaries import graph_constants, points_of_interest
+from gradfuzz.engine import Batch, Evaluation, Evaluator, Structure, TargetRaised, probe, summarize_error
+from gradfuzz.oracle import Judgement, Verdict, check_contract, explain, judge
+from gradfuzz.report import CheckReport, Finding
+from gradfuzz.spec import ArgSpec
+from gradfuzz.store import FailureStore, failure_row
+from gradfuzz.strategies import Plan, directions, expand, plans
+from gradfuzz.target import Target
+
+PLANS_PER_ROUND = 25
+MAX_BATCH = 1024
+ELEMENTS_PER_BATCH = 1 << 16  # keeps large-tensor batches within a modest memory budget
+SHRINK_SHARE = 0.25  # at most this share of the budget goes to shrinking
+MAX_ISOLATED = 32  # examples re-run one by one to find the ones that raise
+
+
+def parse_duration(text: str | float | int | None) -> float | None:
+    """``"30s"``, ``"5m"``, ``"1.5h"``, ``"250ms"`` or a number of seconds.
+
+    >>> parse_duration("5m")
+    300.0
+    """
+    if text is None or isinstance(text, (int, float)):
+        return None if text is None else float(text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(ms|s|m|h)?\s*", text)
+    if not match:
+        raise ValueError(f"Cannot read the duration {text!r}: use a number with a unit, e.g. 30s, 5m, 2h or 500ms.")
+    return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[match[2]]
+
+
+def batch_size_for(specs: Sequence[ArgSpec]) -> int:
+    elements = max(1, sum(s.size for s in specs))
+    size = MAX_BATCH
+    while size > 16 and size * elements > ELEMENTS_PER_BATCH:
+        size //= 2
+    return size
+
+
+@dataclass
+class _Group:
+    """All examples of one signature seen in a run."""
+
+    representative: Finding
+    worst: Finding
+    count: int = 1
+    shrunk: bool = False
+
+
+@dataclass
+class _Run:
+    target: Target
+    specs: tuple[ArgSpec, ...]
+    deadline: float
+    max_examples: int | None
+    examples: int = 0
+    skipped: int = 0
+    warmup: float = 0.0  # seconds spent probing and compiling before the first batch
+    groups: dict[str, _Group] = field(default_factory=dict)
+
+    def exhausted(self) -> bool:
+        return time.monotonic() >= self.deadline or (self.max_examples is not None and self.examples >= self.max_examples)
+
+
+class _NewFailure(Exception):
+    """Raised inside a Hypothesis round so that it shrinks the plan that showed a new failure kind."""
+
+    def __init__(self, signature: str, plan: Plan, evaluation: Evaluation, judgement: Judgement):
+        super().__init__(signature)
+        self.signature, self.plan, self.evaluation, self.judgement = signature, plan, evaluation, judgement
+
+
+def _raise_new_failure(signature: str, plan: Plan, evaluation: Evaluation, judgement: Judgement) -> None:
+    # One raise site: Hypothesis tells bugs apart by where they are raised.
+    raise _NewFailure(signature, plan, evaluation, judgement)
+
+
+def check_target(
+    target: Target,
+    specs: Sequence[ArgSpec],
+    *,
+    budget: float = 30.0,
+    max_examples: int | None = None,
+    seed: int | None = None,
+    store: FailureStore | None = None,
+    shrink: bool = True,
+    on_progress: Callable[[CheckReport], None] | None = None,
+) -> CheckReport:
+    """Fuzz one target for ``budget`` seconds (or ``max_examples`` examples)."""
+    specs = tuple(specs)
+    started = time.monotonic()
+    seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31))
+    report = CheckReport(target=target.name, specs=specs)
+    run = _Run(target, specs, deadline=started + budget, max_examples=max_examples)
+    size = batch_size_for(specs)
+    structure, first = _probe_somewhere(run, seed)
+    if structure is None:
+        return _finish(report, run, started, store, None)
+    for violation in check_contract(specs, structure):
+        _record_contract(run, violation, target, first, structure, seed)
+
+    try:
+        evaluator = Evaluator(target, specs, structure)
+    except Exception as error:  # tracing the batched functions failed
+        _record_exception(run, TargetRaised("tracing", error), first, seed)
+        return _finish(report, run, started, store, None)
+    constants = graph_constants(target, specs)
+    run.warmup = time.monotonic() - started
+    points = [points_of_interest(constants, spec) for spec in specs]
+    n_points = max(len(p) for p in points)
+    shrink_until = [0.0]
+    shrinking: dict[str, object] = {}
+
+    def evaluate_plan(plan: Plan, count: int) -> tuple[Evaluation, Judgement] | None:
+        if count == 0:
+            return None
+        inputs = expand(plan, specs, points, count)
+        rng = np.random.default_rng([plan.seed, 1])
+        cotangents, tangents = directions(rng, inputs, structure.output_shapes, [np.dtype(_np(d)) for d in structure.output_dtypes])
+        batch = Batch(inputs, cotangents, tangents)
+        try:
+            evaluation = evaluator.evaluate(batch)
+        except TargetRaised:
+            evaluation = _isolate_raising(run, evaluator, batch, plan, seed)
+            if evaluation is None:
+                return None
+        return evaluation, _judge(evaluator, evaluation, target)
+
+    @settings(
+        max_examples=PLANS_PER_ROUND, deadline=None, database=None, derandomize=False,
+        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, report_multiple_bugs=False,
+        phases=[Phase.generate, Phase.target, Phase.shrink] if shrink else [Phase.generate, Phase.target],
+    )
+    @given(plans(n_points))
+    def fuzz(plan: Plan) -> None:
+        if "signature" in shrinking:  # shrinking: raise iff the plan still shows the failure
+            if time.monotonic() > shrink_until[0] and plan != shrinking["best"]:
+                return
+            result = evaluate_plan(plan, shrinking["count"])  # shrinking does not spend the example budget
+            if result is not None and any(v.outcome == "failure" and _signature(v, result[0]) == shrinking["signature"] for v in result[1].verdicts):
+                shrinking["best"] = plan
+                _raise_new_failure(shrinking["signature"], plan, *result)
+            return
+        if run.exhausted():
+            return
+        count = size if max_examples is None else max(0, min(size, max_examples - run.examples))
+        result = evaluate_plan(plan, count)
+        if result is None:
+            return
+        evaluation, judgement = result
+        run.examples += evaluation.batch.size
+        run.skipped += judgement.skipped
+        new = _collect(run, evaluation, judgement, plan, seed)
+        hypothesis_target(float(np.log10(1.0 + min(judgement.worst_ulps, 1e300))), label="log10 ULP error")
+        if on_progress is not None:
+            on_progress(_snapshot(report, run, started))
+        if new and shrink:
+            shrinking.update(signature=new[0], best=plan, count=evaluation.batch.size)
+            shrink_until[0] = min(run.deadline, time.monotonic() + SHRINK_SHARE * budget)
+            _raise_new_failure(new[0], plan, evaluation, judgement)
+
+    round_number = 0
+    while not run.exhausted():
+        shrinking.clear()
+        try:
+            hypothesis_seed(seed * 1_000_003 + round_number)(fuzz)()
+        except _NewFailure as found:
+            _adopt_shrunk(run, found, seed)
+        except HypothesisException:
+            # Shrinking could not replay the failure (e.g. a target that is itself
+            # nondeterministic): keep the unshrunk representative already collected.
+            pass
+        round_number += 1
+        if round_number > 1_000_000:  # pragma: no cover - defensive: a budget always ends a run
+            break
+    report.engine = {
+        "batch_size": size,
+        "traces": evaluator.stats.traces,
+        "fallbacks": evaluator.stats.fallbacks,
+        "differences_dtype": evaluator.fd_dtype,
+        "device": evaluator.device,
+        "points_of_interest": [[float(p) for p in ps] for ps in points],
+        "seed": seed,
+    }
+    return _finish(report, run, started, store, evaluator.device)
+
+
+REJUDGE_CATEGORIES = ("branch", "mismatch", "approximation")
+
+
+def _judge(evaluator: Evaluator, evaluation: Evaluation, target: Target) -> Judgement:
+    """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
+    (a custom gradient at a kink may legitimately differ from autodiff)."""
+    judgement = judge(evaluation, evaluator.specs, evaluator.structure, has_reference=target.has_custom_gradient)
+    suspects = [v.index for v in judgement.verdicts if v.outcome == "failure" and v.category in REJUDGE_CATEGORIES]
+    if not suspects:
+        return judgement
+    indices = np.asarray(suspects)
+    try:
+        neighbours = evaluator.neighbours(evaluation.batch, indices)
+    except TargetRaised:
+        return judgement  # raising near x is recorded when such inputs are drawn themselves
+    return judge(evaluation, evaluator.specs, evaluator.structure, has_reference=target.has_custom_gradient,
+                 neighbours=neighbours)
+
+
+PROBE_ATTEMPTS = 8
+
+
+def _probe_somewhere(run: _Run, seed: int) -> tuple[Structure | None, list[np.ndarray]]:
+    """Probe the target eagerly on a few inputs (random, then special values) until one
+    runs. Inputs on which it raises are recorded as `exception` findings; the run
+    goes on with the structure learned from the first input that worked."""
+    candidates = expand(Plan(seed=seed, weights=(1, 0, 1, 0)), run.specs, [[] for _ in run.specs], PROBE_ATTEMPTS)
+    for k in range(PROBE_ATTEMPTS):
+        example = [x[k] for x in candidates]
+        try:
+            return probe(run.target, run.specs, example), example
+        except TargetRaised as raised:
+            _record_exception(run, raised, example, seed)
+    return None, []
+
+
+def _np(dtype_name: str):
+    from gradfuzz.dtypes import DTYPES
+
+    return DTYPES[dtype_name].numpy if dtype_name in DTYPES else np.dtype(dtype_name)
+
+
+def _signature(verdict: Verdict, evaluation: Evaluation) -> str:
+    """Coarse identity of a finding: its category and the argument it concerns."""
+    return f"{verdict.category}|arg{verdict.argument if verdict.argument is not None else '*'}"
+
+
+def _finding(verdict: Verdict, evaluation: Evaluation, run: _Run, plan: Plan | None, seed: int) -> Finding:
+    i = verdict.index
+    reference = evaluation.reference or [None] * len(evaluation.custom)
+    return Finding(
+        target=run.target.name, kind=verdict.outcome, category=verdict.category,
+        explanation=explain(verdict, run.specs, evaluation),
+        inputs=[np.array(x[i]) for x in evaluation.batch.inputs],
+        cotangents=[np.array(v[i]) for v in evaluation.batch.cotangents],
+        tangents=[np.array(w[i]) for w in evaluation.batch.tangents],
+        custom=[np.array(g[i]) for g in evaluation.custom],
+        reference=[None if r is None else np.array(r[i]) for r in reference],
+        reference_name=verdict.reference_name, argument=verdict.argument, element=verdict.element,
+        custom_value=verdict.custom, reference_value=verdict.reference, abs_error=verdict.abs_error,
+        rel_error=verdict.rel_error, ulp_error=verdict.ulp_error, signature=_signature(verdict, evaluation),
+        plan=json.dumps(asdict(plan)) if plan is not None else "", seed=seed, evidence=dict(verdict.evidence),
+    )
+
+
+def _simplicity(inputs: Sequence[np.ndarray]) -> tuple[int, float]:
+    """Fewest non-zero elements first, then the smallest magnitudes."""
+    values = np.concatenate([np.asarray(x, dtype=np.float64).ravel() for x in inputs]) if inputs else np.zeros(0)
+    with np.errstate(all="ignore"):
+        return int(np.count_nonzero(values)), float(np.sum(np.log1p(np.abs(values))))
+
+
+def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan, seed: int) -> list[str]:
+    """Fold a batch's verdicts into the run's groups; return signatures of new failure kinds.
+
+    Only the batch's simplest and worst example of each signature become
+    `Finding` objects: building one per failing example would dominate the run.
+    """
+    by_signature: dict[str, list[Verdict]] = {}
+    for verdict in judgement.verdicts:
+        by_signature.setdefault(_signature(verdict, evaluation), []).append(verdict)
+    new = []
+    inputs = evaluation.batch.inputs
+    for signature, verdicts in by_signature.items():
+        simplest = min(verdicts, key=lambda v: _simplicity([x[v.index] for x in inputs]))
+        worst = max(verdicts, key=lambda v: -1.0 if np.isnan(v.abs_error) else v.abs_error)
+        group = run.groups.get(signature)
+        if group is None:
+            representative = _finding(simplest, evaluation, run, plan, seed)
+            worst_finding = representative if worst is simplest else _finding(worst, evaluation, run, plan, seed)
+            run.groups[signature] = _Group(representative, worst_finding, count=len(verdicts))
+            if simplest.outcome == "failure":
+                new.append(signature)
+            continue
+        group.count += len(verdicts)
+        if worst.abs_error > group.worst.abs_error or (np.isnan(group.worst.abs_error) and not np.isnan(worst.abs_error)):
+            group.worst = _finding(worst, evaluation, run, plan, seed)
+        if not group.shrunk and _simplicity([x[simplest.index] for x in inputs]) < _simplicity(group.representative.inputs):
+            group.representative = _finding(simplest, evaluation, run, plan, seed)
+    return new
+
+
+def _adopt_shrunk(run: _Run, found: _NewFailure, seed: int) -> None:
+    """Take the simplest example of the shrunk plan's batch as the group's representative."""
+    group = run.groups.get(found.signature)
+    if group is None:
+        return
+    inputs = found.evaluation.batch.inputs
+    matching = [v for v in found.judgement.verdicts
+                if v.outcome == "failure" and _signature(v, found.evaluation) == found.signature]
+    if matching:
+        best = min(matching, key=lambda v: _simplicity([x[v.index] for x in inputs]))
+        if _simplicity([x[best.index] for x in inputs]) <= _simplicity(group.representative.inputs):
+            group.representative = _finding(best, found.evaluation, run, found.plan, seed)
+    group.shrunk = True
+
+
+def _isolate_raising(run: _Run, evaluator: Evaluator, batch: Batch, plan: Plan, seed: int) -> Evaluation | None:
+    """The batch raised: re-run examples one at a time to find (and record) those that raise."""
+    for index in range(min(batch.size, MAX_ISOLATED)):
+        single = batch.select(index)
+        try:
+            evaluator.evaluate(single)
+        except TargetRaised as raised:
+            _record_exception(run, raised, [x[0] for x in single.inputs], seed, cotangents=single.cotangents, tangents=single.tangents)
+            run.examples += 1
+            return None
+    _record_exception(run, TargetRaised("batched evaluation", RuntimeError("the batch raised but no single example did")),
+                      [x[0] for x in batch.inputs], seed)
+    run.examples += batch.size
+    return None
+
+
+def _record_exception(run: _Run, raised: TargetRaised, inputs: list[np.ndarray], seed: int,
+                      cotangents: list | None = None, tangents: list | None = None) -> None:
+    explanation = (
+        f"The target's {raised.stage} raised {summarize_error(raised.error)[:400]}. "
+        f"Inputs that make the {raised.stage} raise are recorded so the failure replays; "
+        "fix the target or narrow the input range (@LO..HI) to its domain."
+    )
+    signature = f"exception|{raised.stage}|{type(raised.error).__name__}"
+    group = run.groups.get(signature)
+    if group is not None:
+        group.count += 1
+        return
+    finding = Finding(
+        target=run.target.name, kind="failure", category="exception", explanation=explanation,
+        inputs=[np.asarray(x) for x in inputs],
+        cotangents=[np.asarray(v[0]) for v in cotangents] if cotangents else [],
+        tangents=[np.asarray(w[0]) for w in tangents] if tangents else [],
+        signature=signature, seed=seed, evidence={},
+    )
+    finding.reference_name = raised.stage
+    run.groups[signature] = _Group(finding, finding, shrunk=True)
+
+
+def _record_contract(run: _Run, violation, target: Target, inputs: list[np.ndarray], structure: Structure, seed: int) -> None:
+    signature = f"{violation.category}|arg{'*' if violation.argument is None else violation.argument}|contract"
+    finding = Finding(
+        target=target.name, kind="failure", category=violation.category, explanation=violation.explanation,
+        inputs=[np.asarray(x) for x in inputs], argument=violation.argument, signature=signature, seed=seed,
+        reference_name="gradient contract",
+    )
+    run.groups[signature] = _Group(finding, finding, shrunk=True)
+
+
+def _snapshot(report: CheckReport, run: _Run, started: float) -> CheckReport:
+    report.examples, report.skipped, report.seconds = run.examples, run.skipped, time.monotonic() - started
+    report.warmup_seconds = run.warmup
+    report.failures = [g.representative for g in run.groups.values() if g.representative.kind == "failure"]
+    report.notes = [g.representative for g in run.groups.values() if g.representative.kind == "note"]
+    for group in run.groups.values():
+        group.representative.count = group.count
+        group.representative.worst = group.worst if group.worst is not group.representative else None
+    return report
+
+
+def _finish(report: CheckReport, run: _Run, started: float, store: FailureStore | None, device: str | None) -> CheckReport:
+    _snapshot(report, run, started)
+    order = {c: i for i, c in enumerate(("exception", "shape", "dtype", "missing-gradient", "non-finite"))}
+    report.failures.sort(key=lambda f: (order.get(f.category, 99), -f.count))
+    if store is not None and report.failures:
+        rows = []
+        for finding in report.failures:
+            examples = [finding] + ([finding.worst] if finding.worst is not None else [])
+            for example in examples:
+                example.count = finding.count
+                rows.append(failure_row(example, target=run.target.name, fingerprint=run.target.fingerprint,
+                                        specs=[str(s) for s in run.specs], device=device or ""))
+        store.append_failures(rows)
+        report.stored = len(rows)
+    return report

@@ -1,0 +1,204 @@
+"""The ``gradfuzz`` command line.
+
+Exit codes: 0 nothing failed, 1 failures found (or reproduced), 2 usage,
+target, spec or store error — with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+EXIT_OK, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
+
+# Off a terminal (pipes, CI logs) rich would wrap at 80 columns; logs read better wide.
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+stderr = Console(stderr=True, highlight=False)
+
+
+class _Group(click.Group):
+    """Exit code 2 for usage errors is click's default; keep our messages uniform."""
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gradfuzz")
+def main() -> None:
+    """gradfuzz: fuzz TensorFlow custom gradients against autodiff and finite differences."""
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--input", "-i", "inputs", multiple=True, metavar="SPEC",
+              help="One per positional argument, e.g. 'float32[3,5]@-50..50'. Default: the specs declared with @gradfuzz.inputs.")
+@click.option("--budget", default="30s", show_default=True, help="Time per target: 30s, 5m, 1h.")
+@click.option("--max-examples", type=click.IntRange(min=1), default=None, help="Stop a target after this many examples.")
+@click.option("--seed", type=int, default=None, help="Seed for a reproducible run.")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=Path(".gradfuzz"), show_default=True,
+              help="Directory of the failure store.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--no-shrink", is_flag=True, help="Skip shrinking new failures to simpler inputs.")
+def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink) -> None:
+    """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
+    from gradfuzz.campaign import check_target, parse_duration
+    from gradfuzz.spec import SpecError, parse_specs
+    from gradfuzz.store import FailureStore, StoreError
+    from gradfuzz.target import TargetError, load_targets, resolve_specs
+
+    try:
+        seconds = parse_duration(budget)
+        specs = parse_specs(inputs) if inputs else None
+        loaded = [t for name in targets for t in load_targets(name)]
+        planned = [(t, resolve_specs(t, specs)) for t in loaded]
+    except (TargetError, SpecError, ValueError) as error:
+        _fail(str(error))
+    if max_examples is not None and budget == "30s":
+        seconds = max(seconds, 600.0)  # an explicit example count is the stopping rule
+    reports = []
+    try:
+        with FailureStore(store) as failure_store:
+            for target, target_specs in planned:
+                with _progress(target.name, output_format) as update:
+                    report = check_target(target, target_specs, budget=seconds, max_examples=max_examples, seed=seed,
+                                          store=failure_store, shrink=not no_shrink, on_progress=update)
+                reports.append(report)
+                if output_format == "text":
+                    _print_report(report)
+    except StoreError as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        stderr.print("[yellow]Interrupted: failures found so far are stored.[/]")
+    ok = all(r.ok for r in reports) and len(reports) == len(planned)
+    if output_format == "json":
+        document = {"ok": ok, "store": str(store), "targets": [r.to_json() for r in reports]}
+        click.echo(json.dumps(document, indent=2, allow_nan=False, default=str))
+    else:
+        _print_summary(reports, store)
+    sys.exit(EXIT_OK if ok else EXIT_FAILURES)
+
+
+@main.command()
+@click.argument("store", required=False, type=click.Path(file_okay=False, path_type=Path), default=Path(".gradfuzz"))
+@click.option("--target", "target_filter", default=None, help="Replay only this target's failures.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def replay(store, target_filter, output_format) -> None:
+    """Re-run every stored failure from its stored bits; report reproduced or fixed."""
+    from gradfuzz.replay import replay_store
+    from gradfuzz.store import FailureStore, StoreError
+
+    try:
+        with FailureStore(store) as failure_store:
+            results, problems = replay_store(failure_store, target_filter=target_filter)
+    except StoreError as error:
+        _fail(str(error))
+    for problem in problems:
+        stderr.print(f"[yellow]warning:[/] {escape(problem)}")
+    reproduced = [r for r in results if r.status == "reproduced"]
+    if output_format == "json":
+        click.echo(json.dumps({"store": str(store), "results": [r.to_json() for r in results], "problems": problems},
+                              indent=2, default=str))
+    else:
+        if not results:
+            stdout.print(f"No stored failures in {store}.")
+        table = Table(title=f"Replay of {store}", show_lines=False)
+        for column in ("status", "category", "target", "input", "detail"):
+            table.add_column(column, overflow="fold")
+        colours = {"reproduced": "red", "fixed": "green", "target-missing": "yellow"}
+        for r in results:
+            shown = ", ".join(_short(x) for x in r.failure.inputs)
+            table.add_row(f"[{colours.get(r.status, 'white')}]{r.status}[/]", r.failure.category, escape(r.failure.target),
+                          shown, escape(r.detail[:200]))
+        if results:
+            stdout.print(table)
+            counts = {s: sum(r.status == s for r in results) for s in ("reproduced", "fixed", "target-missing")}
+            stdout.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    sys.exit(EXIT_FAILURES if reproduced else EXIT_OK)
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def _fail(message: str) -> None:
+    stderr.print(f"[bold red]gradfuzz: error:[/] {escape(message)}")
+    sys.exit(EXIT_ERROR)
+
+
+class _progress:
+    """A transient progress line on stderr (only on a terminal, only for text output)."""
+
+    def __init__(self, name: str, output_format: str):
+        self.enabled = output_format == "text" and stderr.is_terminal
+        self.name = name
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        self.status = stderr.status(f"fuzzing {self.name}")
+        self.status.__enter__()
+
+        def update(report) -> None:
+            self.status.update(
+                f"fuzzing {escape(self.name)}: {report.examples:,} examples, "
+                f"{report.examples_per_second:,.0f}/s, {len(report.failures)} failure kind(s)"
+            )
+
+        return update
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.status.__exit__(*exc)
+        return False
+
+
+def _short(array) -> str:
+    import numpy as np
+
+    values = np.asarray(array)
+    if values.size == 1:
+        return repr(float(values.reshape(-1)[0]))
+    return np.array2string(values.astype(np.float64), precision=4, threshold=6)
+
+
+def _print_report(report) -> None:
+    colour = {"pass": "green", "fail": "red", "error": "red"}[report.verdict]
+    specs = ", ".join(str(s) for s in report.specs)
+    stdout.print(
+        f"\n[bold]{escape(report.target)}[/] ({escape(specs)})  [{colour} bold]{report.verdict.upper()}[/]  "
+        f"{report.examples:,} examples in {report.seconds:.1f} s ({report.examples_per_second:,.0f}/s)"
+        + (f", {report.skipped:,} outside the domain" if report.skipped else ""),
+        soft_wrap=True,
+    )
+    for finding in report.failures:
+        stdout.print(f"  [red]✗ {finding.category}[/] ×{finding.count:,}  input {escape(', '.join(_short(x) for x in finding.inputs))}")
+        stdout.print(f"    {escape(finding.explanation)}", soft_wrap=True)
+    for finding in report.notes:
+        stdout.print(f"  [cyan]• note: {finding.category}[/] ×{finding.count:,}  input {escape(', '.join(_short(x) for x in finding.inputs))}")
+        stdout.print(f"    {escape(finding.explanation)}", soft_wrap=True)
+    fallbacks = report.engine.get("fallbacks") or {}
+    for part, how in fallbacks.items():
+        stdout.print(f"  [dim]engine: {escape(part)} runs with {escape(how)}[/]", soft_wrap=True)
+
+
+def _print_summary(reports, store: Path) -> None:
+    table = Table(title="gradfuzz summary")
+    for column in ("target", "verdict", "examples", "examples/s", "failures", "notes"):
+        table.add_column(column)
+    for r in reports:
+        colour = "green" if r.ok else "red"
+        table.add_row(escape(r.target), f"[{colour}]{r.verdict}[/]", f"{r.examples:,}", f"{r.examples_per_second:,.0f}",
+                      ", ".join(f"{f.category}×{f.count}" for f in r.failures) or "-",
+                      ", ".join(f"{f.category}×{f.count}" for f in r.notes) or "-")
+    stdout.print()
+    stdout.print(table)
+    stored = sum(r.stored for r in reports)
+    if stored:
+        stdout.print(f"{stored} failure record(s) written to {store}/ — replay them with: gradfuzz replay {store}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,65 @@
+"""Facts about the floating-point dtypes gradfuzz fuzzes, as one table.
+
+Everything dtype-specific (precision, ranges, the unsigned type used to store
+raw bits) is read from here so that no module scatters its own literals.
+bfloat16 comes from ``ml_dtypes``, which TensorFlow itself depends on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DTypeInfo:
+    name: str
+    numpy: np.dtype
+    bits: np.dtype  # unsigned integer type of the same width, for raw storage
+    mantissa_bits: int  # explicit fraction bits (float32: 23)
+    eps: float
+    tiny: float  # smallest positive normal
+    smallest_subnormal: float
+    max: float
+
+    def ulp(self, magnitude: np.ndarray) -> np.ndarray:
+        """Spacing of this dtype's numbers at ``|magnitude|``, computed in float64.
+
+        >>> float(DTYPES["float32"].ulp(np.float64(1.0)))
+        1.1920928955078125e-07
+        """
+        magnitude = np.abs(np.asarray(magnitude, dtype=np.float64))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            exponent = np.floor(np.log2(np.maximum(magnitude, self.tiny)))
+        spacing = np.exp2(exponent - self.mantissa_bits)
+        return np.where(np.isfinite(magnitude), spacing, np.inf)
+
+
+def _info(name: str, dtype: np.dtype, bits: type) -> DTypeInfo:
+    finfo = ml_dtypes.finfo(dtype)
+    return DTypeInfo(
+        name=name,
+        numpy=np.dtype(dtype),
+        bits=np.dtype(bits),
+        mantissa_bits=int(finfo.nmant),
+        eps=float(finfo.eps),
+        tiny=float(finfo.tiny),
+        smallest_subnormal=float(finfo.smallest_subnormal),
+        max=float(finfo.max),
+    )
+
+
+DTYPES: dict[str, DTypeInfo] = {
+    "float16": _info("float16", np.float16, np.uint16),
+    "bfloat16": _info("bfloat16", ml_dtypes.bfloat16, np.uint16),
+    "float32": _info("float32", np.float32, np.uint32),
+    "float64": _info("float64", np.float64, np.uint64),
+}
+
+
+def info_for(dtype: object) -> DTypeInfo | None:
+    """Look up a dtype given by name, numpy dtype or ``tf.DType``; None if not a fuzzed float."""
+    name = getattr(dtype, "name", None) or str(np.dtype(dtype))
+    return DTYPES.get(name)

@@ -1,0 +1,537 @@
+"""The oracle: numbers in, verdicts out. Pure numpy, no TensorFlow.
+
+For each example the custom VJP ``g_c = J_cᵀv`` is compared with
+
+* the reference VJP ``g_r`` (autodiff of the unwrapped forward, float64 when
+  possible) element by element, with a tolerance calibrated on how far the
+  same reference computed at the argument's own dtype is from float64 — "is
+  the custom gradient much worse than an honest one at this dtype?" — and a
+  floor of a few ULPs;
+* central differences of ``φ(τ) = ⟨v, f(x + τw)⟩`` via the inner-product
+  (adjoint) test ``⟨w, g_c⟩ ≈ ⟨v, J w⟩``, with a Richardson error estimate;
+  they arbitrate when the custom gradient and autodiff disagree;
+* one-sided differences of ``φ``: at a kink the left and right derivatives
+  differ at every step size, and any value between them is a valid
+  (Clarke) subgradient, so it is a ``kink`` note, not a failure.
+
+Per-dtype constants live in `TOLERANCES`; see docs/ARCHITECTURE.md for the math.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gradfuzz.dtypes import info_for
+from gradfuzz.engine import FD_OFFSETS, Evaluation, Neighbours, Structure
+from gradfuzz.spec import ArgSpec
+
+FAILURE_CATEGORIES = (
+    "approximation", "branch", "dtype", "shape", "non-finite", "missing-gradient",
+    "higher-order", "exception", "nondeterminism", "mismatch",
+)
+NOTE_CATEGORIES = ("kink", "reference-wrong", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    floor_ulps: float  # disagreements below this many ULPs are never failures
+    calibration_factor: float  # the custom gradient may be this much worse than autodiff at the same dtype
+    confirm_relative: float  # when differences cannot arbitrate, a relative error above this still fails
+    absolute_floor: float  # ≈ eps·√tiny: differences this small come from intermediate underflow
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    "float16": Tolerance(floor_ulps=4, calibration_factor=10, confirm_relative=1e-2, absolute_floor=7.6e-6),
+    "bfloat16": Tolerance(floor_ulps=4, calibration_factor=10, confirm_relative=5e-2, absolute_floor=8.5e-22),
+    "float32": Tolerance(floor_ulps=16, calibration_factor=10, confirm_relative=1e-4, absolute_floor=1.3e-26),
+    "float64": Tolerance(floor_ulps=256, calibration_factor=10, confirm_relative=1e-9, absolute_floor=3.3e-170),
+}
+APPROXIMATION_MAX_RELATIVE = 0.05  # larger errors are not "approximations"
+KINK_STEP_RATIO = 0.6  # curvature's one-sided jump halves with the step; a kink's does not
+FD_SAFETY = 4.0  # multiples of the difference error estimate that count as agreement
+
+
+@dataclass
+class Verdict:
+    """One example that did not simply pass, with its evidence."""
+
+    index: int  # position in the batch
+    outcome: str  # "failure" or "note"
+    category: str
+    argument: int | None  # argument holding the worst element (None: inner-product only)
+    element: int | None  # flat index of the worst element in that argument
+    custom: float  # custom value at the worst element (or ⟨w, g_c⟩)
+    reference: float  # reference value there (or the reference inner product)
+    reference_name: str  # which reference disagreed
+    abs_error: float
+    rel_error: float
+    ulp_error: float
+    evidence: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Judgement:
+    verdicts: list[Verdict]
+    passed: int
+    skipped: int  # forward not finite: outside the function's domain
+    worst_ulps: float  # largest finite ULP error seen (for Hypothesis' target())
+
+    @property
+    def failures(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.outcome == "failure"]
+
+
+@dataclass
+class _Differences:
+    """Finite-difference estimates of ⟨v, J w⟩ per example."""
+
+    central: np.ndarray  # Richardson-extrapolated central difference
+    error: np.ndarray  # its error estimate (truncation + rounding)
+    left: np.ndarray
+    right: np.ndarray
+    kink: np.ndarray  # bool: one-sided derivatives differ at every step
+    usable: np.ndarray  # bool: finite and not straddling a kink
+    noise: np.ndarray  # rounding error of one-sided differences
+
+
+def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float) -> _Differences:
+    """Central, Richardson and one-sided differences of φ sampled at `FD_OFFSETS`·step."""
+    at = {offset: phi[k] for k, offset in enumerate(FD_OFFSETS)}
+    half = step / 2
+    with np.errstate(all="ignore"):
+        d_full = (at[1.0] - at[-1.0]) / (2 * step)
+        d_half = (at[0.5] - at[-0.5]) / (2 * half)
+        central = (4 * d_half - d_full) / 3
+        rounding = 4 * eps * phi_scale / half
+        error = np.abs(d_half - d_full) + rounding
+        right_half, left_half = (at[0.5] - at[0.0]) / half, (at[0.0] - at[-0.5]) / half
+        right_full, left_full = (at[1.0] - at[0.0]) / step, (at[0.0] - at[-1.0]) / step
+        jump_half, jump_full = right_half - left_half, right_full - left_full
+        finite = np.all(np.isfinite(phi), axis=0)
+        kink = (
+            finite
+            & (np.abs(jump_half) > KINK_STEP_RATIO * np.abs(jump_full))
+            & (np.abs(jump_half) > 16 * rounding)
+            & (np.abs(jump_half) > 1e-6 * (np.abs(right_half) + np.abs(left_half)))
+        )
+    return _Differences(central, error, left_half, right_half, kink, finite & ~kink, rounding)
+
+
+def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure, *, has_reference: bool,
+          neighbours: Neighbours | None = None) -> Judgement:
+    """Turn one batch's numbers into verdicts (only non-passing examples get one).
+
+    With ``neighbours`` (gradients a few ULPs to either side, see
+    `gradfuzz.engine.Evaluator.neighbours`), a custom gradient inside their hull
+    at a point where the gradient jumps is a valid subgradient: a ``kink`` note.
+    """
+    size = evaluation.batch.size
+    gradients = evaluation.reference if has_reference and evaluation.reference is not None else evaluation.custom
+    # Rounding x + τw perturbs φ by about eps·Σ|x·∂φ/∂x|; count it with the rounding of φ itself.
+    with np.errstate(all="ignore"):
+        input_scale = sum(
+            np.sum(np.nan_to_num(np.abs(_flat64(x, size) * _flat64(g, size)), posinf=0.0), axis=1)
+            for x, g, shape in zip(evaluation.batch.inputs, gradients, structure.gradient_shapes)
+            if shape is None or np.size(g) == np.size(x)
+        )
+    rounding_scale = evaluation.phi_scale + input_scale
+    fd = differences(evaluation.phi, rounding_scale, evaluation.fd_step, evaluation.fd_eps)
+    tangents = evaluation.batch.tangents
+    comparable = [
+        structure.gradient_shapes[a] is None or tuple(structure.gradient_shapes[a]) == spec.shape
+        for a, spec in enumerate(specs)
+    ]
+    custom = [_flat64(g, size) if ok else None for g, ok in zip(evaluation.custom, comparable)]
+    w = [_flat64(t, size) for t in tangents]
+    with np.errstate(all="ignore"):
+        custom_ip = sum(np.sum(c * t, axis=1) for c, t in zip(custom, w) if c is not None)
+        custom_ip = np.broadcast_to(np.asarray(custom_ip, dtype=np.float64), (size,))
+    domain_ok = np.ones(size, dtype=bool)
+    for y in evaluation.outputs:
+        domain_ok &= np.all(np.isfinite(_flat64(y, size)), axis=1)
+
+    verdicts: list[Verdict] = []
+    worst = 0.0
+    fine_agrees = np.zeros(size, dtype=bool)
+    if neighbours is not None and neighbours.indices.size and not has_reference:
+        # Near (not at) a kink the normal step straddles it: trust the finer differences there.
+        # (With an autodiff reference, the reference at x itself decides instead.)
+        rows = neighbours.indices
+        fine = differences(neighbours.fine_phi, neighbours.fine_phi_scale + input_scale[rows], evaluation.fd_step, evaluation.fd_eps)
+        with np.errstate(all="ignore"):
+            agrees = fine.usable & (np.abs(custom_ip[rows] - fine.central) <= FD_SAFETY * fine.error + _ip_floor(specs, custom, w, rows))
+            coarse_agrees = np.abs(custom_ip[rows] - fd.central[rows]) <= FD_SAFETY * fd.error[rows]
+        fine_agrees[rows] = agrees & ~coarse_agrees
+        # Finer differences that straddle a kink too: the point is at one, whatever the step.
+        fd.kink[rows] |= fine.kink
+        fd.usable[rows] &= ~fine.kink
+    in_hull = fine_agrees | _inside_neighbour_hull(
+        evaluation, specs, custom, neighbours, has_reference and evaluation.reference is not None, fd.kink
+    )
+    if has_reference and evaluation.reference is not None:
+        outcome, worst = _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, verdicts, in_hull)
+    else:
+        outcome, worst = _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, verdicts, in_hull)
+    verdicts.sort(key=lambda v: v.index)
+    return Judgement(verdicts, passed=int(np.sum(outcome == 0)), skipped=int(np.sum(~domain_ok)), worst_ulps=worst)
+
+
+def _ip_floor(specs, custom, w, rows) -> np.ndarray:
+    """What rounding at the argument dtype allows in ⟨w, g⟩: floor ULPs of Σ|w·g|."""
+    info = min((s.info for s in specs), key=lambda i: i.mantissa_bits)
+    with np.errstate(all="ignore"):
+        scale = sum(np.sum(np.abs(c[rows] * t[rows]), axis=1) for c, t in zip(custom, w) if c is not None)
+    return TOLERANCES[info.name].floor_ulps * info.ulp(np.asarray(scale, dtype=np.float64))
+
+
+def _inside_neighbour_hull(ev: Evaluation, specs, custom, neighbours: Neighbours | None, has_reference: bool,
+                           fd_kink: np.ndarray) -> np.ndarray:
+    """Per example: the custom gradient lies in the hull of the gradients at x - δ,
+    x (reference only) and x + δ, element by element, and x is at or near a
+    non-differentiable point: the hull is not a point, or the differences straddle a kink."""
+    size = ev.batch.size
+    result = np.zeros(size, dtype=bool)
+    if neighbours is None or neighbours.indices.size == 0:
+        return result
+    rows = neighbours.indices
+    inside = np.ones(rows.size, dtype=bool)
+    jumps = np.zeros(rows.size, dtype=bool)
+    for a, spec in enumerate(specs):
+        if custom[a] is None:
+            continue
+        tol = TOLERANCES[spec.dtype]
+        gc = custom[a][rows]
+        minus = neighbours.minus[a].reshape(rows.size, -1)
+        plus = neighbours.plus[a].reshape(rows.size, -1)
+        stack = [minus, plus] + ([_flat64(ev.reference[a], size)[rows]] if has_reference else [])
+        with np.errstate(all="ignore"):
+            low, high = np.minimum.reduce(stack), np.maximum.reduce(stack)
+            slack = np.maximum(tol.floor_ulps * spec.info.ulp(np.maximum(np.abs(low), np.abs(high))), tol.absolute_floor)
+            inside &= np.all((gc >= low - slack) & (gc <= high + slack), axis=1)
+            jumps |= np.any(high - low > slack, axis=1)
+    result[rows] = inside & (jumps | fd_kink[rows])
+    return result
+
+
+def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, domain_ok, verdicts, in_hull):
+    size = ev.batch.size
+    worst_ratio = np.zeros(size)  # error / tolerance of the worst element
+    worst_at = np.full((size, 2), -1)
+    errors = np.zeros((size, 3))  # abs, rel, ulps at the worst element
+    typical = np.zeros(size)  # typical gradient magnitude of the worst element's argument
+    values = np.zeros((size, 2))  # custom, reference there
+    custom_nonfinite = np.zeros(size, bool)
+    reference_nonfinite = np.zeros(size, bool)
+    missing = np.zeros(size, bool)
+    reference_ip = np.zeros(size)
+    ip_tolerance = np.zeros(size)
+    for a, spec in enumerate(specs):
+        if custom[a] is None:
+            continue
+        # A gradient returned in a lower precision than its argument (a `dtype` finding of
+        # its own) is judged at that precision, so its rounding is not reported twice.
+        info = min(spec.info, info_for(structure.gradient_dtypes[a] or spec.dtype) or spec.info, key=lambda i: i.mantissa_bits)
+        tol = TOLERANCES[info.name]
+        gc = custom[a]
+        gr = _flat64(ev.reference[a], size)
+        gn = _flat64(ev.reference_native[a], size) if ev.reference_native is not None else gr
+        with np.errstate(all="ignore"):
+            same = (gc == gr) | (np.isnan(gc) & np.isnan(gr))
+            diff = np.where(same, 0.0, np.abs(gc - gr))
+            calibration = np.where(np.isfinite(gn - gr), np.abs(gn - gr), 0.0)
+            tolerance = np.maximum(
+                np.maximum(tol.calibration_factor * calibration, tol.floor_ulps * info.ulp(gr)), tol.absolute_floor
+            )
+            ratio = np.where(np.isfinite(diff), diff / tolerance, np.inf)
+            ratio = np.where(same, 0.0, ratio)
+            reference_ip += np.sum(np.where(np.isfinite(gr), gr, 0.0) * w[a], axis=1)
+            ip_tolerance += np.sum(np.abs(w[a]) * np.where(np.isfinite(tolerance), tolerance, 0.0), axis=1)
+        custom_nonfinite |= np.any(~np.isfinite(gc) & np.isfinite(gr), axis=1)
+        reference_nonfinite |= np.any(~np.isfinite(gr) & np.isfinite(gc), axis=1)
+        if structure.gradient_dtypes[a] is None:
+            missing |= np.any(ratio > 1, axis=1)
+        element = np.argmax(np.nan_to_num(ratio, nan=np.inf, posinf=np.finfo(float).max), axis=1)
+        rows = np.arange(size)
+        elem_ratio = ratio[rows, element]
+        better = elem_ratio > worst_ratio
+        worst_ratio = np.where(better, elem_ratio, worst_ratio)
+        worst_at[better] = np.stack([np.full(size, a), element], axis=1)[better]
+        c, r = gc[rows, element], gr[rows, element]
+        with np.errstate(all="ignore"):
+            abs_err = np.abs(c - r)
+            figures = np.stack([abs_err, abs_err / np.maximum(np.abs(r), info.tiny), abs_err / info.ulp(r)], axis=1)
+        errors[better] = figures[better]
+        values[better] = np.stack([c, r], axis=1)[better]
+        finite = np.abs(gr[np.isfinite(gr)])
+        typical[better] = float(np.median(finite)) if finite.size else 0.0
+
+    disagree = worst_ratio > 1
+    outcome = np.zeros(size, dtype=np.int8)  # 0 pass, 1 failure, 2 note, 3 skipped
+    outcome[~domain_ok] = 3
+    category = np.full(size, "", dtype=object)
+    reference_name = np.full(size, "autodiff", dtype=object)
+    reference_name[:] = f"autodiff of the forward ({ev.reference_dtype})"
+    live = domain_ok
+    with np.errstate(all="ignore"):
+        fd_tol = FD_SAFETY * fd.error + ip_tolerance
+        custom_vs_fd = np.abs(custom_ip - fd.central)
+        reference_vs_fd = np.abs(reference_ip - fd.central)
+        fd_resolves = fd.usable & (np.abs(custom_ip - reference_ip) > fd_tol)
+        custom_matches_fd = fd.usable & (custom_vs_fd <= fd_tol)
+        reference_matches_fd = fd.usable & (reference_vs_fd <= fd_tol)
+        low, high = np.minimum(fd.left, fd.right), np.maximum(fd.left, fd.right)
+        slack = FD_SAFETY * fd.noise + ip_tolerance
+        within_kink = fd.kink & (custom_ip >= low - slack) & (custom_ip <= high + slack)
+
+    def mark(mask, code, name, ref=None):
+        mask = mask & live & (outcome == 0)
+        outcome[mask] = code
+        category[mask] = name
+        if ref is not None:
+            reference_name[mask] = ref
+
+    mark(custom_nonfinite & ~fd.kink, 1, "non-finite")
+    mark(disagree & missing, 1, "missing-gradient")
+    mark(~disagree & ~reference_nonfinite & fd.kink, 2, "kink", "one-sided differences")
+    mark(~disagree & ~reference_nonfinite, -1, "")  # plain pass: nothing more to say
+    mark(within_kink | in_hull, 2, "kink", "gradients either side")
+    mark(fd.kink, 1, "branch", "one-sided differences")
+    mark(custom_matches_fd & ~reference_matches_fd, 2, "reference-wrong", "central differences")
+    rel = errors[:, 1]
+    # "Small" is judged against the gradient's typical size in this batch, so an
+    # approximation error stays one near a zero of the gradient (cos x at π/2).
+    with np.errstate(all="ignore"):
+        rel_to_scale = errors[:, 0] / np.maximum(np.abs(values[:, 1]), np.maximum(typical, 1e-300))
+    approx = rel_to_scale <= APPROXIMATION_MAX_RELATIVE
+    mark(fd_resolves & approx, 1, "approximation")
+    mark(fd_resolves, 1, "mismatch")
+    confirm = np.array([TOLERANCES[specs[a].dtype].confirm_relative if a >= 0 else 0.0 for a in worst_at[:, 0]])
+    mark(~reference_nonfinite & (rel > confirm) & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
+    mark(~reference_nonfinite & (rel > confirm), 1, "mismatch")
+    mark(np.ones(size, bool), 2, "inconclusive")
+    outcome[outcome == -1] = 0
+
+    for index in np.flatnonzero((outcome == 1) | (outcome == 2)):
+        located = worst_at[index, 0] >= 0 and disagree[index]
+        a, element = (int(worst_at[index, 0]), int(worst_at[index, 1])) if located else (None, None)
+        verdicts.append(Verdict(
+            index=int(index), outcome="failure" if outcome[index] == 1 else "note", category=str(category[index]),
+            argument=a, element=element, custom=float(values[index, 0]), reference=float(values[index, 1]),
+            reference_name=str(reference_name[index]), abs_error=float(errors[index, 0]),
+            rel_error=float(errors[index, 1]), ulp_error=float(errors[index, 2]),
+            evidence=_evidence(index, custom_ip, fd, reference_ip=reference_ip),
+        ))
+    ulps = errors[:, 2][domain_ok & np.isfinite(errors[:, 2])]
+    return outcome, float(ulps.max()) if ulps.size else 0.0
+
+
+def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, verdicts, in_hull):
+    """Plain TF functions: their registered gradient against differences only."""
+    size = ev.batch.size
+    info = min((s.info for s in specs), key=lambda i: i.mantissa_bits)
+    tol = TOLERANCES[info.name]
+    with np.errstate(all="ignore"):
+        scale = sum(np.sum(np.abs(c * t), axis=1) for c, t in zip(custom, w) if c is not None)
+        scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (size,))
+        allowed = FD_SAFETY * fd.error + tol.floor_ulps * info.ulp(scale)
+        gap = np.abs(custom_ip - fd.central)
+        rel = gap / np.maximum(np.abs(fd.central), info.tiny)
+        ulps = gap / info.ulp(fd.central)
+        low, high = np.minimum(fd.left, fd.right), np.maximum(fd.left, fd.right)
+        slack = FD_SAFETY * fd.noise + tol.floor_ulps * info.ulp(scale)
+        within_kink = fd.kink & (custom_ip >= low - slack) & (custom_ip <= high + slack)
+    custom_finite = np.isfinite(custom_ip)
+    outcome = np.zeros(size, dtype=np.int8)
+    outcome[~domain_ok] = 3
+    category = np.full(size, "", dtype=object)
+    live = domain_ok
+
+    def mark(mask, code, name):
+        mask = mask & live & (outcome == 0)
+        outcome[mask] = code
+        category[mask] = name
+
+    mark(~custom_finite & fd.usable & np.isfinite(fd.central), 1, "non-finite")
+    mark(within_kink | in_hull, 2, "kink")
+    mark(fd.kink, 1, "branch")
+    mark(fd.usable & (gap <= allowed), -1, "")
+    mark(fd.usable & (rel <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
+    mark(fd.usable, 1, "mismatch")
+    mark(~fd.usable, 2, "inconclusive")
+    outcome[outcome == -1] = 0
+    for index in np.flatnonzero((outcome == 1) | (outcome == 2)):
+        verdicts.append(Verdict(
+            index=int(index), outcome="failure" if outcome[index] == 1 else "note", category=str(category[index]),
+            argument=None, element=None, custom=float(custom_ip[index]), reference=float(fd.central[index]),
+            reference_name="central differences (float64, Richardson)" if ev.fd_dtype == "float64" else f"central differences ({ev.fd_dtype})",
+            abs_error=float(gap[index]), rel_error=float(rel[index]), ulp_error=float(ulps[index]),
+            evidence=_evidence(index, custom_ip, fd),
+        ))
+    finite = ulps[domain_ok & np.isfinite(ulps) & fd.usable]
+    return outcome, float(finite.max()) if finite.size else 0.0
+
+
+def _evidence(index: int, custom_ip, fd: _Differences, reference_ip=None) -> dict[str, float]:
+    evidence = {
+        "custom_inner_product": float(custom_ip[index]),
+        "differences": float(fd.central[index]),
+        "differences_error": float(fd.error[index]),
+        "left_derivative": float(fd.left[index]),
+        "right_derivative": float(fd.right[index]),
+    }
+    if reference_ip is not None:
+        evidence["reference_inner_product"] = float(reference_ip[index])
+    return evidence
+
+
+def _flat64(array: np.ndarray, size: int) -> np.ndarray:
+    return np.asarray(array).astype(np.float64).reshape(size, -1)
+
+
+# -- contract checks (from the eager probe) ------------------------------------------
+
+
+@dataclass
+class ContractViolation:
+    category: str  # "shape", "dtype" or "missing-gradient"
+    argument: int | None
+    explanation: str
+
+
+def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[ContractViolation]:
+    """Gradient dtype and shape must equal the input's; the forward must not compute
+    in a lower precision than its inputs (the seed article's type mismatch)."""
+    violations = []
+    for a, spec in enumerate(specs):
+        shape, dtype = structure.gradient_shapes[a], structure.gradient_dtypes[a]
+        if shape is not None and tuple(shape) != spec.shape:
+            violations.append(ContractViolation("shape", a, (
+                f"The gradient for argument {a} has shape {list(shape)} but the argument has shape "
+                f"{list(spec.shape)}. TensorFlow accepts this silently; downstream code then "
+                "broadcasts or mis-sums it. A broadcast argument's gradient must be summed over the "
+                "broadcast axes (tf.reduce_sum(..., axis, keepdims) then tf.reshape to the input shape)."
+            )))
+        if dtype is not None and dtype != spec.dtype:
+            violations.append(ContractViolation("dtype", a, (
+                f"The gradient for argument {a} is {dtype} but the argument is {spec.dtype}. "
+                f"TensorFlow passes it on unchanged, so optimizers and accumulators see {dtype} "
+                f"values for a {spec.dtype} variable. Cast the gradient to the input's dtype "
+                "(tf.cast(grad, x.dtype)) or compute it there."
+            )))
+    # Against the narrowest input: mixing float32 and float64 inputs may rightly give float32.
+    widest = min(specs, key=lambda s: s.info.mantissa_bits)
+    for dtype in structure.output_dtypes:
+        out = info_for(dtype)
+        if out is not None and out.mantissa_bits < widest.info.mantissa_bits:
+            violations.append(ContractViolation("dtype", None, (
+                f"The forward returns {dtype} for {widest.dtype} inputs: it computes in {dtype} "
+                f"internally, so its result carries only {dtype} precision (relative error up to "
+                f"{out.eps / 2:.1e}, against {widest.info.eps / 2:.1e} for {widest.dtype}), while "
+                f"the gradient is {structure.gradient_dtypes[specs.index(widest)] or 'None'} and "
+                "describes the exact function, not the rounded one. Compute the forward in the "
+                "input's dtype, or declare the lower-precision contract explicitly."
+            )))
+            break
+    return violations
+
+
+# -- diagnosis -----------------------------------------------------------------------
+
+_DIAGNOSES = {
+    "approximation": (
+        "The custom gradient is close to the reference but off by a small, smooth amount. "
+        "That is what a finite-difference approximation, a truncated series or a dropped "
+        "higher-order term inside grad_fn looks like."
+    ),
+    "mismatch": "The custom gradient disagrees with the reference by more than an approximation would explain.",
+    "branch": (
+        "The input sits at (or within one difference step of) a non-differentiable point, and the custom "
+        "gradient lies outside the range of the one-sided derivatives there: it belongs to neither "
+        "side, as when grad_fn switches branches at a different point than the forward."
+    ),
+    "non-finite": "The custom gradient is NaN or infinite where the reference is finite.",
+    "missing-gradient": (
+        "grad_fn returned None for this argument, which TensorFlow silently treats as zero, but the "
+        "output depends on it."
+    ),
+    "kink": (
+        "The function is not differentiable here along the probed direction: left and right "
+        "derivatives differ at every step size. The custom gradient lies between them, so it is a "
+        "valid subgradient; recorded as a note, not a failure."
+    ),
+    "reference-wrong": (
+        "The custom gradient agrees with central differences but autodiff of the forward does not "
+        "(typically NaN or overflow from an unselected branch of tf.where, or cancellation in the "
+        "forward's own gradient): the reference is wrong here, not the custom gradient."
+    ),
+    "inconclusive": (
+        "The references are too unreliable here to judge (differences not finite or straddling "
+        "a singularity, and the disagreement is within what precision loss could explain)."
+    ),
+}
+
+
+def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation) -> str:
+    """One paragraph naming the evidence: where, which reference, by how much."""
+    where = _describe_input(evaluation, verdict.index, specs)
+    e = verdict.evidence
+    # For scalar-to-scalar functions, divide the probe (v, w) out: users think in derivatives.
+    unit = _probe_unit(evaluation, verdict.index)
+    name = "derivative" if unit else "directional derivative ⟨v, J w⟩"
+
+    def d(value: float) -> str:
+        return f"{(value / unit if unit else value):.9g}"
+
+    parts = [_DIAGNOSES.get(verdict.category, "")]
+    if verdict.category in ("kink", "branch"):
+        reference = f", autodiff of the forward {d(e['reference_inner_product'])}" if "reference_inner_product" in e else ""
+        parts.append(
+            f"At {where}: left {name} {d(e['left_derivative'])}, right {d(e['right_derivative'])} "
+            f"(one-sided differences in {evaluation.fd_dtype}); custom gradient {d(e['custom_inner_product'])}{reference}."
+        )
+        return " ".join(parts)
+    if verdict.argument is not None:
+        spec = specs[verdict.argument]
+        at = f"argument {verdict.argument}" + (f", element {verdict.element}" if spec.size > 1 else "")
+        parts.append(
+            f"At {where} ({at}): custom {verdict.custom:.9g} vs {verdict.reference_name} {verdict.reference:.9g} "
+            f"(error {verdict.abs_error:.3g}, relative {verdict.rel_error:.3g}, {verdict.ulp_error:.3g} ULPs of {spec.dtype})."
+        )
+    else:
+        parts.append(
+            f"At {where}: custom {name} {d(verdict.custom)} vs {verdict.reference_name} {d(verdict.reference)} "
+            f"(error {verdict.abs_error:.3g}, relative {verdict.rel_error:.3g})."
+        )
+    if np.isfinite(e.get("differences", np.nan)) and "reference_inner_product" in e:
+        parts.append(
+            f"Central differences in {evaluation.fd_dtype} give {name} {d(e['differences'])} "
+            f"(Richardson, ±{abs(e['differences_error'] / unit) if unit else e['differences_error']:.2g}); "
+            f"custom {d(e['custom_inner_product'])}, autodiff {d(e['reference_inner_product'])}."
+        )
+    return " ".join(p for p in parts if p)
+
+
+def _probe_unit(evaluation: Evaluation, index: int) -> float | None:
+    """v·w when the target maps one scalar to one scalar, else None."""
+    batch = evaluation.batch
+    if len(batch.tangents) != 1 or len(batch.cotangents) != 1:
+        return None
+    w, v = np.asarray(batch.tangents[0][index]), np.asarray(batch.cotangents[0][index])
+    if w.size != 1 or v.size != 1:
+        return None
+    unit = float(w.reshape(-1)[0]) * float(v.reshape(-1)[0])
+    return unit if unit != 0 and np.isfinite(unit) else None
+
+
+def _describe_input(evaluation: Evaluation, index: int, specs: Sequence[ArgSpec]) -> str:
+    shown = []
+    for array in evaluation.batch.inputs:
+        value = np.asarray(array[index])
+        if value.size == 1:
+            shown.append(f"{float(value.reshape(-1)[0])!r}")
+        else:
+            shown.append(np.array2string(value.astype(np.float64), precision=6, threshold=8))
+    return "x = " + ", ".join(shown) if len(shown) == 1 else "inputs (" + "; ".join(shown) + ")"

@@ -1,0 +1,115 @@
+"""Replay: re-run stored failures from their stored bits and say what became of them.
+
+Each failure is re-evaluated on exactly the stored inputs, cotangents and
+tangents (decoded bit for bit), against the target's *current* code. Status:
+
+* ``reproduced`` — it still fails (with the same category, or the one named);
+* ``fixed`` — it no longer fails; the store records when and where it was fixed;
+* ``target-missing`` — the target cannot be loaded any more (renamed, deleted);
+  the other failures still run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradfuzz.campaign import _judge
+from gradfuzz.engine import Batch, Evaluator, TargetRaised, probe, summarize_error
+from gradfuzz.oracle import check_contract
+from gradfuzz.spec import SpecError, parse_specs
+from gradfuzz.store import FailureStore, StoredFailure
+from gradfuzz.target import Target, TargetError, load_target
+
+
+@dataclass
+class ReplayResult:
+    failure: StoredFailure
+    status: str  # "reproduced", "fixed" or "target-missing"
+    detail: str
+    categories_now: list[str]
+
+    def to_json(self) -> dict:
+        f = self.failure
+        return {
+            "id": f.id, "target": f.target, "category": f.category, "status": self.status,
+            "detail": self.detail, "categories_now": self.categories_now,
+            "recorded": f.time.isoformat(), "inputs": [np.asarray(x, dtype=np.float64).tolist() for x in f.inputs],
+        }
+
+
+def replay_store(store: FailureStore, *, target_filter: str | None = None,
+                 on_result: Callable[[ReplayResult], None] | None = None) -> tuple[list[ReplayResult], list[str]]:
+    """Replay every stored failure (optionally of one target); mark the fixed ones."""
+    read = store.read()
+    targets: dict[str, Target | str] = {}
+    evaluators: dict[tuple, Evaluator] = {}
+    results = []
+    for failure in read.failures:
+        if target_filter and failure.target != target_filter:
+            continue
+        result = _replay_one(failure, targets, evaluators)
+        if result.status == "fixed" and failure.status != "fixed":
+            store.mark(failure.id, "fixed")
+        elif result.status == "reproduced" and failure.status == "fixed":
+            store.mark(failure.id, "open")  # a regression: fixed once, failing again
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results, read.problems
+
+
+def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> ReplayResult:
+    if failure.target not in targets:
+        try:
+            targets[failure.target] = load_target(failure.target)
+        except TargetError as error:
+            targets[failure.target] = str(error)
+    target = targets[failure.target]
+    if isinstance(target, str):
+        return ReplayResult(failure, "target-missing", f"cannot load {failure.target}: {target}", [])
+    try:
+        specs = parse_specs(failure.specs)
+    except SpecError as error:
+        return ReplayResult(failure, "target-missing", f"stored specs unreadable: {error}", [])
+    inputs = [np.asarray(x) for x in failure.inputs]
+    try:
+        structure = probe(target, specs, inputs)
+    except TargetRaised as raised:
+        now = ["exception"]
+        return _result(failure, now, f"the {raised.stage} raised {summarize_error(raised.error)}")
+    now = sorted({v.category for v in check_contract(specs, structure)})
+    if failure.category == "exception" and not failure.cotangents:
+        return _result(failure, now, "the target ran without raising" if not now else "")
+    if not failure.cotangents:  # a contract failure: the probe is the whole check
+        return _result(failure, now, "")
+    shapes_now = [tuple(s) for s in structure.output_shapes]
+    if [tuple(np.shape(v)) for v in failure.cotangents] != shapes_now:
+        return _result(failure, now or ["shape"], f"the target's output shapes changed to {shapes_now}")
+    key = (failure.target, tuple(failure.specs), structure)
+    if key not in evaluators:
+        evaluators[key] = Evaluator(target, specs, structure)
+    batch = Batch([x[None] for x in inputs], [np.asarray(v)[None] for v in failure.cotangents],
+                  [np.asarray(w, dtype=np.float64)[None] for w in failure.tangents])
+    try:
+        evaluation = evaluators[key].evaluate(batch)
+    except TargetRaised as raised:
+        return _result(failure, sorted({*now, "exception"}), f"the {raised.stage} raised {summarize_error(raised.error)}")
+    judgement = _judge(evaluators[key], evaluation, target)
+    failing = judgement.failures
+    now = sorted({*now, *(v.category for v in failing)})
+    detail = ""
+    if failing:
+        v = failing[0]
+        detail = f"custom {v.custom:.9g} vs {v.reference_name} {v.reference:.9g} (relative error {v.rel_error:.3g})"
+    return _result(failure, now, detail)
+
+
+def _result(failure: StoredFailure, now: list[str], detail: str) -> ReplayResult:
+    if not now:
+        return ReplayResult(failure, "fixed", detail or "no failure on the stored input", now)
+    if failure.category in now:
+        return ReplayResult(failure, "reproduced", detail, now)
+    return ReplayResult(failure, "reproduced", f"now fails as {', '.join(now)}. {detail}".strip(), now)

@@ -1,0 +1,100 @@
+"""Input specs: what one positional argument of a target looks like.
+
+The compact form, used on the command line, in configs and in code::
+
+    float64[]              a scalar over the default domain
+    float32[3,5]@-50..50   a 3x5 matrix with every element in [-50, 50]
+
+>>> parse_spec("float32[3,5]@-50..50")
+ArgSpec(dtype='float32', shape=(3, 5), low=-50.0, high=50.0)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from gradfuzz.dtypes import DTYPES, DTypeInfo
+
+DEFAULT_DOMAIN = (-100.0, 100.0)
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_SPEC = re.compile(
+    rf"^(?P<dtype>[a-z0-9]+)\[(?P<dims>[^\]]*)\](?:@(?P<low>{_NUMBER})\.\.(?P<high>{_NUMBER}))?$"
+)
+
+
+class SpecError(ValueError):
+    """A malformed input spec; the message says what is wrong and shows the form."""
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    dtype: str
+    shape: tuple[int, ...]
+    low: float = DEFAULT_DOMAIN[0]
+    high: float = DEFAULT_DOMAIN[1]
+
+    @property
+    def info(self) -> DTypeInfo:
+        return DTYPES[self.dtype]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __str__(self) -> str:
+        dims = ",".join(str(d) for d in self.shape)
+        return f"{self.dtype}[{dims}]@{self.low:g}..{self.high:g}"
+
+
+_FORM_HELP = (
+    "An input spec is DTYPE[DIMS] with an optional range @LO..HI, for example "
+    "'float64[]' (a scalar), 'float32[3,5]' or 'float32[3,5]@-50..50'. "
+    f"Supported dtypes: {', '.join(DTYPES)}."
+)
+
+
+def parse_spec(text: str) -> ArgSpec:
+    """Parse one spec string; raise `SpecError` naming the problem otherwise."""
+    if not isinstance(text, str):
+        raise SpecError(f"Expected an input spec string, got {text!r}. {_FORM_HELP}")
+    compact = text.replace(" ", "")
+    match = _SPEC.match(compact)
+    if match is None:
+        hint = ""
+        if compact in DTYPES:
+            hint = f" Did you mean '{compact}[]' (a scalar)?"
+        raise SpecError(f"Malformed input spec {text!r}.{hint} {_FORM_HELP}")
+    dtype = match["dtype"]
+    if dtype not in DTYPES:
+        raise SpecError(
+            f"Input spec {text!r}: unsupported dtype {dtype!r}. "
+            f"gradfuzz checks gradients of floating-point arguments: {', '.join(DTYPES)}."
+        )
+    dims_text = match["dims"]
+    try:
+        shape = tuple(int(d) for d in dims_text.split(",")) if dims_text else ()
+    except ValueError:
+        raise SpecError(
+            f"Input spec {text!r}: dimensions must be whole numbers separated by commas, "
+            f"got [{dims_text}]. {_FORM_HELP}"
+        ) from None
+    if any(d < 0 for d in shape):
+        raise SpecError(f"Input spec {text!r}: dimensions cannot be negative.")
+    low, high = DEFAULT_DOMAIN
+    if match["low"] is not None:
+        low, high = float(match["low"]), float(match["high"])
+        if not low < high:
+            raise SpecError(f"Input spec {text!r}: the range needs LO < HI, got {low:g}..{high:g}.")
+    info = DTYPES[dtype]
+    if max(abs(low), abs(high)) > info.max:
+        raise SpecError(
+            f"Input spec {text!r}: the range exceeds the largest finite {dtype} ({info.max:g})."
+        )
+    return ArgSpec(dtype=dtype, shape=shape, low=low, high=high)
+
+
+def parse_specs(texts: list[str] | tuple[str, ...]) -> tuple[ArgSpec, ...]:
+    return tuple(spec if isinstance(spec, ArgSpec) else parse_spec(spec) for spec in texts)

@@ -1,0 +1,228 @@
+"""Targets: the function under test, where it came from, and how to differentiate it.
+
+A target is named ``pkg.module:attr`` or ``path/to/file.py:attr``; naming a
+module or file without ``:attr`` selects every function in it that declares
+its inputs with `inputs`. For a ``tf.custom_gradient`` function, unwrapping the
+decorator yields the plain forward ``x -> (y, grad_fn)``; autodiff through that
+forward is the Jacobian-based reference the custom gradient is judged against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gradfuzz._tf import tf_decorator
+from gradfuzz.spec import ArgSpec, SpecError, parse_specs
+
+_SPEC_ATTRIBUTE = "__gradfuzz_inputs__"
+
+
+class TargetError(Exception):
+    """A target that cannot be loaded or does not fit its specs (CLI exit code 2)."""
+
+
+def inputs(*specs: str | ArgSpec) -> Callable[[Callable], Callable]:
+    """Declare a target's input specs in code, so ``gradfuzz check`` needs no ``--input``.
+
+    Put it above ``@tf.custom_gradient``::
+
+        @gradfuzz.inputs("float32[]@-10..10")
+        @tf.custom_gradient
+        def clipped_relu(x): ...
+
+    Specs are parsed immediately, so a malformed one fails at import time.
+    """
+    parsed = parse_specs(specs)
+
+    def declare(fn: Callable) -> Callable:
+        setattr(fn, _SPEC_ATTRIBUTE, parsed)
+        return fn
+
+    return declare
+
+
+@dataclass
+class Target:
+    """A loaded function under test."""
+
+    name: str  # how to load it again: "pkg.mod:attr" or "path/file.py:attr"
+    fn: Callable
+    forward: Callable | None  # unwrapped custom-gradient forward, None for plain TF functions
+    declared_specs: tuple[ArgSpec, ...] | None = None
+    fingerprint: str = field(default="")
+
+    @property
+    def has_custom_gradient(self) -> bool:
+        return self.forward is not None
+
+    @property
+    def loadable(self) -> bool:
+        return not self.name.startswith("<")
+
+
+def describe_callable(fn: Callable) -> Target:
+    """Build a `Target` from a function object (the Python API path)."""
+    if not callable(fn):
+        raise TargetError(f"{fn!r} is a {type(fn).__name__}, not a callable: pass the function to check.")
+    decorators, undecorated = tf_decorator.unwrap(fn)
+    is_custom = any(getattr(d, "decorator_name", "") == "custom_gradient" for d in decorators)
+    forward = undecorated if is_custom else None
+    return Target(
+        name=_reference_for(fn),
+        fn=fn,
+        forward=forward,
+        declared_specs=getattr(fn, _SPEC_ATTRIBUTE, None),
+        fingerprint=_fingerprint(undecorated),
+    )
+
+
+def resolve_specs(target: Target, specs: tuple[ArgSpec, ...] | None) -> tuple[ArgSpec, ...]:
+    """Pick the specs to fuzz with and check that they fit the function's arguments."""
+    chosen = specs if specs else target.declared_specs
+    if not chosen:
+        raise TargetError(
+            f"{target.name}: no input specs. Give one --input SPEC per positional argument "
+            "(e.g. --input 'float64[]'), or declare them in code with "
+            "@gradfuzz.inputs('float64[]') above the function."
+        )
+    low, high = _positional_arity(target.forward or target.fn)
+    if not low <= len(chosen) <= high:
+        expected = str(low) if low == high else f"{low} to {'any number' if high > 99 else high}"
+        raise TargetError(
+            f"{target.name} takes {expected} positional argument(s) but {len(chosen)} input "
+            f"spec(s) were given ({', '.join(map(str, chosen))}). Give exactly one spec per argument."
+        )
+    return tuple(chosen)
+
+
+def load_targets(reference: str) -> list[Target]:
+    """Load ``module:attr``, ``file.py:attr``, or every declared target of a module or file."""
+    module_part, _, attr = reference.partition(":")
+    if not module_part:
+        raise TargetError(f"Target {reference!r} names no module or file. Use 'pkg.module:attr' or 'path/file.py:attr'.")
+    module, display = _import(module_part)
+    if attr:
+        return [_target_from_attribute(module, display, attr)]
+    declared = [
+        name
+        for name, value in vars(module).items()
+        if callable(value) and getattr(value, _SPEC_ATTRIBUTE, None) and not name.startswith("_")
+    ]
+    if not declared:
+        raise TargetError(
+            f"{display} declares no targets. Name one function ('{display}:my_op'), or mark "
+            "functions with @gradfuzz.inputs(...) so a bare module or file selects them."
+        )
+    return [_target_from_attribute(module, display, name) for name in declared]
+
+
+def load_target(reference: str) -> Target:
+    targets = load_targets(reference)
+    if len(targets) != 1:
+        raise TargetError(f"{reference!r} selects {len(targets)} targets; name one with ':attr'.")
+    return targets[0]
+
+
+def _target_from_attribute(module: object, display: str, attr: str) -> Target:
+    try:
+        value = getattr(module, attr)
+    except AttributeError:
+        candidates = sorted(
+            n for n, v in vars(module).items() if callable(v) and not n.startswith("_") and not inspect.ismodule(v)
+        )
+        listing = f" Callables defined there: {', '.join(candidates[:12])}." if candidates else ""
+        raise TargetError(f"{display} has no attribute {attr!r}.{listing}") from None
+    if not callable(value) or inspect.isclass(value):
+        kind = "class" if inspect.isclass(value) else type(value).__name__
+        raise TargetError(
+            f"{display}:{attr} is a {kind}, not a function. Point the target at a function "
+            "(a tf.custom_gradient function or a plain TensorFlow function)."
+        )
+    target = describe_callable(value)
+    target.name = f"{display}:{attr}"
+    return target
+
+
+def _import(module_part: str) -> tuple[object, str]:
+    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
+        return _import_file(Path(module_part)), module_part
+    try:
+        return importlib.import_module(module_part), module_part
+    except ModuleNotFoundError as error:
+        if error.name and module_part.startswith(error.name):
+            raise TargetError(
+                f"Cannot import module {module_part!r}: {error}. Check the spelling, that the "
+                "package is installed in this environment (or the current directory is on "
+                "PYTHONPATH), or name a file instead: 'path/to/file.py:attr'."
+            ) from None
+        raise TargetError(_import_failure(module_part, error)) from None
+    except Exception as error:  # the module itself raised while importing
+        raise TargetError(_import_failure(module_part, error)) from None
+
+
+def _import_file(path: Path) -> object:
+    if not path.is_file():
+        raise TargetError(f"No such file: {str(path)!r} (relative to {Path.cwd()}). Check the path of the target.")
+    resolved = path.resolve()
+    # A fresh module per load, so that replay after an edit sees the new code.
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:12]
+    module_name = f"gradfuzz_target_{resolved.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"Cannot load {str(path)!r} as a Python file.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # dataclasses and pickling-free introspection need it
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        sys.modules.pop(module_name, None)
+        raise TargetError(_import_failure(str(path), error)) from None
+    return module
+
+
+def _import_failure(what: str, error: BaseException) -> str:
+    where = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    location = f" (at {where.filename}:{where.lineno})" if where else ""
+    return f"Importing {what} raised {type(error).__name__}: {error}{location}. Fix the error in the target's module, then run again."
+
+
+def _positional_arity(fn: Callable) -> tuple[int, int]:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 0, 1_000
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return sum(p.default is p.empty for p in positional), 1_000
+    return sum(p.default is p.empty for p in positional), len(positional)
+
+
+def _reference_for(fn: Callable) -> str:
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
+    if module is None or "<locals>" in qualname or "<lambda>" in qualname:
+        return f"<local>:{qualname}"
+    file = getattr(module, "__file__", None)
+    if module.__name__ == "__main__" or module.__name__.startswith("gradfuzz_target_"):
+        return f"{file}:{qualname}" if file else f"<local>:{qualname}"
+    return f"{module.__name__}:{qualname}"
+
+
+def _fingerprint(fn: Callable) -> str:
+    try:
+        source = inspect.getsource(fn).encode()
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        source = code.co_code if code is not None else repr(fn).encode()
+    return hashlib.sha256(source).hexdigest()[:16]
+
+
+__all__ = ["SpecError", "Target", "TargetError", "describe_callable", "inputs", "load_target", "load_targets", "resolve_specs"]

@@ -1,0 +1,210 @@
+"""Hypothesis strategies for gradient fuzzing (installed as ``gradfuzz.strategies``).
+
+Hypothesis draws a small `Plan` — which region of input space to aim at, how
+far from a point of interest, a seed — and `expand` turns it into a whole
+batch with vectorised numpy. Drawing every element through Hypothesis would
+be far too slow for batches of thousands; drawing the plan keeps Hypothesis
+in charge of exploration (``target()``) and of shrinking: a shrunk plan aims
+at special values and exact points of interest, which yields simple inputs.
+
+>>> from gradfuzz.spec import parse_spec
+>>> spec = parse_spec("float32[]@-10..10")
+>>> batch = expand(Plan(seed=1, weights=(0, 1, 0, 0)), [spec], [[0.0, 1.0]], size=4)
+>>> batch[0].dtype, batch[0].shape
+(dtype('float32'), (4,))
+
+This module imports no TensorFlow: strategies are pure numpy and Hypothesis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from gradfuzz.dtypes import DTypeInfo
+from gradfuzz.spec import ArgSpec
+
+REGIONS = ("special", "near", "uniform", "log-scale")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one batch aims at. Small on purpose: Hypothesis shrinks it.
+
+    weights: relative share of examples per region in `REGIONS` (all zero: special values only).
+    focus:   0 aims each element at a random point of interest; k > 0 at point k-1 only.
+    ulps:    half-width, in units in the last place, of the neighbourhood around a point.
+    rel_exp: relative neighbourhoods reach up to 10**-rel_exp around a point.
+    sparsity: a share sparsity/4 of the elements of multi-element arguments is exactly zero.
+    """
+
+    seed: int
+    weights: tuple[int, int, int, int] = (1, 1, 1, 1)
+    focus: int = 0
+    ulps: int = 4
+    rel_exp: int = 4
+    sparsity: int = 0
+
+    def describe(self) -> str:
+        share = [f"{r} {w}" for r, w in zip(REGIONS, self.weights) if w] or ["special values only"]
+        return f"seed {self.seed}, {', '.join(share)}, focus {self.focus}, ±{self.ulps} ulps, rel 1e-{self.rel_exp}"
+
+
+def plans(points: int = 0) -> st.SearchStrategy[Plan]:
+    """Strategy for batch plans; ``points`` is how many points of interest there are.
+
+    Every field shrinks towards the simplest batch: seed 0, special values, the
+    first point of interest, zero ULPs away.
+    """
+    return st.builds(
+        Plan,
+        seed=st.integers(0, 2**32 - 1),
+        weights=st.tuples(*[st.integers(0, 4)] * len(REGIONS)),
+        focus=st.integers(0, max(points, 0)),
+        ulps=st.integers(0, 2**20),
+        rel_exp=st.integers(1, 12),
+        sparsity=st.integers(0, 3),
+    )
+
+
+def special_values(spec: ArgSpec) -> np.ndarray:
+    """Values that break gradients, restricted to the spec's range: ±0, ±1, the
+    smallest normal and subnormal, the range ends and their neighbours.
+
+    >>> from gradfuzz.spec import parse_spec
+    >>> special_values(parse_spec("float64[]@0..2"))[:4]
+    array([ 0.,  1.,  2., -0.])
+    """
+    info, low, high = spec.info, spec.low, spec.high
+    candidates = [0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, low, high, info.tiny, -info.tiny,
+                  info.smallest_subnormal, -info.smallest_subnormal]
+    values = [v for v in candidates if low <= v <= high]
+    ends = np.array([low, high], dtype=info.numpy)
+    inward = np.array([step_ulps(ends[:1], 1, info)[0], step_ulps(ends[1:], -1, info)[0]], dtype=info.numpy)
+    values.extend(float(v) for v in inward if low <= float(v) <= high)
+    unique = list(dict.fromkeys(values))
+    if low <= 0.0 <= high:
+        unique.append(-0.0)  # dict.fromkeys merges -0.0 into 0.0; keep both signs of zero
+    return np.array(unique, dtype=info.numpy)
+
+
+def near(points: Sequence[float], spec: ArgSpec, rng: np.random.Generator, count: int,
+         ulps: int, rel_exp: int, focus: int = 0) -> np.ndarray:
+    """``count`` values on both sides of the given points: half a few ULPs away
+    (log-uniform up to ``ulps``), half a relative distance up to ``10**-rel_exp``.
+    """
+    info = spec.info
+    pts = np.asarray(points if len(points) else [0.0], dtype=np.float64)
+    centre = pts[(focus - 1) % len(pts)] * np.ones(count) if focus else rng.choice(pts, size=count)
+    centre_t = centre.astype(info.numpy)
+    sides = rng.choice([-1, 1], size=count)
+    by_ulps = np.floor(np.expm1(rng.uniform(0, np.log1p(ulps), size=count))).astype(np.int64) * sides
+    stepped = step_ulps(centre_t, by_ulps, info).astype(np.float64)
+    smallest = np.log10(info.eps)
+    relative = 10.0 ** rng.uniform(smallest, max(-rel_exp, smallest), size=count)
+    scaled = centre + sides * relative * np.maximum(np.abs(centre), info.tiny)
+    values = np.where(rng.random(count) < 0.5, stepped, scaled)
+    return _fit(values, spec)
+
+
+def expand(plan: Plan, specs: Sequence[ArgSpec], points: Sequence[Sequence[float]], size: int) -> list[np.ndarray]:
+    """Turn a plan into a batch: one ``[size, *shape]`` array per argument."""
+    rng = np.random.default_rng(plan.seed)
+    weights = np.asarray(plan.weights, dtype=np.float64)
+    if weights.sum() == 0:
+        weights = np.array([1.0, 0.0, 0.0, 0.0])
+    regions = rng.choice(len(REGIONS), size=size, p=weights / weights.sum())
+    batch = []
+    for spec, arg_points in zip(specs, points):
+        n = spec.size
+        values = np.empty((size, n), dtype=np.float64)
+        for region in range(len(REGIONS)):
+            rows = np.flatnonzero(regions == region)
+            if rows.size:
+                values[rows] = _draw(region, plan, spec, arg_points, rng, rows.size * n).reshape(rows.size, n)
+        if plan.sparsity and n > 1:
+            dense = np.isin(regions, (2, 3))[:, None]
+            values[dense & (rng.random((size, n)) < plan.sparsity / 4)] = 0.0
+        batch.append(_fit(values, spec).reshape(size, *spec.shape))
+    return batch
+
+
+def directions(rng: np.random.Generator, inputs: Sequence[np.ndarray],
+               output_shapes: Sequence[tuple[int, ...]], output_dtypes: Sequence[np.dtype]) -> tuple[list, list]:
+    """Random cotangents (output dtype) and tangents (float64, scaled by ``max(1, |x|)``).
+
+    Scaling tangents with the input's magnitude makes one finite-difference step
+    a relative perturbation for large inputs and an absolute one near zero.
+    """
+    size = inputs[0].shape[0]
+    cotangents = [rng.standard_normal((size, *shape)).astype(dtype) for shape, dtype in zip(output_shapes, output_dtypes)]
+    tangents = [rng.standard_normal(x.shape) * np.maximum(1.0, np.abs(x.astype(np.float64))) for x in inputs]
+    return cotangents, tangents
+
+
+def step_ulps(values: np.ndarray, steps: np.ndarray | int, info: DTypeInfo) -> np.ndarray:
+    """Move each value ``steps`` representable numbers up (or down, if negative), exactly.
+
+    Works on the bit patterns, so it is exact for every dtype including bfloat16:
+
+    >>> from gradfuzz.dtypes import DTYPES
+    >>> step_ulps(np.array([1.0], np.float32), 1, DTYPES["float32"])[0] == np.nextafter(np.float32(1), np.float32(2))
+    np.True_
+    """
+    values = np.asarray(values, dtype=info.numpy)
+    bits = values.view(info.bits).astype(np.uint64)
+    width = 8 * info.bits.itemsize
+    magnitude_mask = np.uint64((1 << (width - 1)) - 1)
+    negative = (bits >> np.uint64(width - 1)).astype(bool)
+    magnitude = (bits & magnitude_mask).astype(np.int64)
+    # Map the sign-magnitude encoding onto a monotone integer line (-0 and +0 both to 0).
+    ordered = np.where(negative, -magnitude, magnitude)
+    limit = int(np.asarray(info.max, dtype=info.numpy).view(info.bits))
+    moved = np.clip(ordered + np.asarray(steps, dtype=np.int64), -limit, limit)
+    sign_bit = np.uint64(1 << (width - 1))
+    back = np.where(moved < 0, np.abs(moved).astype(np.uint64) | sign_bit, moved.astype(np.uint64))
+    back = back.astype(info.bits)
+    return back.view(info.numpy)
+
+
+def _draw(region: int, plan: Plan, spec: ArgSpec, points: Sequence[float], rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` float64 values from one region of `REGIONS`."""
+    if region == 0:
+        return rng.choice(special_values(spec).astype(np.float64), size=count)
+    if region == 1:
+        return near(points, spec, rng, count, plan.ulps, plan.rel_exp, plan.focus)
+    if region == 2:
+        return rng.uniform(spec.low, spec.high, size=count)
+    return _log_scale(spec, rng, count)
+
+
+def _log_scale(spec: ArgSpec, rng: np.random.Generator, count: int) -> np.ndarray:
+    """Magnitudes spread evenly over the exponent range up to the spec's bound."""
+    top = max(abs(spec.low), abs(spec.high))
+    exponent = rng.uniform(np.log10(spec.info.tiny), np.log10(top), size=count)
+    signs = rng.choice([-1.0, 1.0], size=count)
+    if spec.low >= 0:
+        signs = np.abs(signs)
+    elif spec.high <= 0:
+        signs = -np.abs(signs)
+    return signs * 10.0**exponent
+
+
+def _fit(values: np.ndarray, spec: ArgSpec) -> np.ndarray:
+    """Clip into the range, then round to the dtype (clipping again after rounding)."""
+    info = spec.info
+    clipped = np.clip(values, spec.low, spec.high)
+    rounded = clipped.astype(info.numpy)
+    low, high = np.asarray(spec.low, info.numpy), np.asarray(spec.high, info.numpy)
+    if float(low) < spec.low:
+        low = step_ulps(low.reshape(1), 1, info)[0]
+    if float(high) > spec.high:
+        high = step_ulps(high.reshape(1), -1, info)[0]
+    # np.clip with a -0.0 bound would rewrite +0.0; keep the sign of zeros drawn.
+    return np.where(rounded < low, low, np.where(rounded > high, high, rounded)).astype(info.numpy)
+
+
+__all__ = ["REGIONS", "Plan", "directions", "expand", "near", "plans", "special_values", "step_ulps"]

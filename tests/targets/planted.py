@@ -1,0 +1,87 @@
+"""Small targets with one known property each, for the test suite."""
+
+import tensorflow as tf
+
+import gradfuzz
+
+
+@gradfuzz.inputs("float32[]@-80..80")
+@tf.custom_gradient
+def softplus(x):
+    y = tf.maximum(x, 0.0) + tf.math.log1p(tf.exp(-tf.abs(x)))
+
+    def grad(dy):
+        return dy * tf.sigmoid(x)
+
+    return y, grad
+
+
+@tf.custom_gradient
+def broadcast_not_reduced(x, b):
+    """Gradient of b has x's shape: the broadcast was not summed (a `shape` bug)."""
+
+    def grad(dy):
+        return dy, dy
+
+    return x + b, grad
+
+
+@tf.custom_gradient
+def float32_gradient(x):
+    """Returns a float32 gradient for a float64 input (a `dtype` bug)."""
+
+    def grad(dy):
+        return tf.cast(dy * 3.0, tf.float32)
+
+    return x * 3.0, grad
+
+
+@tf.custom_gradient
+def forgets_scale(x, s):
+    """Returns None for s although the output depends on it (a `missing-gradient` bug)."""
+
+    def grad(dy):
+        return dy * s, None
+
+    return x * s, grad
+
+
+@tf.custom_gradient
+def nan_at_zero(x):
+    """x/x in the gradient: NaN at exactly zero (a `non-finite` bug)."""
+
+    def grad(dy):
+        return dy * tf.sqrt(x) / tf.sqrt(x) * 2 * x
+
+    return x * x, grad
+
+
+@tf.custom_gradient
+def grad_raises(x):
+    def grad(dy):
+        raise ValueError("gradient not implemented")
+
+    return x * 2, grad
+
+
+def forward_raises(x):
+    raise RuntimeError("this target always fails")
+
+
+def forward_raises_above_50(x):
+    tf.debugging.assert_less(x, 50.0)
+    return x * 2
+
+
+@tf.custom_gradient
+def threshold_mismatch(x):
+    """The forward switches at 0, the gradient at 1e-3 (a thin-region `branch` bug)."""
+    y = tf.where(x > 0, x * x, x)
+
+    def grad(dy):
+        return dy * tf.where(x > 1e-3, 2 * x, tf.ones_like(x))
+
+    return y, grad
+
+
+not_a_function = 42

@@ -1,0 +1,129 @@
+"""gradfuzz.check on the seed article's examples and on planted bugs of every contract category."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gradfuzz
+from gradfuzz.target import load_target
+from tests.conftest import EXAMPLES
+from tests.targets import planted
+
+
+def seed(name: str):
+    return load_target(f"{EXAMPLES / 'seed_ops.py'}:{name}").fn
+
+
+def test_seed_my_op_is_an_approximation():
+    report = gradfuzz.check(seed("my_op"), inputs=["float64[]"], max_examples=4096, seed=1)
+    assert not report.ok and report.verdict == "fail"
+    assert [f.category for f in report.failures] == ["approximation"]
+    failure = report.failures[0]
+    # The evidence is all there: input, custom and reference values, error figures, explanation.
+    x = float(failure.inputs[0])
+    assert failure.custom[0] is not None and failure.reference[0] is not None
+    assert failure.rel_error > 1e-8 and failure.ulp_error > 1e6
+    assert "finite-difference" in failure.explanation and "central differences" in failure.explanation.lower()
+    assert np.isclose(float(failure.reference[0]) / float(failure.cotangents[0]), np.cos(x))
+    with pytest.raises(gradfuzz.GradientCheckFailed) as raised:
+        report.raise_if_failed()
+    assert isinstance(raised.value, AssertionError) and "approximation" in str(raised.value)
+
+
+def test_seed_my_op_fixed_passes():
+    report = gradfuzz.check(seed("my_op_fixed"), max_examples=8192, seed=1)
+    assert report.ok, [f.explanation for f in report.failures]
+    report.raise_if_failed()
+
+
+def test_seed_branched_op_passes_with_a_kink_note_at_zero():
+    report = gradfuzz.check(seed("branched_op"), inputs=["float32[]"], max_examples=4096, seed=2)
+    assert report.ok, [f.explanation for f in report.failures]
+    kinks = [n for n in report.notes if n.category == "kink"]
+    assert kinks and float(kinks[0].inputs[0]) == 0.0
+
+
+def test_seed_type_mismatch_op_explains_the_float32_forward():
+    report = gradfuzz.check(seed("type_mismatch_op"), inputs=["float64[]"], max_examples=2048, seed=3)
+    assert [f.category for f in report.failures] == ["dtype"]
+    assert "returns float32 for float64 inputs" in report.failures[0].explanation
+
+
+@pytest.mark.slow
+def test_a_correct_custom_gradient_never_fails_over_10000_examples():
+    report = gradfuzz.check(planted.softplus, max_examples=10_240, seed=4)
+    assert report.examples == 10_240
+    assert report.ok, [f.explanation for f in report.failures]
+
+
+def test_plain_tensorflow_functions_are_checked_against_differences():
+    report = gradfuzz.check(tf.math.sin, inputs=["float64[3]"], max_examples=2048, seed=5)
+    assert report.ok, [f.explanation for f in report.failures]
+    kinked = gradfuzz.check(tf.abs, inputs=["float32[3]@-2..2"], max_examples=2048, seed=5)
+    assert kinked.ok, [f.explanation for f in kinked.failures]
+    assert any(n.category == "kink" for n in kinked.notes)
+
+
+@pytest.mark.parametrize(
+    "fn, specs, category",
+    [
+        (planted.broadcast_not_reduced, ["float64[3]", "float64[]"], "shape"),
+        (planted.float32_gradient, ["float64[]"], "dtype"),
+        (planted.forgets_scale, ["float32[]", "float32[]"], "missing-gradient"),
+        (planted.nan_at_zero, ["float64[]@0..10"], "non-finite"),
+        (planted.grad_raises, ["float32[]"], "exception"),
+    ],
+)
+def test_each_contract_bug_gets_its_category(fn, specs, category):
+    report = gradfuzz.check(fn, inputs=specs, max_examples=2048, seed=6)
+    assert category in {f.category for f in report.failures}
+    assert report.failures[0].category == category, [f.category for f in report.failures]
+
+
+def test_a_forward_that_raises_is_a_recorded_exception_not_a_crash():
+    report = gradfuzz.check(planted.forward_raises, inputs=["float32[]"], max_examples=64, seed=7)
+    (failure,) = report.failures
+    assert failure.category == "exception" and "this target always fails" in failure.explanation
+
+
+def test_a_forward_raising_on_part_of_the_domain_is_found_and_fuzzing_goes_on():
+    report = gradfuzz.check(planted.forward_raises_above_50, inputs=["float32[]@0..100"], max_examples=8192, seed=8)
+    assert report.failures and all(f.category == "exception" for f in report.failures)
+    assert all(float(f.inputs[0]) >= 50 for f in report.failures)
+    assert report.examples > 1000, "fuzzing continues on inputs where the target runs"
+
+
+def test_thin_threshold_mismatch_is_found():
+    report = gradfuzz.check(planted.threshold_mismatch, inputs=["float32[]@-10..10"], max_examples=8192, seed=9)
+    assert not report.ok
+    assert all(0 < f.inputs[0] <= np.float32(1e-3) for f in report.failures), [f.inputs for f in report.failures]
+
+
+def test_max_examples_is_exact_and_the_same_seed_reproduces_the_run():
+    first = gradfuzz.check(seed("my_op"), max_examples=3000, seed=11, shrink=False)
+    second = gradfuzz.check(seed("my_op"), max_examples=3000, seed=11, shrink=False)
+    assert first.examples == second.examples == 3000
+    assert first.failures[0].inputs[0].tobytes() == second.failures[0].inputs[0].tobytes()
+
+
+def test_no_retracing_after_warm_up():
+    report = gradfuzz.check(seed("my_op_fixed"), max_examples=20_000, seed=12)
+    assert report.examples == 20_000
+    assert report.engine["traces"] == 1
+
+
+def test_store_argument_writes_failures(tmp_path):
+    from gradfuzz.store import FailureStore
+
+    gradfuzz.check(seed("my_op"), max_examples=1024, seed=13, store=tmp_path)
+    stored = FailureStore(tmp_path).read().failures
+    assert stored and {f.category for f in stored} == {"approximation"}
+
+
+def test_bad_arguments_to_check_are_clear():
+    with pytest.raises(gradfuzz.TargetError, match="one spec per argument"):
+        gradfuzz.check(planted.broadcast_not_reduced, inputs=["float64[3]"])
+    with pytest.raises(gradfuzz.TargetError, match="no input specs"):
+        gradfuzz.check(planted.grad_raises)
+    with pytest.raises(gradfuzz.SpecError):
+        gradfuzz.check(planted.grad_raises, inputs=["float32"])

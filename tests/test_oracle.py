@@ -1,0 +1,119 @@
+"""The oracle on hand-made numbers: no TensorFlow involved, every branch of the logic."""
+
+import numpy as np
+
+from gradfuzz.engine import FD_OFFSETS, Batch, Evaluation, Structure
+from gradfuzz.oracle import TOLERANCES, check_contract, differences, judge
+from gradfuzz.spec import parse_spec
+
+STEP = float(np.cbrt(np.finfo(np.float64).eps))
+SPEC = parse_spec("float64[]@-10..10")
+STRUCTURE = Structure(("float64",), ((),), ("float64",), ((),))
+
+
+def evaluation(x, f, custom, reference, v=None, w=None):
+    x = np.asarray(x, dtype=np.float64)
+    v = np.ones_like(x) if v is None else np.asarray(v, dtype=np.float64)
+    w = np.ones_like(x) if w is None else np.asarray(w, dtype=np.float64)
+    phi = np.stack([v * f(x + k * STEP * w) for k in FD_OFFSETS])
+    return Evaluation(
+        batch=Batch([x], [v], [w]), outputs=[f(x)], custom=[np.asarray(custom, dtype=np.float64)],
+        reference=[np.asarray(reference, dtype=np.float64)], reference_native=[np.asarray(reference, dtype=np.float64)],
+        reference_dtype="float64", phi=phi, phi_scale=np.abs(v * f(x)), fd_step=STEP, fd_dtype="float64",
+        fd_eps=float(np.finfo(np.float64).eps),
+    )
+
+
+def categories(ev):
+    return [(v.index, v.outcome, v.category) for v in judge(ev, [SPEC], STRUCTURE, has_reference=True).verdicts]
+
+
+def test_differences_tell_kinks_from_curvature():
+    x = np.array([0.0, 0.3, 2.0])
+    smooth = differences(np.stack([np.sin(x + k * STEP) for k in FD_OFFSETS]), np.ones(3), STEP, 2.2e-16)
+    assert not smooth.kink.any()
+    assert np.allclose(smooth.central, np.cos(x), rtol=1e-9)
+    kinked = differences(np.stack([np.abs(x + k * STEP) for k in FD_OFFSETS]), np.ones(3), STEP, 2.2e-16)
+    assert kinked.kink.tolist() == [True, False, False]
+    assert (kinked.left[0], kinked.right[0]) == (-1.0, 1.0)
+
+
+def test_a_correct_gradient_gets_no_verdict():
+    x = np.linspace(-3, 3, 101)
+    assert categories(evaluation(x, np.sin, np.cos(x), np.cos(x))) == []
+
+
+def test_a_few_ulps_of_disagreement_is_not_a_failure():
+    x = np.linspace(-3, 3, 101)
+    off_by_ulps = np.cos(x) + 8 * np.spacing(np.cos(x))
+    assert categories(evaluation(x, np.sin, off_by_ulps, np.cos(x))) == []
+
+
+def test_finite_difference_gradients_are_approximations():
+    x = np.linspace(-3, 3, 101)
+    seed_article = (np.sin(x + 0.001) - np.sin(x)) / 0.001
+    found = categories(evaluation(x, np.sin, seed_article, np.cos(x)))
+    assert len(found) == 101 and {c for _, _, c in found} == {"approximation"}
+
+
+def test_a_wrong_formula_is_a_mismatch():
+    x = np.array([1.0, 2.0])
+    assert categories(evaluation(x, np.sin, -np.cos(x), np.cos(x))) == [(0, "failure", "mismatch"), (1, "failure", "mismatch")]
+
+
+def test_nan_where_the_reference_is_finite_is_non_finite():
+    x = np.array([0.0, 1.0])
+    custom = np.array([np.nan, 2.0])
+    assert categories(evaluation(x, np.square, custom, 2 * x)) == [(0, "failure", "non-finite")]
+
+
+def test_a_valid_subgradient_at_a_kink_is_a_note():
+    x = np.array([0.0])
+    for subgradient in (0.0, 0.5, 1.0):
+        found = categories(evaluation(x, lambda z: np.maximum(z, 0), [subgradient], [1.0]))
+        assert found == [(0, "note", "kink")], subgradient
+
+
+def test_a_value_outside_the_one_sided_range_is_a_branch_failure():
+    x = np.array([0.0])
+    assert categories(evaluation(x, lambda z: np.maximum(z, 0), [2.0], [1.0])) == [(0, "failure", "branch")]
+
+
+def test_when_autodiff_is_wrong_and_differences_agree_with_the_custom_gradient():
+    x = np.array([100.0])
+    softplus = lambda z: np.logaddexp(0, z)  # noqa: E731
+    sigmoid = 1 / (1 + np.exp(-x))
+    found = categories(evaluation(x, softplus, sigmoid, [np.nan]))  # naive autodiff: inf/inf
+    assert found == [(0, "note", "reference-wrong")]
+
+
+def test_calibration_tolerates_what_autodiff_itself_gets_wrong_at_low_precision():
+    x = np.array([1.0])
+    ev = evaluation(x, np.sin, [np.cos(1.0) + 1e-7], np.cos(x))
+    assert categories(ev) != []
+    ev.reference_native = [np.array([np.cos(1.0) + 2e-7])]  # the honest float32-ish error is larger
+    assert categories(ev) == []
+
+
+def test_outside_the_domain_is_skipped():
+    x = np.array([-1.0, 4.0])
+    with np.errstate(invalid="ignore"):
+        ev = evaluation(x, np.sqrt, [0.0, 0.25], [np.nan, 0.25])
+    verdicts = judge(ev, [SPEC], STRUCTURE, has_reference=True)
+    assert verdicts.skipped == 1 and verdicts.verdicts == []
+
+
+def test_tolerance_table_covers_every_dtype():
+    from gradfuzz.dtypes import DTYPES
+
+    assert set(TOLERANCES) == set(DTYPES)
+
+
+def test_contract_checks():
+    spec32, spec64 = parse_spec("float32[3]"), parse_spec("float64[]")
+    broken = Structure(("float32",), ((3,),), ("float64", "float64"), ((3,), (3,)))
+    found = [(v.category, v.argument) for v in check_contract([spec32, spec64], broken)]
+    assert sorted(found) == [("dtype", 0), ("shape", 1)]
+    downcast = Structure(("float32",), ((),), ("float64",), ((),))
+    (violation,) = check_contract([spec64], downcast)
+    assert violation.category == "dtype" and "float32" in violation.explanation

@@ -1,0 +1,40 @@
+import pytest
+
+from gradfuzz.spec import DEFAULT_DOMAIN, ArgSpec, SpecError, parse_spec
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("float64[]", ArgSpec("float64", (), *DEFAULT_DOMAIN)),
+        ("float32[3,5]@-50..50", ArgSpec("float32", (3, 5), -50.0, 50.0)),
+        ("bfloat16[2] @ 0..1e2", ArgSpec("bfloat16", (2,), 0.0, 100.0)),
+        ("float16[0]@-1.5..2.5", ArgSpec("float16", (0,), -1.5, 2.5)),
+    ],
+)
+def test_parses_the_documented_forms(text, expected):
+    assert parse_spec(text) == expected
+
+
+def test_str_round_trips():
+    spec = parse_spec("float32[3,5]@-50..50")
+    assert parse_spec(str(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("float32", "Did you mean 'float32[]'"),
+        ("float99[]", "unsupported dtype 'float99'"),
+        ("int32[]", "unsupported dtype 'int32'"),
+        ("float32[a]", "dimensions must be whole numbers"),
+        ("float32[2]@5..1", "LO < HI"),
+        ("float16[]@-1e6..1", "exceeds the largest finite float16"),
+        ("float32[2]@-1..", "Malformed input spec"),
+        ("", "Malformed input spec"),
+    ],
+)
+def test_malformed_specs_say_what_is_wrong(text, fragment):
+    with pytest.raises(SpecError) as error:
+        parse_spec(text)
+    assert fragment in str(error.value)
