@@ -25,7 +25,7 @@ from hypothesis.errors import HypothesisException
 
 from gradfuzz.boundaries import graph_constants, points_of_interest
 from gradfuzz.engine import Batch, Evaluation, Evaluator, Structure, TargetRaised, probe, summarize_error
-from gradfuzz.oracle import Judgement, Verdict, check_contract, explain, judge
+from gradfuzz.oracle import FAILURE, Judgement, Verdict, check_contract, explain, judge
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore, failure_row
@@ -161,7 +161,7 @@ def check_target(
             if time.monotonic() > shrink_until[0] and plan != shrinking["best"]:
                 return
             result = evaluate_plan(plan, shrinking["count"])  # shrinking does not spend the example budget
-            if result is not None and any(v.outcome == "failure" and _signature(v, result[0]) == shrinking["signature"] for v in result[1].verdicts):
+            if result is not None and shrinking["signature"] in _failure_signatures(result[1]):
                 shrinking["best"] = plan
                 _raise_new_failure(shrinking["signature"], plan, *result)
             return
@@ -216,10 +216,9 @@ def _judge(evaluator: Evaluator, evaluation: Evaluation, target: Target) -> Judg
     """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
     (a custom gradient at a kink may legitimately differ from autodiff)."""
     judgement = judge(evaluation, evaluator.specs, evaluator.structure, has_reference=target.has_custom_gradient)
-    suspects = [v.index for v in judgement.verdicts if v.outcome == "failure" and v.category in REJUDGE_CATEGORIES]
-    if not suspects:
+    indices = np.flatnonzero((judgement.outcome == FAILURE) & np.isin(judgement.category, REJUDGE_CATEGORIES))
+    if not indices.size:
         return judgement
-    indices = np.asarray(suspects)
     try:
         neighbours = evaluator.neighbours(evaluation.batch, indices)
     except TargetRaised:
@@ -251,9 +250,27 @@ def _np(dtype_name: str):
     return DTYPES[dtype_name].numpy if dtype_name in DTYPES else np.dtype(dtype_name)
 
 
-def _signature(verdict: Verdict, evaluation: Evaluation) -> str:
+def _signature(verdict: Verdict) -> str:
     """Coarse identity of a finding: its category and the argument it concerns."""
-    return f"{verdict.category}|arg{verdict.argument if verdict.argument is not None else '*'}"
+    return _signature_of(verdict.category, -1 if verdict.argument is None else verdict.argument)
+
+
+def _signature_of(category: str, argument: int) -> str:
+    return f"{category}|arg{argument if argument >= 0 else '*'}"
+
+
+def _group_indices(judgement: Judgement) -> dict[str, np.ndarray]:
+    """Flagged example indices per signature."""
+    flagged = judgement.flagged()
+    groups: dict[str, list[int]] = {}
+    for index, category, argument in zip(flagged, judgement.category[flagged], judgement.argument[flagged]):
+        groups.setdefault(_signature_of(category, int(argument)), []).append(int(index))
+    return {signature: np.asarray(indices) for signature, indices in groups.items()}
+
+
+def _failure_signatures(judgement: Judgement) -> set[str]:
+    failing = np.flatnonzero(judgement.outcome == FAILURE)
+    return {_signature_of(c, int(a)) for c, a in zip(judgement.category[failing], judgement.argument[failing])}
 
 
 def _finding(verdict: Verdict, evaluation: Evaluation, run: _Run, plan: Plan | None, seed: int) -> Finding:
@@ -269,44 +286,56 @@ def _finding(verdict: Verdict, evaluation: Evaluation, run: _Run, plan: Plan | N
         reference=[None if r is None else np.array(r[i]) for r in reference],
         reference_name=verdict.reference_name, argument=verdict.argument, element=verdict.element,
         custom_value=verdict.custom, reference_value=verdict.reference, abs_error=verdict.abs_error,
-        rel_error=verdict.rel_error, ulp_error=verdict.ulp_error, signature=_signature(verdict, evaluation),
+        rel_error=verdict.rel_error, ulp_error=verdict.ulp_error, signature=_signature(verdict),
         plan=json.dumps(asdict(plan)) if plan is not None else "", seed=seed, evidence=dict(verdict.evidence),
     )
 
 
 def _simplicity(inputs: Sequence[np.ndarray]) -> tuple[int, float]:
     """Fewest non-zero elements first, then the smallest magnitudes."""
-    values = np.concatenate([np.asarray(x, dtype=np.float64).ravel() for x in inputs]) if inputs else np.zeros(0)
+    nonzero, magnitude = _batch_simplicity([np.asarray(x)[None] for x in inputs])
+    return int(nonzero[0]), float(magnitude[0])
+
+
+def _batch_simplicity(inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    size = inputs[0].shape[0]
+    flat = [np.asarray(x, dtype=np.float64).reshape(size, -1) for x in inputs]
     with np.errstate(all="ignore"):
-        return int(np.count_nonzero(values)), float(np.sum(np.log1p(np.abs(values))))
+        nonzero = sum(np.count_nonzero(x, axis=1) for x in flat)
+        magnitude = sum(np.sum(np.log1p(np.abs(x)), axis=1) for x in flat)
+    return np.asarray(nonzero), np.nan_to_num(np.asarray(magnitude), nan=np.inf)
+
+
+def _simplest(indices: np.ndarray, simplicity: tuple[np.ndarray, np.ndarray]) -> int:
+    nonzero, magnitude = simplicity
+    order = np.lexsort((magnitude[indices], nonzero[indices]))
+    return int(indices[order[0]])
 
 
 def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan, seed: int) -> list[str]:
     """Fold a batch's verdicts into the run's groups; return signatures of new failure kinds.
 
-    Only the batch's simplest and worst example of each signature become
-    `Finding` objects: building one per failing example would dominate the run.
+    Only the batch's simplest and worst example of each signature become `Finding`s.
     """
-    by_signature: dict[str, list[Verdict]] = {}
-    for verdict in judgement.verdicts:
-        by_signature.setdefault(_signature(verdict, evaluation), []).append(verdict)
     new = []
-    inputs = evaluation.batch.inputs
-    for signature, verdicts in by_signature.items():
-        simplest = min(verdicts, key=lambda v: _simplicity([x[v.index] for x in inputs]))
-        worst = max(verdicts, key=lambda v: -1.0 if np.isnan(v.abs_error) else v.abs_error)
+    simplicity = _batch_simplicity(evaluation.batch.inputs)
+    for signature, indices in _group_indices(judgement).items():
+        simplest = judgement.verdict(_simplest(indices, simplicity))
+        errors = np.nan_to_num(judgement.abs_error[indices], nan=-1.0)
+        worst = judgement.verdict(int(indices[np.argmax(errors)]))
         group = run.groups.get(signature)
         if group is None:
             representative = _finding(simplest, evaluation, run, plan, seed)
-            worst_finding = representative if worst is simplest else _finding(worst, evaluation, run, plan, seed)
-            run.groups[signature] = _Group(representative, worst_finding, count=len(verdicts))
+            worst_finding = representative if worst.index == simplest.index else _finding(worst, evaluation, run, plan, seed)
+            run.groups[signature] = _Group(representative, worst_finding, count=len(indices))
             if simplest.outcome == "failure":
                 new.append(signature)
             continue
-        group.count += len(verdicts)
+        group.count += len(indices)
         if worst.abs_error > group.worst.abs_error or (np.isnan(group.worst.abs_error) and not np.isnan(worst.abs_error)):
             group.worst = _finding(worst, evaluation, run, plan, seed)
-        if not group.shrunk and _simplicity([x[simplest.index] for x in inputs]) < _simplicity(group.representative.inputs):
+        candidate = (int(simplicity[0][simplest.index]), float(simplicity[1][simplest.index]))
+        if not group.shrunk and candidate < _simplicity(group.representative.inputs):
             group.representative = _finding(simplest, evaluation, run, plan, seed)
     return new
 
@@ -316,13 +345,12 @@ def _adopt_shrunk(run: _Run, found: _NewFailure, seed: int) -> None:
     group = run.groups.get(found.signature)
     if group is None:
         return
-    inputs = found.evaluation.batch.inputs
-    matching = [v for v in found.judgement.verdicts
-                if v.outcome == "failure" and _signature(v, found.evaluation) == found.signature]
-    if matching:
-        best = min(matching, key=lambda v: _simplicity([x[v.index] for x in inputs]))
-        if _simplicity([x[best.index] for x in inputs]) <= _simplicity(group.representative.inputs):
-            group.representative = _finding(best, found.evaluation, run, found.plan, seed)
+    indices = _group_indices(found.judgement).get(found.signature)
+    if indices is not None:
+        simplicity = _batch_simplicity(found.evaluation.batch.inputs)
+        best = _simplest(indices, simplicity)
+        if (int(simplicity[0][best]), float(simplicity[1][best])) <= _simplicity(group.representative.inputs):
+            group.representative = _finding(found.judgement.verdict(best), found.evaluation, run, found.plan, seed)
     group.shrunk = True
 
 

@@ -72,16 +72,58 @@ class Verdict:
     evidence: dict[str, float] = field(default_factory=dict)
 
 
+PASS, FAILURE, NOTE, SKIPPED = 0, 1, 2, 3
+_OUTCOME_NAMES = {FAILURE: "failure", NOTE: "note"}
+
+
 @dataclass
 class Judgement:
-    verdicts: list[Verdict]
-    passed: int
-    skipped: int  # forward not finite: outside the function's domain
+    """A batch's verdicts as arrays (one entry per example); `Verdict` objects are built
+    only on demand, because a failing batch of thousands would spend its time there."""
+
+    outcome: np.ndarray  # int8: PASS, FAILURE, NOTE or SKIPPED (outside the domain)
+    category: np.ndarray  # str objects, "" for passes
+    argument: np.ndarray  # int, -1: inner-product only
+    element: np.ndarray  # int, -1: inner-product only
+    custom: np.ndarray
+    reference: np.ndarray
+    reference_name: np.ndarray  # str objects
+    abs_error: np.ndarray
+    rel_error: np.ndarray
+    ulp_error: np.ndarray
+    evidence: dict[str, np.ndarray]
     worst_ulps: float  # largest finite ULP error seen (for Hypothesis' target())
 
     @property
+    def passed(self) -> int:
+        return int(np.sum(self.outcome == PASS))
+
+    @property
+    def skipped(self) -> int:
+        return int(np.sum(self.outcome == SKIPPED))
+
+    def flagged(self) -> np.ndarray:
+        """Indices of failures and notes."""
+        return np.flatnonzero((self.outcome == FAILURE) | (self.outcome == NOTE))
+
+    def verdict(self, index: int) -> Verdict:
+        a, element = int(self.argument[index]), int(self.element[index])
+        return Verdict(
+            index=int(index), outcome=_OUTCOME_NAMES[int(self.outcome[index])], category=str(self.category[index]),
+            argument=None if a < 0 else a, element=None if a < 0 else element,
+            custom=float(self.custom[index]), reference=float(self.reference[index]),
+            reference_name=str(self.reference_name[index]), abs_error=float(self.abs_error[index]),
+            rel_error=float(self.rel_error[index]), ulp_error=float(self.ulp_error[index]),
+            evidence={k: float(v[index]) for k, v in self.evidence.items()},
+        )
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        return [self.verdict(i) for i in self.flagged()]
+
+    @property
     def failures(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.outcome == "failure"]
+        return [self.verdict(i) for i in np.flatnonzero(self.outcome == FAILURE)]
 
 
 @dataclass
@@ -153,8 +195,6 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
     for y in evaluation.outputs:
         domain_ok &= np.all(np.isfinite(_flat64(y, size)), axis=1)
 
-    verdicts: list[Verdict] = []
-    worst = 0.0
     fine_agrees = np.zeros(size, dtype=bool)
     if neighbours is not None and neighbours.indices.size and not has_reference:
         # Near (not at) a kink the normal step straddles it: trust the finer differences there.
@@ -172,11 +212,8 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
         evaluation, specs, custom, neighbours, has_reference and evaluation.reference is not None, fd.kink
     )
     if has_reference and evaluation.reference is not None:
-        outcome, worst = _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, verdicts, in_hull)
-    else:
-        outcome, worst = _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, verdicts, in_hull)
-    verdicts.sort(key=lambda v: v.index)
-    return Judgement(verdicts, passed=int(np.sum(outcome == 0)), skipped=int(np.sum(~domain_ok)), worst_ulps=worst)
+        return _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull)
+    return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull)
 
 
 def _ip_floor(specs, custom, w, rows) -> np.ndarray:
@@ -216,7 +253,7 @@ def _inside_neighbour_hull(ev: Evaluation, specs, custom, neighbours: Neighbours
     return result
 
 
-def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, domain_ok, verdicts, in_hull):
+def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull) -> Judgement:
     size = ev.batch.size
     worst_ratio = np.zeros(size)  # error / tolerance of the worst element
     worst_at = np.full((size, 2), -1)
@@ -312,23 +349,19 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     mark(~reference_nonfinite & (rel > confirm) & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
     mark(~reference_nonfinite & (rel > confirm), 1, "mismatch")
     mark(np.ones(size, bool), 2, "inconclusive")
-    outcome[outcome == -1] = 0
+    outcome[outcome == -1] = PASS
 
-    for index in np.flatnonzero((outcome == 1) | (outcome == 2)):
-        located = worst_at[index, 0] >= 0 and disagree[index]
-        a, element = (int(worst_at[index, 0]), int(worst_at[index, 1])) if located else (None, None)
-        verdicts.append(Verdict(
-            index=int(index), outcome="failure" if outcome[index] == 1 else "note", category=str(category[index]),
-            argument=a, element=element, custom=float(values[index, 0]), reference=float(values[index, 1]),
-            reference_name=str(reference_name[index]), abs_error=float(errors[index, 0]),
-            rel_error=float(errors[index, 1]), ulp_error=float(errors[index, 2]),
-            evidence=_evidence(index, custom_ip, fd, reference_ip=reference_ip),
-        ))
+    located = (worst_at[:, 0] >= 0) & disagree
     ulps = errors[:, 2][domain_ok & np.isfinite(errors[:, 2])]
-    return outcome, float(ulps.max()) if ulps.size else 0.0
+    return Judgement(
+        outcome=outcome, category=category, argument=np.where(located, worst_at[:, 0], -1),
+        element=np.where(located, worst_at[:, 1], -1), custom=values[:, 0], reference=values[:, 1],
+        reference_name=reference_name, abs_error=errors[:, 0], rel_error=errors[:, 1], ulp_error=errors[:, 2],
+        evidence=_evidence(custom_ip, fd, reference_ip=reference_ip), worst_ulps=float(ulps.max()) if ulps.size else 0.0,
+    )
 
 
-def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, verdicts, in_hull):
+def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, in_hull) -> Judgement:
     """Plain TF functions: their registered gradient against differences only."""
     size = ev.batch.size
     info = min((s.info for s in specs), key=lambda i: i.mantissa_bits)
@@ -361,29 +394,27 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, v
     mark(fd.usable & (rel <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
     mark(fd.usable, 1, "mismatch")
     mark(~fd.usable, 2, "inconclusive")
-    outcome[outcome == -1] = 0
-    for index in np.flatnonzero((outcome == 1) | (outcome == 2)):
-        verdicts.append(Verdict(
-            index=int(index), outcome="failure" if outcome[index] == 1 else "note", category=str(category[index]),
-            argument=None, element=None, custom=float(custom_ip[index]), reference=float(fd.central[index]),
-            reference_name="central differences (float64, Richardson)" if ev.fd_dtype == "float64" else f"central differences ({ev.fd_dtype})",
-            abs_error=float(gap[index]), rel_error=float(rel[index]), ulp_error=float(ulps[index]),
-            evidence=_evidence(index, custom_ip, fd),
-        ))
+    outcome[outcome == -1] = PASS
+    name = "central differences (float64, Richardson)" if ev.fd_dtype == "float64" else f"central differences ({ev.fd_dtype})"
     finite = ulps[domain_ok & np.isfinite(ulps) & fd.usable]
-    return outcome, float(finite.max()) if finite.size else 0.0
+    return Judgement(
+        outcome=outcome, category=category, argument=np.full(size, -1), element=np.full(size, -1),
+        custom=np.asarray(custom_ip, dtype=np.float64), reference=fd.central, reference_name=np.full(size, name, dtype=object),
+        abs_error=gap, rel_error=rel, ulp_error=ulps, evidence=_evidence(custom_ip, fd),
+        worst_ulps=float(finite.max()) if finite.size else 0.0,
+    )
 
 
-def _evidence(index: int, custom_ip, fd: _Differences, reference_ip=None) -> dict[str, float]:
+def _evidence(custom_ip, fd: _Differences, reference_ip=None) -> dict[str, np.ndarray]:
     evidence = {
-        "custom_inner_product": float(custom_ip[index]),
-        "differences": float(fd.central[index]),
-        "differences_error": float(fd.error[index]),
-        "left_derivative": float(fd.left[index]),
-        "right_derivative": float(fd.right[index]),
+        "custom_inner_product": np.asarray(custom_ip, dtype=np.float64),
+        "differences": fd.central,
+        "differences_error": fd.error,
+        "left_derivative": fd.left,
+        "right_derivative": fd.right,
     }
     if reference_ip is not None:
-        evidence["reference_inner_product"] = float(reference_ip[index])
+        evidence["reference_inner_product"] = reference_ip
     return evidence
 
 

@@ -25,8 +25,13 @@ stamp=.venv/.gradfuzz-installed
 want="$(sha256sum pyproject.toml | cut -c1-16)-$extra"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "gradfuzz set-up: installing gradfuzz[$extra,dev] into .venv (about a minute the first time)" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extra,dev]"
+  log=.venv/install.log
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip &&
+         .venv/bin/python -m pip install --disable-pip-version-check -e ".[$extra,dev]"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "gradfuzz set-up: pip install failed (full log: $log)." >&2
+    exit 2
+  fi
   echo "$want" > "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"
