@@ -20,6 +20,8 @@ def check(
     seed: int | None = None,
     store: str | Path | None = None,
     shrink: bool = True,
+    batch_size: int | None = None,
+    jit: bool = False,
 ) -> CheckReport:
     """Fuzz the gradient of ``fn`` and return a `CheckReport`.
 
@@ -31,6 +33,9 @@ def check(
     it may be omitted when the function declares them with ``@gradfuzz.inputs``.
     The run stops after ``budget`` or ``max_examples`` examples, whichever
     comes first. With ``store``, failures are also written to that directory.
+    ``batch_size`` fixes the batch size (default: grown while throughput improves;
+    fix it, with ``seed``, for a run that is reproducible batch for batch); ``jit``
+    compiles the batch function with XLA where the target allows it.
 
     >>> import tensorflow as tf, gradfuzz
     >>> report = gradfuzz.check(tf.math.softplus, inputs=["float32[]"], max_examples=2048)
@@ -45,7 +50,7 @@ def check(
     failure_store = FailureStore(store) if store is not None else None
     try:
         return check_target(target, specs, budget=seconds, max_examples=max_examples, seed=seed,
-                            store=failure_store, shrink=shrink)
+                            store=failure_store, shrink=shrink, batch_size=batch_size, jit=jit)
     finally:
         if failure_store is not None:
             failure_store.close()

@@ -24,8 +24,8 @@ from hypothesis import target as hypothesis_target
 from hypothesis.errors import HypothesisException
 
 from gradfuzz.boundaries import graph_constants, points_of_interest
-from gradfuzz.engine import Batch, Evaluation, Evaluator, Structure, TargetRaised, probe, summarize_error
-from gradfuzz.oracle import FAILURE, Judgement, Verdict, check_contract, explain, judge
+from gradfuzz.engine import Batch, Evaluation, Evaluator, OutOfMemory, Structure, TargetRaised, probe, summarize_error
+from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, Judgement, Verdict, check_contract, explain, judge
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore, failure_row
@@ -53,12 +53,73 @@ def parse_duration(text: str | float | int | None) -> float | None:
     return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[match[2]]
 
 
-def batch_size_for(specs: Sequence[ArgSpec]) -> int:
+def batch_size_for(specs: Sequence[ArgSpec], elements_budget: int = ELEMENTS_PER_BATCH) -> int:
+    """The largest power of two up to MAX_BATCH whose batch stays within the element budget."""
     elements = max(1, sum(s.size for s in specs))
     size = MAX_BATCH
-    while size > 16 and size * elements > ELEMENTS_PER_BATCH:
+    while size > 16 and size * elements > elements_budget:
         size //= 2
     return size
+
+
+class BatchSizer:
+    """Grow the batch while throughput improves; halve it when the device runs out of memory.
+
+    Each size is measured over `SAMPLES` batches (median examples/s); the next doubling is
+    kept only if it is at least `GAIN` times faster, within a memory budget of
+    `MAX_ELEMENTS` argument elements per batch. A fixed size (``--batch-size``) disables
+    growth, which also makes a seeded run reproducible batch for batch.
+    """
+
+    SAMPLES = 3
+    GAIN = 1.1
+    MAX_ELEMENTS = 1 << 22
+
+    def __init__(self, specs: Sequence[ArgSpec], fixed: int | None = None):
+        self.size = fixed or batch_size_for(specs)
+        self.limit = fixed or batch_size_for(specs, self.MAX_ELEMENTS) * 64
+        self.limit = min(self.limit, max(self.size, self.MAX_ELEMENTS // max(1, sum(s.size for s in specs))))
+        self.growing = fixed is None
+        self.rates: dict[int, list[float]] = {}
+        self.halvings: list[int] = []
+
+    def record(self, count: int, seconds: float) -> None:
+        if not self.growing or count != self.size or seconds <= 0:
+            return
+        samples = self.rates.setdefault(self.size, [])
+        samples.append(count / seconds)
+        if len(samples) < self.SAMPLES:
+            return
+        previous = self.rates.get(self.size // 2)
+        if previous and len(previous) >= self.SAMPLES and np.median(samples) < self.GAIN * np.median(previous):
+            self.size //= 2  # the last doubling did not pay: settle on the smaller size
+            self.growing = False
+        elif self.size * 2 <= self.limit:
+            self.size *= 2
+        else:
+            self.growing = False
+
+    def out_of_memory(self) -> None:
+        self.halvings.append(self.size)
+        self.size = max(1, self.size // 2)
+        self.limit = self.size
+        self.growing = False
+
+    def describe(self) -> dict:
+        return {
+            "batch_size": self.size,
+            "batch_sizes_tried": {size: round(float(np.median(rates)), 1) for size, rates in sorted(self.rates.items())},
+            "out_of_memory_halvings": self.halvings,
+        }
+
+
+class _Timings(dict):
+    """Seconds per stage of the fuzzing loop."""
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self[stage] = self.get(stage, 0.0) + now - since
+        return now
 
 
 @dataclass
@@ -108,15 +169,22 @@ def check_target(
     seed: int | None = None,
     store: FailureStore | None = None,
     shrink: bool = True,
+    batch_size: int | None = None,
+    jit: bool = False,
     on_progress: Callable[[CheckReport], None] | None = None,
 ) -> CheckReport:
-    """Fuzz one target for ``budget`` seconds (or ``max_examples`` examples)."""
+    """Fuzz one target for ``budget`` seconds (or ``max_examples`` examples).
+
+    ``batch_size`` fixes the batch size (default: grown while throughput improves);
+    ``jit`` compiles the batch function with XLA where the target allows it.
+    """
     specs = tuple(specs)
     started = time.monotonic()
     seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31))
     report = CheckReport(target=target.name, specs=specs)
     run = _Run(target, specs, deadline=started + budget, max_examples=max_examples)
-    size = batch_size_for(specs)
+    sizer = BatchSizer(specs, batch_size)
+    timings = _Timings()
     structure, first = _probe_somewhere(run, seed)
     if structure is None:
         return _finish(report, run, started, store, None)
@@ -124,7 +192,7 @@ def check_target(
         _record_contract(run, violation, target, first, structure, seed)
 
     try:
-        evaluator = Evaluator(target, specs, structure)
+        evaluator = Evaluator(target, specs, structure, jit=jit)
     except Exception as error:  # tracing the batched functions failed
         _record_exception(run, TargetRaised("tracing", error), first, seed)
         return _finish(report, run, started, store, None)
@@ -135,20 +203,28 @@ def check_target(
     shrink_until = [0.0]
     shrinking: dict[str, object] = {}
 
+    output_dtypes = [np.dtype(_np(d)) for d in structure.output_dtypes]
+
     def evaluate_plan(plan: Plan, count: int) -> tuple[Evaluation, Judgement] | None:
         if count == 0:
             return None
+        tick = time.perf_counter()
         inputs = expand(plan, specs, points, count)
-        rng = np.random.default_rng([plan.seed, 1])
-        cotangents, tangents = directions(rng, inputs, structure.output_shapes, [np.dtype(_np(d)) for d in structure.output_dtypes])
+        cotangents, tangents = directions(np.random.default_rng([plan.seed, 1]), inputs, structure.output_shapes, output_dtypes)
         batch = Batch(inputs, cotangents, tangents)
+        tick = timings.add("generate", tick)
         try:
             evaluation = evaluator.evaluate(batch)
+        except OutOfMemory:
+            sizer.out_of_memory()
+            return None
         except TargetRaised:
-            evaluation = _isolate_raising(run, evaluator, batch, plan, seed)
-            if evaluation is None:
-                return None
-        return evaluation, _judge(evaluator, evaluation, target)
+            _isolate_raising(run, evaluator, batch, plan, seed)
+            return None
+        tick = timings.add("evaluate", tick)
+        judgement = _judge(evaluator, evaluation, target)
+        timings.add("judge", tick)
+        return evaluation, judgement
 
     @settings(
         max_examples=PLANS_PER_ROUND, deadline=None, database=None, derandomize=False,
@@ -160,21 +236,28 @@ def check_target(
         if "signature" in shrinking:  # shrinking: raise iff the plan still shows the failure
             if time.monotonic() > shrink_until[0] and plan != shrinking["best"]:
                 return
+            tick = time.perf_counter()
             result = evaluate_plan(plan, shrinking["count"])  # shrinking does not spend the example budget
+            timings.add("shrink", tick)
             if result is not None and shrinking["signature"] in _failure_signatures(result[1]):
                 shrinking["best"] = plan
                 _raise_new_failure(shrinking["signature"], plan, *result)
             return
         if run.exhausted():
             return
+        size = sizer.size
         count = size if max_examples is None else max(0, min(size, max_examples - run.examples))
+        batch_started = time.perf_counter()
         result = evaluate_plan(plan, count)
         if result is None:
             return
         evaluation, judgement = result
         run.examples += evaluation.batch.size
         run.skipped += judgement.skipped
+        tick = time.perf_counter()
         new = _collect(run, evaluation, judgement, plan, seed)
+        timings.add("collect", tick)
+        sizer.record(count, time.perf_counter() - batch_started)
         hypothesis_target(float(np.log10(1.0 + min(judgement.worst_ulps, 1e300))), label="log10 ULP error")
         if on_progress is not None:
             on_progress(_snapshot(report, run, started))
@@ -198,7 +281,9 @@ def check_target(
         if round_number > 1_000_000:  # pragma: no cover - defensive: a budget always ends a run
             break
     report.engine = {
-        "batch_size": size,
+        **sizer.describe(),
+        "jit": evaluator.jit,
+        "time_split": {stage: round(seconds, 4) for stage, seconds in timings.items()},
         "traces": evaluator.stats.traces,
         "fallbacks": evaluator.stats.fallbacks,
         "differences_dtype": evaluator.fd_dtype,
@@ -209,14 +294,16 @@ def check_target(
     return _finish(report, run, started, store, evaluator.device)
 
 
-REJUDGE_CATEGORIES = ("branch", "mismatch", "approximation")
-
-
 def _judge(evaluator: Evaluator, evaluation: Evaluation, target: Target) -> Judgement:
     """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
     (a custom gradient at a kink may legitimately differ from autodiff)."""
     judgement = judge(evaluation, evaluator.specs, evaluator.structure, has_reference=target.has_custom_gradient)
-    indices = np.flatnonzero((judgement.outcome == FAILURE) & np.isin(judgement.category, REJUDGE_CATEGORIES))
+    # Approximations (small, smooth errors) are looked at again only where the differences
+    # see a kink: re-evaluating every example of a uniformly wrong gradient would quadruple the cost.
+    suspect = np.isin(judgement.category, (CATEGORY_CODE["branch"], CATEGORY_CODE["mismatch"])) | (
+        (judgement.category == CATEGORY_CODE["approximation"]) & judgement.kink
+    )
+    indices = np.flatnonzero((judgement.outcome == FAILURE) & suspect)
     if not indices.size:
         return judgement
     try:
@@ -259,18 +346,23 @@ def _signature_of(category: str, argument: int) -> str:
     return f"{category}|arg{argument if argument >= 0 else '*'}"
 
 
-def _group_indices(judgement: Judgement) -> dict[str, np.ndarray]:
-    """Flagged example indices per signature."""
-    flagged = judgement.flagged()
-    groups: dict[str, list[int]] = {}
-    for index, category, argument in zip(flagged, judgement.category[flagged], judgement.argument[flagged]):
-        groups.setdefault(_signature_of(category, int(argument)), []).append(int(index))
-    return {signature: np.asarray(indices) for signature, indices in groups.items()}
+def _group_indices(judgement: Judgement, outcome: int | None = None) -> dict[str, np.ndarray]:
+    """Flagged (or, given ``outcome``, only such) example indices per signature.
+
+    Vectorised on integer keys: a failing batch flags every one of its examples."""
+    flagged = judgement.flagged() if outcome is None else np.flatnonzero(judgement.outcome == outcome)
+    if not flagged.size:
+        return {}
+    keys = judgement.category[flagged].astype(np.int64) * 1024 + judgement.argument[flagged] + 1
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return {
+        _signature_of(CATEGORIES[int(key // 1024)], int(key % 1024) - 1): flagged[inverse.reshape(-1) == k]
+        for k, key in enumerate(unique)
+    }
 
 
 def _failure_signatures(judgement: Judgement) -> set[str]:
-    failing = np.flatnonzero(judgement.outcome == FAILURE)
-    return {_signature_of(c, int(a)) for c, a in zip(judgement.category[failing], judgement.argument[failing])}
+    return set(_group_indices(judgement, FAILURE))
 
 
 def _finding(verdict: Verdict, evaluation: Evaluation, run: _Run, plan: Plan | None, seed: int) -> Finding:

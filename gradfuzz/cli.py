@@ -43,7 +43,10 @@ def main() -> None:
               help="Directory of the failure store.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--no-shrink", is_flag=True, help="Skip shrinking new failures to simpler inputs.")
-def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink) -> None:
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Examples per batch (default: grown while throughput improves).")
+@click.option("--jit", is_flag=True, help="Compile the batch function with XLA where the target allows it.")
+def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
     from gradfuzz.campaign import check_target, parse_duration
     from gradfuzz.spec import SpecError, parse_specs
@@ -65,7 +68,8 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
             for target, target_specs in planned:
                 with _progress(target.name, output_format) as update:
                     report = check_target(target, target_specs, budget=seconds, max_examples=max_examples, seed=seed,
-                                          store=failure_store, shrink=not no_shrink, on_progress=update)
+                                          store=failure_store, shrink=not no_shrink, batch_size=batch_size, jit=jit,
+                                          on_progress=update)
                 reports.append(report)
                 if output_format == "text":
                     _print_report(report)

@@ -113,8 +113,17 @@ class Neighbours:
     fine_phi_scale: np.ndarray
 
 
+class OutOfMemory(Exception):
+    """The device ran out of memory for a batch of this size (TF's ResourceExhaustedError)."""
+
+    def __init__(self, size: int):
+        super().__init__(f"out of memory evaluating a batch of {size}")
+        self.size = size
+
+
 @dataclass
 class EngineStats:
+    calls: int = 0
     traces: int = 0
     fallbacks: dict[str, str] = field(default_factory=dict)  # part -> "map_fn" and why
 
@@ -122,10 +131,11 @@ class EngineStats:
 class Evaluator:
     """Compiled batch evaluation of one target at one set of input specs."""
 
-    def __init__(self, target: Target, specs: Sequence[ArgSpec], structure: Structure):
+    def __init__(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, *, jit: bool = False):
         self.target = target
         self.specs = tuple(specs)
         self.structure = structure
+        self.jit = jit
         self.device = configure_devices()
         self.stats = EngineStats()
         outputs64 = _output_dtypes_at_float64(self._forward_outputs, specs)
@@ -177,7 +187,9 @@ class Evaluator:
                 arg64_sig = [tf.TensorSpec([None, *s.shape], tf.float64) for s in specs]
                 cot64_sig = [tf.TensorSpec([None, *shape], tf.float64) for shape in structure.output_shapes]
                 parts["reference VJP (float64)"] = (lambda a: self._reference_vjp(a[0], a[1]), [arg64_sig, cot64_sig])
-            parts["reference VJP"] = (lambda a: self._reference_vjp(a[0], a[1]), [arg_sig, cot_sig])
+            if not all(spec.dtype == "float64" for spec in specs) or not self._forward64_ok:
+                # At float64 the native reference is the float64 one: computed once, not twice.
+                parts["reference VJP"] = (lambda a: self._reference_vjp(a[0], a[1]), [arg_sig, cot_sig])
         return parts
 
     def _compile(self) -> Callable:
@@ -226,6 +238,8 @@ class Evaluator:
                 )
             if "reference VJP" in batched:
                 result["reference_native"] = batched["reference VJP"]([xs, vs])
+            elif "reference" in result:
+                result["reference_native"] = result["reference"]
             # All finite-difference points in one call: [n_offsets * B, ...].
             points = [
                 tf.cast(tf.concat([tf.cast(x, tf.float64) + offsets[k] * step * w for k in range(n_offsets)], 0), fd_dtype)
@@ -245,7 +259,7 @@ class Evaluator:
             result["phi_scale"] = scale
             return result
 
-        return tf.function(evaluate, input_signature=signature)
+        return tf.function(evaluate, input_signature=signature, jit_compile=self.jit or None)
 
     # -- running ----------------------------------------------------------------
     def neighbours(self, batch: Batch, indices: np.ndarray) -> Neighbours:
@@ -282,8 +296,17 @@ class Evaluator:
                     [tf.constant(a) for a in batch.cotangents],
                     [tf.constant(a) for a in batch.tangents],
                 )
+        except tf.errors.ResourceExhaustedError as error:
+            raise OutOfMemory(batch.size) from error
         except (tf.errors.OpError, ValueError, TypeError) as error:
+            if self.jit and self.stats.calls == 0:
+                # XLA cannot compile every op: fall back to the ordinary graph, and say why.
+                self.stats.fallbacks["XLA"] = f"not used ({summarize_error(error)[:200]})"
+                self.jit = False
+                self._compiled = self._compile()
+                return self.evaluate(batch)
             raise TargetRaised("batched evaluation", error) from error
+        self.stats.calls += 1
 
         def numpy(tensors):
             return None if tensors is None else [t.numpy() for t in tensors]

@@ -33,6 +33,8 @@ FAILURE_CATEGORIES = (
     "higher-order", "exception", "nondeterminism", "mismatch",
 )
 NOTE_CATEGORIES = ("kink", "reference-wrong", "inconclusive")
+CATEGORIES = ("", *FAILURE_CATEGORIES, *NOTE_CATEGORIES)  # Judgement.category holds indices into this
+CATEGORY_CODE = {name: code for code, name in enumerate(CATEGORIES)}
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Judgement:
     only on demand, because a failing batch of thousands would spend its time there."""
 
     outcome: np.ndarray  # int8: PASS, FAILURE, NOTE or SKIPPED (outside the domain)
-    category: np.ndarray  # str objects, "" for passes
+    category: np.ndarray  # int8 codes into CATEGORIES (0: pass)
     argument: np.ndarray  # int, -1: inner-product only
     element: np.ndarray  # int, -1: inner-product only
     custom: np.ndarray
@@ -93,6 +95,7 @@ class Judgement:
     ulp_error: np.ndarray
     evidence: dict[str, np.ndarray]
     worst_ulps: float  # largest finite ULP error seen (for Hypothesis' target())
+    kink: np.ndarray  # bool: the differences see a non-differentiable point
 
     @property
     def passed(self) -> int:
@@ -109,7 +112,7 @@ class Judgement:
     def verdict(self, index: int) -> Verdict:
         a, element = int(self.argument[index]), int(self.element[index])
         return Verdict(
-            index=int(index), outcome=_OUTCOME_NAMES[int(self.outcome[index])], category=str(self.category[index]),
+            index=int(index), outcome=_OUTCOME_NAMES[int(self.outcome[index])], category=CATEGORIES[int(self.category[index])],
             argument=None if a < 0 else a, element=None if a < 0 else element,
             custom=float(self.custom[index]), reference=float(self.reference[index]),
             reference_name=str(self.reference_name[index]), abs_error=float(self.abs_error[index]),
@@ -279,6 +282,10 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
             same = (gc == gr) | (np.isnan(gc) & np.isnan(gr))
             diff = np.where(same, 0.0, np.abs(gc - gr))
             calibration = np.where(np.isfinite(gn - gr), np.abs(gn - gr), 0.0)
+            # Normwise per example: rounding errors land on elements at random (a dot
+            # product's error scales with Σ|aᵢbᵢ|, not with its result), so an honest
+            # implementation's largest error in the example is the yardstick for every element.
+            calibration = np.max(calibration, axis=1, keepdims=True) if calibration.shape[1] else calibration
             tolerance = np.maximum(
                 np.maximum(tol.calibration_factor * calibration, tol.floor_ulps * info.ulp(gr)), tol.absolute_floor
             )
@@ -308,7 +315,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     disagree = worst_ratio > 1
     outcome = np.zeros(size, dtype=np.int8)  # 0 pass, 1 failure, 2 note, 3 skipped
     outcome[~domain_ok] = 3
-    category = np.full(size, "", dtype=object)
+    category = np.zeros(size, dtype=np.int8)
     reference_name = np.full(size, "autodiff", dtype=object)
     reference_name[:] = f"autodiff of the forward ({ev.reference_dtype})"
     live = domain_ok
@@ -326,7 +333,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     def mark(mask, code, name, ref=None):
         mask = mask & live & (outcome == 0)
         outcome[mask] = code
-        category[mask] = name
+        category[mask] = CATEGORY_CODE[name]
         if ref is not None:
             reference_name[mask] = ref
 
@@ -345,7 +352,8 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     approx = rel_to_scale <= APPROXIMATION_MAX_RELATIVE
     mark(fd_resolves & approx, 1, "approximation")
     mark(fd_resolves, 1, "mismatch")
-    confirm = np.array([TOLERANCES[specs[a].dtype].confirm_relative if a >= 0 else 0.0 for a in worst_at[:, 0]])
+    confirm_by_argument = np.array([TOLERANCES[spec.dtype].confirm_relative for spec in specs] + [0.0])
+    confirm = confirm_by_argument[worst_at[:, 0]]  # -1 (no element) picks the trailing 0.0
     mark(~reference_nonfinite & (rel > confirm) & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
     mark(~reference_nonfinite & (rel > confirm), 1, "mismatch")
     mark(np.ones(size, bool), 2, "inconclusive")
@@ -358,6 +366,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         element=np.where(located, worst_at[:, 1], -1), custom=values[:, 0], reference=values[:, 1],
         reference_name=reference_name, abs_error=errors[:, 0], rel_error=errors[:, 1], ulp_error=errors[:, 2],
         evidence=_evidence(custom_ip, fd, reference_ip=reference_ip), worst_ulps=float(ulps.max()) if ulps.size else 0.0,
+        kink=fd.kink,
     )
 
 
@@ -379,13 +388,13 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
     custom_finite = np.isfinite(custom_ip)
     outcome = np.zeros(size, dtype=np.int8)
     outcome[~domain_ok] = 3
-    category = np.full(size, "", dtype=object)
+    category = np.zeros(size, dtype=np.int8)
     live = domain_ok
 
     def mark(mask, code, name):
         mask = mask & live & (outcome == 0)
         outcome[mask] = code
-        category[mask] = name
+        category[mask] = CATEGORY_CODE[name]
 
     mark(~custom_finite & fd.usable & np.isfinite(fd.central), 1, "non-finite")
     mark(within_kink | in_hull, 2, "kink")
@@ -401,7 +410,7 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         outcome=outcome, category=category, argument=np.full(size, -1), element=np.full(size, -1),
         custom=np.asarray(custom_ip, dtype=np.float64), reference=fd.central, reference_name=np.full(size, name, dtype=object),
         abs_error=gap, rel_error=rel, ulp_error=ulps, evidence=_evidence(custom_ip, fd),
-        worst_ulps=float(finite.max()) if finite.size else 0.0,
+        worst_ulps=float(finite.max()) if finite.size else 0.0, kink=fd.kink,
     )
 
 

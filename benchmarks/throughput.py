@@ -1,0 +1,182 @@
+"""Examples per second: gradfuzz against TensorFlow's own checker and a hand-written ceiling.
+
+    python benchmarks/throughput.py [--seconds 8] [--targets scalar,vector,...]
+
+For each benchmark target (benchmarks/targets.py), in one run on one machine:
+
+  (a) a Hypothesis @given loop calling tf.test.compute_gradient per example;
+  (b) an eager GradientTape loop per example (custom VJP and reference VJP);
+  (c) the ceiling: a hand-written batched tf.function computing forward, custom VJP and
+      reference VJP on pre-generated inputs (best of a few batch sizes);
+  (d) gradfuzz end to end: generation, evaluation, oracle, store (throughput after warm-up).
+
+Prints a table, the time split of (d), how (d) scaled with batch size, and a last line
+``throughput: vs_compute_gradient=<d/a> vs_ceiling=<d/c>`` for the scalar target.
+Nothing here asserts on time: machines are shared and noisy; read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gradfuzz
+from benchmarks.targets import TARGETS
+from gradfuzz._tf import tf, tf_decorator
+
+
+def _specs(fn):
+    return fn.__gradfuzz_inputs__
+
+
+def _inputs(spec, count, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(spec.low, spec.high, size=(count, *spec.shape)).astype(spec.info.numpy)
+
+
+def _rate(run, minimum_seconds: float) -> float:
+    """Examples per second of ``run(n)`` (which processes n examples), over at least minimum_seconds."""
+    run(1)  # warm-up (tracing, first-call costs)
+    count, elapsed, n = 0, 0.0, 1
+    while elapsed < minimum_seconds:
+        started = time.perf_counter()
+        run(n)
+        elapsed += time.perf_counter() - started
+        count += n
+        n = min(n * 2, 1 << 20)
+    return count / elapsed
+
+
+def hypothesis_compute_gradient(fn, seconds: float) -> float:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    (spec,) = _specs(fn)
+    width = {"float16": 16, "float32": 32, "float64": 64}[spec.dtype]
+    elements = st.floats(spec.low, spec.high, width=width)
+
+    def run(n):
+        @settings(max_examples=n, deadline=None, database=None, derandomize=True)
+        @given(hnp.arrays(spec.info.numpy, spec.shape, elements=elements))
+        def check(x):
+            tf.test.compute_gradient(fn, [tf.constant(x)])
+
+        check()
+
+    return _rate(run, seconds)
+
+
+def eager_tape(fn, seconds: float) -> float:
+    (spec,) = _specs(fn)
+    _, forward = tf_decorator.unwrap(fn)
+    xs = _inputs(spec, 4096)
+
+    def run(n):
+        for x in xs[:n]:
+            x = tf.constant(x)
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(x)
+                y = fn(x)
+                reference, _ = forward(x)
+            tape.gradient(y, x, output_gradients=tf.ones_like(y))
+            tape.gradient(reference, x, output_gradients=tf.ones_like(reference))
+
+    return _rate(run, seconds)
+
+
+def ceiling(fn, seconds: float) -> tuple[float, int]:
+    (spec,) = _specs(fn)
+    _, forward = tf_decorator.unwrap(fn)
+
+    def one(x):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            y = fn(x)
+            reference, _ = forward(x)
+        custom = tape.gradient(y, x, output_gradients=tf.ones_like(y))
+        return y, custom, tape.gradient(reference, x, output_gradients=tf.ones_like(y))
+
+    batched = tf.function(lambda xs: tf.vectorized_map(one, xs))
+    best = (0.0, 0)
+    for size in (1024, 8192, 32768):
+        if size * max(spec.size, 1) > (1 << 22):
+            break
+        xs = tf.constant(_inputs(spec, size))
+        batched(xs)  # trace and warm up
+
+        def run(n, xs=xs, size=size):
+            for _ in range(n):
+                batched(xs)[1].numpy()
+
+        rate = _rate(run, seconds / 3) * size
+        best = max(best, (rate, size))
+    return best
+
+
+def gradfuzz_end_to_end(fn, seconds: float):
+    with tempfile.TemporaryDirectory() as store:
+        report = gradfuzz.check(fn, budget=f"{seconds + 3}s", seed=1, store=store)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per method and target")
+    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated names or prefixes")
+    args = parser.parse_args()
+    chosen = {name: fn for name, fn in TARGETS.items() if any(name.startswith(p.strip()) for p in args.targets.split(","))}
+
+    print(f"machine: {platform.machine()}, {platform.processor() or '?'}, cores={_cores()}, "
+          f"python {platform.python_version()}, tensorflow {tf.__version__}, gradfuzz {gradfuzz.__version__}, "
+          f"device {'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}")
+    rows, splits, scaling = [], {}, {}
+    for name, fn in chosen.items():
+        a = hypothesis_compute_gradient(fn, min(args.seconds, 4.0))
+        b = eager_tape(fn, min(args.seconds, 4.0))
+        c, c_batch = ceiling(fn, args.seconds)
+        report = gradfuzz_end_to_end(fn, args.seconds)
+        d = report.examples_per_second
+        rows.append((name, a, b, c, c_batch, d, report.engine["batch_size"]))
+        splits[name] = report.engine["time_split"]
+        scaling[name] = report.engine["batch_sizes_tried"]
+        print(f"  measured {name}", flush=True)
+
+    print()
+    header = f"{'target':26s} {'(a) hyp+compute_gradient':>24s} {'(b) eager tape':>15s} {'(c) ceiling':>20s} {'(d) gradfuzz':>20s} {'d/a':>8s} {'d/c':>6s}"
+    print(header)
+    print("-" * len(header))
+    for name, a, b, c, c_batch, d, d_batch in rows:
+        print(f"{name:26s} {a:>22,.0f}/s {b:>13,.0f}/s {c:>11,.0f}/s (B={c_batch:<5d}) {d:>11,.0f}/s (B={d_batch:<5d})"
+              f" {d / a:>7,.0f}x {d / c:>5.0%}")
+    print("\ntime split of (d), seconds (generate / evaluate / judge / collect / shrink):")
+    for name, split in splits.items():
+        total = sum(split.values()) or 1.0
+        parts = ", ".join(f"{stage} {seconds:.2f} ({seconds / total:.0%})" for stage, seconds in split.items())
+        largest = max(split, key=split.get)
+        print(f"  {name:26s} {parts}   largest: {largest}")
+    print("\n(d) examples/s by batch size (the batch sizer's measurements):")
+    for name, sizes in scaling.items():
+        print(f"  {name:26s} " + ", ".join(f"{size}: {rate:,.0f}" for size, rate in sizes.items()))
+    scalar = next((r for r in rows if r[0].startswith("scalar")), None)
+    if scalar:
+        _, a, _, c, _, d, _ = scalar
+        print(f"\nthroughput: vs_compute_gradient={d / a:.1f} vs_ceiling={d / c:.2f}")
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    main()
