@@ -151,7 +151,8 @@ def main() -> None:
         print(f"  measured {name}", flush=True)
 
     print()
-    header = f"{'target':26s} {'(a) hyp+compute_gradient':>24s} {'(b) eager tape':>15s} {'(c) ceiling':>20s} {'(d) gradfuzz':>20s} {'d/a':>8s} {'d/c':>6s}"
+    header = (f"{'target':26s} {'(a) hyp+compute_gradient':>24s} {'(b) eager tape':>15s} {'(c) ceiling':>20s} "
+              f"{'(d) gradfuzz':>20s} {'d/a':>8s} {'d/c':>6s}")
     print(header)
     print("-" * len(header))
     for name, a, b, c, c_batch, d, d_batch in rows:
