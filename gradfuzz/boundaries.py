@@ -63,3 +63,9 @@ def points_of_interest(constants: Sequence[float], spec: ArgSpec) -> list[float]
         if spec.low <= value <= spec.high and value not in points:
             points.append(value)
     return points[:MAX_POINTS]
+
+
+def points_for(target: Target, specs: Sequence[ArgSpec]) -> list[list[float]]:
+    """Points of interest per argument (graph constants, their negatives, 0 and ±1)."""
+    constants = graph_constants(target, specs)
+    return [points_of_interest(constants, spec) for spec in specs]

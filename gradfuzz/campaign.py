@@ -23,7 +23,8 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import target as hypothesis_target
 from hypothesis.errors import HypothesisException
 
-from gradfuzz.boundaries import graph_constants, points_of_interest
+from gradfuzz.boundaries import points_for
+from gradfuzz.diagnosis import branch_boundary, nondeterministic
 from gradfuzz.engine import Batch, Evaluation, Evaluator, OutOfMemory, Structure, TargetRaised, probe, summarize_error
 from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, Judgement, Verdict, check_contract, explain, judge
 from gradfuzz.report import CheckReport, Finding
@@ -196,9 +197,9 @@ def check_target(
     except Exception as error:  # tracing the batched functions failed
         _record_exception(run, TargetRaised("tracing", error), first, seed)
         return _finish(report, run, started, store, None)
-    constants = graph_constants(target, specs)
+    points = points_for(target, specs)
+    _check_repeatability(run, evaluator, structure, points, seed)
     run.warmup = time.monotonic() - started
-    points = [points_of_interest(constants, spec) for spec in specs]
     n_points = max(len(p) for p in points)
     shrink_until = [0.0]
     shrinking: dict[str, object] = {}
@@ -222,7 +223,7 @@ def check_target(
             _isolate_raising(run, evaluator, batch, plan, seed)
             return None
         tick = timings.add("evaluate", tick)
-        judgement = _judge(evaluator, evaluation, target)
+        judgement = judge_batch(evaluator, evaluation, target, points)
         timings.add("judge", tick)
         return evaluation, judgement
 
@@ -280,6 +281,8 @@ def check_target(
         round_number += 1
         if round_number > 1_000_000:  # pragma: no cover - defensive: a budget always ends a run
             break
+    if target.has_custom_gradient:
+        _diagnose_branches(run, evaluator, points)
     report.engine = {
         **sizer.describe(),
         "jit": evaluator.jit,
@@ -294,15 +297,17 @@ def check_target(
     return _finish(report, run, started, store, evaluator.device)
 
 
-def _judge(evaluator: Evaluator, evaluation: Evaluation, target: Target) -> Judgement:
+def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]]) -> Judgement:
     """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
     (a custom gradient at a kink may legitimately differ from autodiff)."""
     judgement = judge(evaluation, evaluator.specs, evaluator.structure, has_reference=target.has_custom_gradient)
-    # Approximations (small, smooth errors) are looked at again only where the differences
-    # see a kink: re-evaluating every example of a uniformly wrong gradient would quadruple the cost.
-    suspect = np.isin(judgement.category, (CATEGORY_CODE["branch"], CATEGORY_CODE["mismatch"])) | (
-        (judgement.category == CATEGORY_CODE["approximation"]) & judgement.kink
-    )
+    # Approximations (small, smooth errors) are looked at again only where a kink is possible:
+    # the differences see one, or an element sits on a point of interest. Re-evaluating every
+    # example of a uniformly wrong gradient would quadruple the cost.
+    approximation = judgement.category == CATEGORY_CODE["approximation"]
+    if approximation.any():
+        approximation &= judgement.kink | _on_points(evaluation.batch.inputs, evaluator.specs, points)
+    suspect = np.isin(judgement.category, (CATEGORY_CODE["branch"], CATEGORY_CODE["mismatch"])) | approximation
     indices = np.flatnonzero((judgement.outcome == FAILURE) & suspect)
     if not indices.size:
         return judgement
@@ -329,6 +334,18 @@ def _probe_somewhere(run: _Run, seed: int) -> tuple[Structure | None, list[np.nd
         except TargetRaised as raised:
             _record_exception(run, raised, example, seed)
     return None, []
+
+
+def _on_points(inputs: Sequence[np.ndarray], specs: Sequence[ArgSpec], points: Sequence[Sequence[float]]) -> np.ndarray:
+    """Per example: some element lies within a few ULPs of a point of interest."""
+    size = inputs[0].shape[0]
+    hit = np.zeros(size, dtype=bool)
+    for x, spec, arg_points in zip(inputs, specs, points):
+        values = np.asarray(x, dtype=np.float64).reshape(size, -1)
+        for point in arg_points:
+            reach = max(64 * float(spec.info.ulp(np.float64(point))), 4 * spec.info.tiny)
+            hit |= np.any(np.abs(values - point) <= reach, axis=1)
+    return hit
 
 
 def _np(dtype_name: str):
@@ -446,20 +463,34 @@ def _adopt_shrunk(run: _Run, found: _NewFailure, seed: int) -> None:
     group.shrunk = True
 
 
-def _isolate_raising(run: _Run, evaluator: Evaluator, batch: Batch, plan: Plan, seed: int) -> Evaluation | None:
-    """The batch raised: re-run examples one at a time to find (and record) those that raise."""
-    for index in range(min(batch.size, MAX_ISOLATED)):
-        single = batch.select(index)
+def _isolate_raising(run: _Run, evaluator: Evaluator, batch: Batch, plan: Plan, seed: int) -> None:
+    """The batch raised: bisect it down to one example that raises, and record that one
+    (with the stage — forward or gradient — found by probing it eagerly)."""
+    suspect, raised = batch, None
+    while suspect.size > 1:
+        half = suspect.size // 2
+        first, second = suspect.select(slice(0, half)), suspect.select(slice(half, suspect.size))
         try:
-            evaluator.evaluate(single)
-        except TargetRaised as raised:
-            _record_exception(run, raised, [x[0] for x in single.inputs], seed, cotangents=single.cotangents, tangents=single.tangents)
-            run.examples += 1
-            return None
-    _record_exception(run, TargetRaised("batched evaluation", RuntimeError("the batch raised but no single example did")),
-                      [x[0] for x in batch.inputs], seed)
-    run.examples += batch.size
-    return None
+            evaluator.evaluate(first)
+            suspect = second
+        except TargetRaised as error:
+            suspect, raised = first, error
+    try:
+        evaluator.evaluate(suspect)
+    except TargetRaised as error:
+        raised = error
+    else:
+        raised = TargetRaised("batched evaluation", RuntimeError(
+            f"a batch of {batch.size} raised ({summarize_error(raised.error) if raised else 'unknown error'}) "
+            "but no single example of it did"))
+        suspect = batch.select(0)
+    inputs = [x[0] for x in suspect.inputs]
+    try:
+        probe(run.target, run.specs, inputs)
+    except TargetRaised as eager:
+        raised = eager  # names the stage: forward or custom gradient
+    _record_exception(run, raised, inputs, seed, cotangents=suspect.cotangents, tangents=suspect.tangents)
+    run.examples += 1
 
 
 def _record_exception(run: _Run, raised: TargetRaised, inputs: list[np.ndarray], seed: int,
@@ -469,7 +500,7 @@ def _record_exception(run: _Run, raised: TargetRaised, inputs: list[np.ndarray],
         f"Inputs that make the {raised.stage} raise are recorded so the failure replays; "
         "fix the target or narrow the input range (@LO..HI) to its domain."
     )
-    signature = f"exception|{raised.stage}|{type(raised.error).__name__}"
+    signature = f"exception|{type(raised.error).__name__}"
     group = run.groups.get(signature)
     if group is not None:
         group.count += 1
@@ -483,6 +514,79 @@ def _record_exception(run: _Run, raised: TargetRaised, inputs: list[np.ndarray],
     )
     finding.reference_name = raised.stage
     run.groups[signature] = _Group(finding, finding, shrunk=True)
+
+
+REPEATABILITY_EXAMPLES = 256
+BRANCH_CANDIDATES = ("mismatch", "approximation", "branch")
+
+
+def _check_repeatability(run: _Run, evaluator: Evaluator, structure: Structure, points, seed: int) -> None:
+    """Evaluate one batch twice: a custom gradient that changes bits between calls is
+    `nondeterminism` (random ops or unordered reductions in grad_fn)."""
+    plan = Plan(seed=seed, weights=(1, 1, 1, 1))
+    inputs = expand(plan, run.specs, points, REPEATABILITY_EXAMPLES)
+    cotangents, tangents = directions(np.random.default_rng([seed, 2]), inputs, structure.output_shapes,
+                                      [np.dtype(_np(d)) for d in structure.output_dtypes])
+    batch = Batch(inputs, cotangents, tangents)
+    differing = nondeterministic(evaluator, batch)
+    if differing is None or not differing.size:
+        return
+    first, second = evaluator.evaluate(batch.select(int(differing[0]))), evaluator.evaluate(batch.select(int(differing[0])))
+    i = int(differing[0])
+    finding = Finding(
+        target=run.target.name, kind="failure", category="nondeterminism",
+        explanation=(
+            f"Evaluating the same inputs twice gave different custom gradients ({differing.size} of "
+            f"{batch.size} examples differ bitwise; e.g. {np.asarray(first.custom[0]).ravel()[:3].tolist()} then "
+            f"{np.asarray(second.custom[0]).ravel()[:3].tolist()}). A gradient check, and training, cannot be "
+            "reproduced: look for random ops, unseeded sampling or order-dependent reductions in grad_fn."
+        ),
+        inputs=[np.array(x[i]) for x in inputs], cotangents=[np.array(v[i]) for v in cotangents],
+        tangents=[np.array(w[i]) for w in tangents], custom=[np.array(g[0]) for g in first.custom],
+        reference=[np.array(g[0]) for g in second.custom], reference_name="a second evaluation",
+        count=int(differing.size), signature="nondeterminism|arg*", seed=seed,
+    )
+    run.groups[finding.signature] = _Group(finding, finding, count=int(differing.size), shrunk=True)
+
+
+def _diagnose_branches(run: _Run, evaluator: Evaluator, points) -> None:
+    """Re-label failures whose custom value is the derivative across a nearby boundary as
+    `branch`, and merge the groups that thereby become one."""
+    for signature, group in list(run.groups.items()):
+        finding = group.representative
+        if finding.kind != "failure" or finding.category not in BRANCH_CANDIDATES or finding.argument is None:
+            continue
+        boundary = branch_boundary(evaluator, finding.inputs, finding.cotangents, finding.tangents,
+                                   finding.custom[finding.argument], finding.argument, finding.element or 0,
+                                   points[finding.argument])
+        if boundary is None:
+            continue
+        x = float(np.asarray(finding.inputs[finding.argument]).reshape(-1)[finding.element or 0])
+        finding.category = "branch"
+        finding.explanation = (
+            f"The custom gradient uses the formula of the other side of a boundary. The forward switches at "
+            f"{boundary.point:.9g}; at x = {x!r} (argument {finding.argument}) the custom gradient "
+            f"{finding.custom_value:.9g} is not the derivative there ({finding.reference_name}: "
+            f"{finding.reference_value:.9g}) but the one just across the boundary (at {boundary.across!r}: "
+            f"{boundary.derivative_across:.9g}). grad_fn switches branches at a different point than the "
+            f"forward, somewhere between {boundary.point:.9g} and {x!r}: compare their conditions."
+        )
+        new_signature = _signature_of("branch", finding.argument)
+        del run.groups[signature]
+        group.representative.signature = new_signature
+        existing = run.groups.get(new_signature)
+        if existing is None:
+            run.groups[new_signature] = group
+            continue
+        existing.count += group.count
+        if _simplicity(finding.inputs) < _simplicity(existing.representative.inputs):
+            existing.representative = finding
+        if group.worst.abs_error > existing.worst.abs_error:
+            existing.worst = group.worst
+    for group in run.groups.values():  # the worst example travels with its group's category
+        if group.worst is not group.representative:
+            group.worst.category = group.representative.category
+            group.worst.signature = group.representative.signature
 
 
 def _record_contract(run: _Run, violation, target: Target, inputs: list[np.ndarray], structure: Structure, seed: int) -> None:
@@ -508,7 +612,7 @@ def _snapshot(report: CheckReport, run: _Run, started: float) -> CheckReport:
 
 def _finish(report: CheckReport, run: _Run, started: float, store: FailureStore | None, device: str | None) -> CheckReport:
     _snapshot(report, run, started)
-    order = {c: i for i, c in enumerate(("exception", "shape", "dtype", "missing-gradient", "non-finite"))}
+    order = {c: i for i, c in enumerate(("exception", "nondeterminism", "shape", "dtype", "missing-gradient", "non-finite"))}
     report.failures.sort(key=lambda f: (order.get(f.category, 99), -f.count))
     if store is not None and report.failures:
         rows = []

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradfuzz.campaign import _judge
+from gradfuzz.boundaries import points_for
+from gradfuzz.campaign import judge_batch
+from gradfuzz.diagnosis import branch_boundary
 from gradfuzz.engine import Batch, Evaluator, TargetRaised, probe, summarize_error
 from gradfuzz.oracle import check_contract
 from gradfuzz.spec import SpecError, parse_specs
@@ -97,9 +99,18 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
         evaluation = evaluators[key].evaluate(batch)
     except TargetRaised as raised:
         return _result(failure, sorted({*now, "exception"}), f"the {raised.stage} raised {summarize_error(raised.error)}")
-    judgement = _judge(evaluators[key], evaluation, target)
+    points = points_for(target, specs)
+    judgement = judge_batch(evaluators[key], evaluation, target, points)
     failing = judgement.failures
-    now = sorted({*now, *(v.category for v in failing)})
+    categories = {*now, *(v.category for v in failing)}
+    # The run labelled it `branch` after a second look across nearby boundaries; take the same look.
+    for v in failing:
+        if failure.category == "branch" and v.category in ("mismatch", "approximation") and v.argument is not None and \
+                branch_boundary(evaluators[key], inputs, failure.cotangents, failure.tangents,
+                                evaluation.custom[v.argument][0], v.argument, v.element or 0, points[v.argument]):
+            categories.discard(v.category)
+            categories.add("branch")
+    now = sorted(categories)
     detail = ""
     if failing:
         v = failing[0]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from gradfuzz.engine import FD_OFFSETS, Batch, Evaluation, Structure
+from gradfuzz.engine import FD_OFFSETS, Batch, Evaluation, Neighbours, Structure
 from gradfuzz.oracle import TOLERANCES, check_contract, differences, judge
 from gradfuzz.spec import parse_spec
 
@@ -67,16 +67,38 @@ def test_nan_where_the_reference_is_finite_is_non_finite():
     assert categories(evaluation(x, np.square, custom, 2 * x)) == [(0, "failure", "non-finite")]
 
 
+def relu_neighbours(ev):
+    """Autodiff of relu a few ULPs either side of 0: 0 on the left, 1 on the right."""
+    return Neighbours(indices=np.array([0]), minus=[np.array([0.0])], plus=[np.array([1.0])],
+                      fine_phi=ev.phi, fine_phi_scale=ev.phi_scale)
+
+
 def test_a_valid_subgradient_at_a_kink_is_a_note():
     x = np.array([0.0])
     for subgradient in (0.0, 0.5, 1.0):
-        found = categories(evaluation(x, lambda z: np.maximum(z, 0), [subgradient], [1.0]))
-        assert found == [(0, "note", "kink")], subgradient
+        ev = evaluation(x, lambda z: np.maximum(z, 0), [subgradient], [1.0])
+        found = judge(ev, [SPEC], STRUCTURE, has_reference=True, neighbours=relu_neighbours(ev)).verdicts
+        assert [(v.outcome, v.category) for v in found] == [("note", "kink")], subgradient
+
+
+def test_disagreeing_at_a_kink_is_suspect_until_the_neighbourhood_is_seen():
+    ev = evaluation(np.array([0.0]), lambda z: np.maximum(z, 0), [0.5], [1.0])
+    assert categories(ev) == [(0, "failure", "branch")]
 
 
 def test_a_value_outside_the_one_sided_range_is_a_branch_failure():
-    x = np.array([0.0])
-    assert categories(evaluation(x, lambda z: np.maximum(z, 0), [2.0], [1.0])) == [(0, "failure", "branch")]
+    ev = evaluation(np.array([0.0]), lambda z: np.maximum(z, 0), [2.0], [1.0])
+    found = judge(ev, [SPEC], STRUCTURE, has_reference=True, neighbours=relu_neighbours(ev)).verdicts
+    assert [(v.outcome, v.category) for v in found] == [("failure", "branch")]
+
+
+def test_near_but_not_at_a_kink_the_other_branch_is_a_failure():
+    """Within a difference step of the kink, autodiff at x is exact: the other side's slope is wrong."""
+    x = np.array([1e-7])
+    ev = evaluation(x, lambda z: np.where(z > 0, z * z, z), [1.0], 2 * x)
+    neighbours = Neighbours(indices=np.array([0]), minus=[2 * x], plus=[2 * x], fine_phi=ev.phi, fine_phi_scale=ev.phi_scale)
+    found = judge(ev, [SPEC], STRUCTURE, has_reference=True, neighbours=neighbours).verdicts
+    assert [(v.outcome, v.category) for v in found] == [("failure", "branch")]
 
 
 def test_when_autodiff_is_wrong_and_differences_agree_with_the_custom_gradient():

@@ -1,0 +1,94 @@
+"""Second looks at a finding, using the engine: which side of a boundary, and repeatability.
+
+* `branch_boundary`: a custom gradient that is wrong at x but equals the reference
+  derivative just across a nearby boundary (a point of interest) is using the other
+  branch's formula: grad_fn switches at a different point than the forward. That is
+  the `branch` category, with the boundary named.
+* `nondeterministic`: evaluating the same batch twice must give the same bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradfuzz.engine import Batch, Evaluator, TargetRaised
+from gradfuzz.oracle import TOLERANCES
+
+ACROSS_ULPS = 64  # how far across a boundary the other side's derivative is read
+MAX_BOUNDARIES = 4  # nearest points of interest tried
+
+
+@dataclass(frozen=True)
+class Boundary:
+    point: float  # where the forward switches
+    across: float  # the input just across it, where the reference matches the custom gradient
+    derivative_across: float  # the reference gradient element there
+
+
+def branch_boundary(evaluator: Evaluator, inputs: Sequence[np.ndarray], cotangents: Sequence[np.ndarray],
+                    tangents: Sequence[np.ndarray], custom: np.ndarray, argument: int, element: int,
+                    points: Sequence[float]) -> Boundary | None:
+    """The nearest boundary across which the reference derivative equals the custom one, if any."""
+    spec = evaluator.specs[argument]
+    info, tol = spec.info, TOLERANCES[spec.dtype]
+    x = float(np.asarray(inputs[argument]).reshape(-1)[element])
+    wanted = float(np.asarray(custom).reshape(-1)[element])
+    if not np.isfinite(wanted):
+        return None
+    for point in sorted(points, key=lambda p: abs(p - x))[:MAX_BOUNDARIES]:
+        if point == x:
+            continue
+        toward_x = 1.0 if x > point else -1.0
+        # At least a few smallest normals: from 0, a few ULPs would be subnormal and flush to zero.
+        shift = max(ACROSS_ULPS * float(info.ulp(np.float64(point))), 4 * info.tiny)
+        across = float(np.asarray(point - toward_x * shift, dtype=info.numpy))
+        near_side = float(np.asarray(point + toward_x * shift, dtype=info.numpy))
+        if not (spec.low <= across <= spec.high and spec.low <= near_side <= spec.high) or across == point:
+            continue
+        derivatives = [_reference_element(evaluator, inputs, cotangents, tangents, argument, element, at)
+                       for at in (across, near_side)]
+        there, here = derivatives
+        if there is None or here is None:
+            continue
+        allowed = max(tol.floor_ulps * float(info.ulp(np.float64(there))), tol.absolute_floor)
+        # A boundary only if the derivative jumps there, and the custom value is the far side's.
+        if abs(there - here) > allowed and abs(wanted - there) <= allowed:
+            return Boundary(point=point, across=across, derivative_across=there)
+    return None
+
+
+def _reference_element(evaluator: Evaluator, inputs, cotangents, tangents, argument: int, element: int,
+                       value: float) -> float | None:
+    """The reference gradient's element when that input element is set to ``value``."""
+    moved = [np.array(a, copy=True) for a in inputs]
+    flat = moved[argument].reshape(-1)
+    flat[element] = value
+    moved[argument] = flat.reshape(np.shape(inputs[argument]))
+    batch = Batch([m[None] for m in moved], [np.asarray(v)[None] for v in cotangents],
+                  [np.asarray(w, dtype=np.float64)[None] for w in tangents])
+    try:
+        evaluation = evaluator.evaluate(batch)
+    except TargetRaised:
+        return None
+    if evaluation.reference is None:
+        return None
+    there = float(np.asarray(evaluation.reference[argument], dtype=np.float64).reshape(-1)[element])
+    return there if np.isfinite(there) else None
+
+
+def nondeterministic(evaluator: Evaluator, batch: Batch) -> np.ndarray | None:
+    """Indices of examples whose custom gradient differs bitwise between two evaluations
+    of the same batch (None if the target raised)."""
+    try:
+        first, second = evaluator.evaluate(batch), evaluator.evaluate(batch)
+    except TargetRaised:
+        return None
+    differs = np.zeros(batch.size, dtype=bool)
+    for a, b in zip(first.custom, second.custom):
+        a8 = np.ascontiguousarray(a).reshape(batch.size, -1).view(np.uint8)
+        b8 = np.ascontiguousarray(b).reshape(batch.size, -1).view(np.uint8)
+        differs |= np.any(a8 != b8, axis=1)
+    return np.flatnonzero(differs)
