@@ -557,8 +557,8 @@ def _diagnose_branches(run: _Run, evaluator: Evaluator, points) -> None:
         if finding.kind != "failure" or finding.category not in BRANCH_CANDIDATES or finding.argument is None:
             continue
         boundary = branch_boundary(evaluator, finding.inputs, finding.cotangents, finding.tangents,
-                                   finding.custom[finding.argument], finding.argument, finding.element or 0,
-                                   points[finding.argument])
+                                   finding.custom[finding.argument], finding.reference_value, finding.argument,
+                                   finding.element or 0, points[finding.argument])
         if boundary is None:
             continue
         x = float(np.asarray(finding.inputs[finding.argument]).reshape(-1)[finding.element or 0])

@@ -29,15 +29,22 @@ class Boundary:
 
 
 def branch_boundary(evaluator: Evaluator, inputs: Sequence[np.ndarray], cotangents: Sequence[np.ndarray],
-                    tangents: Sequence[np.ndarray], custom: np.ndarray, argument: int, element: int,
+                    tangents: Sequence[np.ndarray], custom: np.ndarray, reference: float, argument: int, element: int,
                     points: Sequence[float]) -> Boundary | None:
-    """The nearest boundary across which the reference derivative equals the custom one, if any."""
+    """The nearest boundary whose far side explains the custom value at x, if any: either the
+    derivative just across it (a constant slope there) or the far side's derivative formula
+    extrapolated to x. ``reference`` is the reference gradient element at x."""
     spec = evaluator.specs[argument]
     info, tol = spec.info, TOLERANCES[spec.dtype]
     x = float(np.asarray(inputs[argument]).reshape(-1)[element])
     wanted = float(np.asarray(custom).reshape(-1)[element])
     if not np.isfinite(wanted):
         return None
+    def reference_at(value: float) -> float | None:
+        if not spec.low <= value <= spec.high:
+            return None
+        return _reference_element(evaluator, inputs, cotangents, tangents, argument, element, value)
+
     for point in sorted(points, key=lambda p: abs(p - x))[:MAX_BOUNDARIES]:
         if point == x:
             continue
@@ -45,18 +52,24 @@ def branch_boundary(evaluator: Evaluator, inputs: Sequence[np.ndarray], cotangen
         # At least a few smallest normals: from 0, a few ULPs would be subnormal and flush to zero.
         shift = max(ACROSS_ULPS * float(info.ulp(np.float64(point))), 4 * info.tiny)
         across = float(np.asarray(point - toward_x * shift, dtype=info.numpy))
-        near_side = float(np.asarray(point + toward_x * shift, dtype=info.numpy))
-        if not (spec.low <= across <= spec.high and spec.low <= near_side <= spec.high) or across == point:
+        there, here = reference_at(across), reference_at(float(np.asarray(point + toward_x * shift, dtype=info.numpy)))
+        if there is None or here is None or across == point:
             continue
-        derivatives = [_reference_element(evaluator, inputs, cotangents, tangents, argument, element, at)
-                       for at in (across, near_side)]
-        there, here = derivatives
-        if there is None or here is None:
-            continue
-        allowed = max(tol.floor_ulps * float(info.ulp(np.float64(there))), tol.absolute_floor)
-        # A boundary only if the derivative jumps there, and the custom value is the far side's.
+        allowed = max(tol.floor_ulps * float(info.ulp(np.float64(max(abs(there), abs(wanted))))), tol.absolute_floor)
         if abs(there - here) > allowed and abs(wanted - there) <= allowed:
-            return Boundary(point=point, across=across, derivative_across=there)
+            return Boundary(point=point, across=across, derivative_across=there)  # the other side's constant slope
+        # The other side's *formula* evaluated at x: extrapolate its derivative linearly from the
+        # mirror images of x across the boundary (exact for linear and constant branches).
+        distance = abs(x - point)
+        near_mirror, far_mirror = reference_at(point - toward_x * distance), reference_at(point - toward_x * 2 * distance)
+        if near_mirror is None or far_mirror is None:
+            continue
+        predicted = near_mirror + 2 * (near_mirror - far_mirror)
+        # The other side's formula must explain (nearly all of) the error, not merely be close
+        # to it: near zero every small value is "close".
+        error = abs(wanted - reference)
+        if abs(wanted - predicted) <= 0.01 * error and abs(predicted - reference) > 0.5 * error:
+            return Boundary(point=point, across=point - toward_x * distance, derivative_across=near_mirror)
     return None
 
 

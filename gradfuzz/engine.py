@@ -380,7 +380,12 @@ def _nudge(x: np.ndarray, w: np.ndarray, direction: float, spec: ArgSpec, step: 
     if step is not None:
         moved = x64 + direction * step * w
     else:
-        shift = np.maximum(NEIGHBOUR_ULPS * info.ulp(x64), 4 * info.tiny)
+        # Elements move by NEIGHBOUR_ULPS + 2·(rank of |w| in the example) units: tied elements
+        # (max/min ties, equal inputs) move by different amounts, so ties break on both sides.
+        flat = np.abs(np.asarray(w, dtype=np.float64)).reshape(w.shape[0], -1)
+        rank = np.argsort(np.argsort(flat, axis=1), axis=1).reshape(w.shape)
+        units = NEIGHBOUR_ULPS + 2.0 * rank
+        shift = np.maximum(units * info.ulp(x64), units / NEIGHBOUR_ULPS * 4 * info.tiny)
         moved = x64 + direction * np.where(w >= 0, 1.0, -1.0) * shift
     return np.clip(moved, -info.max, info.max).astype(info.numpy)
 

@@ -211,11 +211,12 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
         # Finer differences that straddle a kink too: the point is at one, whatever the step.
         fd.kink[rows] |= fine.kink
         fd.usable[rows] &= ~fine.kink
+    at_kink = np.zeros(size, dtype=bool)  # the gradient jumps within a few ULPs of x
     in_hull = fine_agrees | _inside_neighbour_hull(
-        evaluation, specs, custom, neighbours, has_reference and evaluation.reference is not None, fd.kink
+        evaluation, specs, custom, neighbours, has_reference and evaluation.reference is not None, fd.kink, at_kink
     )
     if has_reference and evaluation.reference is not None:
-        return _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull)
+        return _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink)
     return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull)
 
 
@@ -228,7 +229,7 @@ def _ip_floor(specs, custom, w, rows) -> np.ndarray:
 
 
 def _inside_neighbour_hull(ev: Evaluation, specs, custom, neighbours: Neighbours | None, has_reference: bool,
-                           fd_kink: np.ndarray) -> np.ndarray:
+                           fd_kink: np.ndarray, at_kink: np.ndarray) -> np.ndarray:
     """Per example: the custom gradient lies in the hull of the gradients at x - δ,
     x (reference only) and x + δ, element by element, and x is at or near a
     non-differentiable point: the hull is not a point, or the differences straddle a kink."""
@@ -253,10 +254,11 @@ def _inside_neighbour_hull(ev: Evaluation, specs, custom, neighbours: Neighbours
             inside &= np.all((gc >= low - slack) & (gc <= high + slack), axis=1)
             jumps |= np.any(high - low > slack, axis=1)
     result[rows] = inside & (jumps | fd_kink[rows])
+    at_kink[rows] = jumps
     return result
 
 
-def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull) -> Judgement:
+def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink) -> Judgement:
     size = ev.batch.size
     worst_ratio = np.zeros(size)  # error / tolerance of the worst element
     worst_at = np.full((size, 2), -1)
@@ -326,6 +328,11 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         fd_resolves = fd.usable & (np.abs(custom_ip - reference_ip) > fd_tol)
         custom_matches_fd = fd.usable & (custom_vs_fd <= fd_tol)
         reference_matches_fd = fd.usable & (reference_vs_fd <= fd_tol)
+        low, high = np.minimum(fd.left, fd.right), np.maximum(fd.left, fd.right)
+        slack = FD_SAFETY * fd.noise + ip_tolerance
+        # Between the one-sided derivatives along w: the support-function test of a subgradient
+        # (exact for max-type kinks, where the box of neighbouring gradients is too small).
+        within_kink = fd.kink & (custom_ip >= low - slack) & (custom_ip <= high + slack)
 
     def mark(mask, code, name, ref=None):
         mask = mask & live & (outcome == 0)
@@ -339,9 +346,9 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     mark(~disagree & ~reference_nonfinite & fd.kink, 2, "kink", "one-sided differences")
     mark(~disagree & ~reference_nonfinite, -1, "")  # plain pass: nothing more to say
     # Disagreeing with autodiff is excused only *at* a kink (the gradient jumps within a few
-    # ULPs). Lying between the one-sided differences is not enough: x may be merely within a
-    # step of the kink, where autodiff is exact and a wrong branch is a real, thin-region bug.
-    mark(in_hull, 2, "kink", "gradients either side")
+    # ULPs). Lying between the one-sided differences alone is not enough: x may be merely within
+    # a step of the kink, where autodiff is exact and a wrong branch is a real, thin-region bug.
+    mark(in_hull | (within_kink & at_kink), 2, "kink", "gradients either side")
     mark(fd.kink, 1, "branch")
     mark(custom_matches_fd & ~reference_matches_fd, 2, "reference-wrong", "central differences")
     rel = errors[:, 1]

@@ -107,7 +107,7 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
     for v in failing:
         if failure.category == "branch" and v.category in ("mismatch", "approximation") and v.argument is not None and \
                 branch_boundary(evaluators[key], inputs, failure.cotangents, failure.tangents,
-                                evaluation.custom[v.argument][0], v.argument, v.element or 0, points[v.argument]):
+                                evaluation.custom[v.argument][0], v.reference, v.argument, v.element or 0, points[v.argument]):
             categories.discard(v.category)
             categories.add("branch")
     now = sorted(categories)
