@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -48,10 +49,10 @@ def parse_duration(text: str | float | int | None) -> float | None:
     """
     if text is None or isinstance(text, (int, float)):
         return None if text is None else float(text)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(ms|s|m|h)?\s*", text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(ms|s|m|h|d)?\s*", text)
     if not match:
-        raise ValueError(f"Cannot read the duration {text!r}: use a number with a unit, e.g. 30s, 5m, 2h or 500ms.")
-    return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}[match[2]]
+        raise ValueError(f"Cannot read the duration {text!r}: use a number with a unit, e.g. 30s, 5m, 2h, 1d or 500ms.")
+    return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}[match[2]]
 
 
 def batch_size_for(specs: Sequence[ArgSpec], elements_budget: int = ELEMENTS_PER_BATCH) -> int:
@@ -131,6 +132,17 @@ class _Group:
     worst: Finding
     count: int = 1
     shrunk: bool = False
+    regions: dict[str, Finding] = field(default_factory=dict)  # one example per input region seen
+
+    def examples(self) -> list[Finding]:
+        """The examples worth storing: representative, worst, and one per further region."""
+        chosen = [self.representative]
+        if self.worst is not self.representative:
+            chosen.append(self.worst)
+        for finding in self.regions.values():
+            if all(finding.region != other.region for other in chosen):
+                chosen.append(finding)
+        return chosen
 
 
 @dataclass
@@ -142,6 +154,7 @@ class _Run:
     examples: int = 0
     skipped: int = 0
     warmup: float = 0.0  # seconds spent probing and compiling before the first batch
+    points: list = field(default_factory=list)  # points of interest per argument
     groups: dict[str, _Group] = field(default_factory=dict)
 
     def exhausted(self) -> bool:
@@ -197,7 +210,7 @@ def check_target(
     except Exception as error:  # tracing the batched functions failed
         _record_exception(run, TargetRaised("tracing", error), first, seed)
         return _finish(report, run, started, store, None)
-    points = points_for(target, specs)
+    points = run.points = points_for(target, specs)
     _check_repeatability(run, evaluator, structure, points, seed)
     run.warmup = time.monotonic() - started
     n_points = max(len(p) for p in points)
@@ -397,7 +410,33 @@ def _finding(verdict: Verdict, evaluation: Evaluation, run: _Run, plan: Plan | N
         custom_value=verdict.custom, reference_value=verdict.reference, abs_error=verdict.abs_error,
         rel_error=verdict.rel_error, ulp_error=verdict.ulp_error, signature=_signature(verdict),
         plan=json.dumps(asdict(plan)) if plan is not None else "", seed=seed, evidence=dict(verdict.evidence),
+        region=_region_of_verdict(verdict, evaluation, run.points),
     )
+
+
+MAX_REGIONS = 8
+
+
+def region_label(value: float, points: Sequence[float]) -> str:
+    """Where a value lies among the points of interest: "=0" on one, "(0, 1)" between two.
+
+    >>> region_label(0.5, [0.0, 1.0, -1.0])
+    '(0, 1)'
+    """
+    ordered = sorted(points)
+    value += 0.0  # -0.0 and 0.0 are one point
+    if value in ordered:
+        return f"={value:g}"
+    below = [p for p in ordered if p < value]
+    above = [p for p in ordered if p > value]
+    return f"({below[-1] if below else -np.inf:g}, {above[0] if above else np.inf:g})"
+
+
+def _region_of_verdict(verdict: Verdict, evaluation: Evaluation, points: Sequence[Sequence[float]]) -> str:
+    if verdict.argument is None or not points:
+        return "*"
+    value = float(np.asarray(evaluation.batch.inputs[verdict.argument][verdict.index]).reshape(-1)[verdict.element or 0])
+    return region_label(value, points[verdict.argument])
 
 
 def _simplicity(inputs: Sequence[np.ndarray]) -> tuple[int, float]:
@@ -436,17 +475,39 @@ def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan
         if group is None:
             representative = _finding(simplest, evaluation, run, plan, seed)
             worst_finding = representative if worst.index == simplest.index else _finding(worst, evaluation, run, plan, seed)
-            run.groups[signature] = _Group(representative, worst_finding, count=len(indices))
+            group = run.groups[signature] = _Group(representative, worst_finding, count=len(indices))
+            group.regions[representative.region] = representative
+            _note_regions(group, indices, judgement, evaluation, run, plan, seed)
             if simplest.outcome == "failure":
                 new.append(signature)
             continue
         group.count += len(indices)
+        if len(group.regions) < MAX_REGIONS:
+            _note_regions(group, indices, judgement, evaluation, run, plan, seed)
         if worst.abs_error > group.worst.abs_error or (np.isnan(group.worst.abs_error) and not np.isnan(worst.abs_error)):
             group.worst = _finding(worst, evaluation, run, plan, seed)
         candidate = (int(simplicity[0][simplest.index]), float(simplicity[1][simplest.index]))
         if not group.shrunk and candidate < _simplicity(group.representative.inputs):
             group.representative = _finding(simplest, evaluation, run, plan, seed)
     return new
+
+
+def _note_regions(group: _Group, indices: np.ndarray, judgement: Judgement, evaluation: Evaluation, run: _Run,
+                  plan: Plan, seed: int) -> None:
+    """Keep the first example of each input region this group has not been seen in yet."""
+    argument = int(judgement.argument[indices[0]])
+    if argument < 0 or group.representative.kind != "failure":
+        return
+    values = np.asarray(evaluation.batch.inputs[argument], dtype=np.float64).reshape(evaluation.batch.size, -1)
+    elements = np.maximum(judgement.element[indices], 0)
+    seen: set[str] = set(group.regions)
+    for index, value in zip(indices, values[indices, elements]):
+        label = region_label(float(value), run.points[argument])
+        if label not in seen:
+            seen.add(label)
+            group.regions[label] = _finding(judgement.verdict(int(index)), evaluation, run, plan, seed)
+            if len(group.regions) >= MAX_REGIONS:
+                return
 
 
 def _adopt_shrunk(run: _Run, found: _NewFailure, seed: int) -> None:
@@ -616,12 +677,16 @@ def _finish(report: CheckReport, run: _Run, started: float, store: FailureStore 
     report.failures.sort(key=lambda f: (order.get(f.category, 99), -f.count))
     if store is not None and report.failures:
         rows = []
+        groups = {g.representative.signature: g for g in run.groups.values()}
+        run_id = uuid.uuid4().hex
         for finding in report.failures:
-            examples = [finding] + ([finding.worst] if finding.worst is not None else [])
+            group = groups.get(finding.signature)
+            examples = group.examples() if group is not None else [finding]
             for example in examples:
                 example.count = finding.count
+                example.category, example.signature = finding.category, finding.signature
                 rows.append(failure_row(example, target=run.target.name, fingerprint=run.target.fingerprint,
-                                        specs=[str(s) for s in run.specs], device=device or ""))
+                                        specs=[str(s) for s in run.specs], device=device or "", run_id=run_id))
         store.append_failures(rows)
         report.stored = len(rows)
     return report

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -86,42 +87,197 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     sys.exit(EXIT_OK if ok else EXIT_FAILURES)
 
 
-@main.command()
-@click.argument("store", required=False, type=click.Path(file_okay=False, path_type=Path), default=Path(".gradfuzz"))
-@click.option("--target", "target_filter", default=None, help="Replay only this target's failures.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def replay(store, target_filter, output_format) -> None:
-    """Re-run every stored failure from its stored bits; report reproduced or fixed."""
-    from gradfuzz.replay import replay_store
+STORE_ARGUMENT = click.argument("store", required=False, type=click.Path(file_okay=False, path_type=Path), default=Path(".gradfuzz"))
+
+
+def _read_store(store: Path):
     from gradfuzz.store import FailureStore, StoreError
 
     try:
-        with FailureStore(store) as failure_store:
-            results, problems = replay_store(failure_store, target_filter=target_filter)
+        read = FailureStore(store).read()
     except StoreError as error:
+        _fail(str(error))
+    for problem in read.problems:
+        stderr.print(f"[yellow]warning:[/] {escape(problem)}")
+    return read
+
+
+@main.command()
+@STORE_ARGUMENT
+@click.option("--target", "target_filter", default=None, help="Replay only this target's failures.")
+@click.option("--since", default=None, help="Only failures recorded since: a date (2026-11-28) or an age (2h, 3d).")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run each failure N times; partial reproduction is reported as flaky (k of n).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def replay(store, target_filter, since, repeat, output_format) -> None:
+    """Re-run every stored failure from its stored bits; report reproduced, fixed or flaky."""
+    from gradfuzz.replay import parse_since, replay_store
+    from gradfuzz.store import FailureStore, StoreError
+
+    try:
+        since_time = parse_since(since) if since else None
+        with FailureStore(store) as failure_store:
+            results, problems = replay_store(failure_store, target_filter=target_filter, since=since_time, repeat=repeat)
+    except (StoreError, ValueError) as error:
         _fail(str(error))
     for problem in problems:
         stderr.print(f"[yellow]warning:[/] {escape(problem)}")
-    reproduced = [r for r in results if r.status == "reproduced"]
+    failing = [r for r in results if r.status in ("reproduced", "flaky")]
     if output_format == "json":
         click.echo(json.dumps({"store": str(store), "results": [r.to_json() for r in results], "problems": problems},
                               indent=2, default=str))
     else:
-        if not results:
-            stdout.print(f"No stored failures in {store}.")
-        table = Table(title=f"Replay of {store}", show_lines=False)
-        for column in ("status", "category", "target", "input", "detail"):
-            table.add_column(column, overflow="fold")
-        colours = {"reproduced": "red", "fixed": "green", "target-missing": "yellow"}
-        for r in results:
-            shown = ", ".join(_short(x) for x in r.failure.inputs)
-            table.add_row(f"[{colours.get(r.status, 'white')}]{r.status}[/]", r.failure.category, escape(r.failure.target),
-                          shown, escape(r.detail[:200]))
-        if results:
-            stdout.print(table)
-            counts = {s: sum(r.status == s for r in results) for s in ("reproduced", "fixed", "target-missing")}
-            stdout.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
-    sys.exit(EXIT_FAILURES if reproduced else EXIT_OK)
+        _print_replay(results, store)
+    sys.exit(EXIT_FAILURES if failing else EXIT_OK)
+
+
+def _print_replay(results, store) -> None:
+    if not results:
+        stdout.print(f"No stored failures in {store}.")
+        return
+    table = Table(title=f"Replay of {store}", show_lines=False)
+    for column in ("status", "category", "target", "input", "detail"):
+        table.add_column(column, overflow="fold")
+    colours = {"reproduced": "red", "flaky": "magenta", "fixed": "green", "target-missing": "yellow"}
+    for r in results:
+        status = f"flaky ({r.reproduced} of {r.runs})" if r.status == "flaky" else r.status
+        shown = ", ".join(_short(x) for x in r.failure.inputs)
+        table.add_row(f"[{colours.get(r.status, 'white')}]{status}[/]", r.failure.category, escape(r.failure.target),
+                      shown, escape(r.detail[:200]))
+    stdout.print(table)
+    counts = {s: sum(r.status == s for r in results) for s in ("reproduced", "flaky", "fixed", "target-missing")}
+    stdout.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+
+
+@main.command()
+@STORE_ARGUMENT
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def triage(store, output_format) -> None:
+    """Group stored failures into distinct bugs (target, category, argument, region)."""
+    from gradfuzz.triage import triage as group
+
+    groups = group(_read_store(store).failures)
+    if output_format == "json":
+        click.echo(json.dumps({"store": str(store), "groups": [{
+            "signature": g.signature, "target": g.target, "category": g.category, "argument": g.argument,
+            "regions": g.regions, "count": g.count, "examples": g.examples, "status": g.status,
+            "representative": {"id": g.representative.id, "inputs": [np.asarray(x, dtype=np.float64).tolist()
+                                                                     for x in g.representative.inputs]},
+        } for g in groups]}, indent=2))
+        return
+    table = Table(title=f"{len(groups)} distinct bug(s) in {store}")
+    for column in ("#", "target", "category", "arg", "region", "runs", "examples", "status", "simplest input"):
+        table.add_column(column, overflow="fold")
+    for number, g in enumerate(groups, 1):
+        table.add_row(str(number), escape(g.target), g.category, "*" if g.argument is None else str(g.argument),
+                      escape(" ∪ ".join(g.regions)), str(g.count), f"{g.examples:,}", g.status,
+                      ", ".join(_short(x) for x in g.representative.inputs))
+    stdout.print(table)
+
+
+@main.command()
+@STORE_ARGUMENT
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace DIRECTORY if it is not empty.")
+def export(store, directory, overwrite) -> None:
+    """Write the store as a hive-partitioned Parquet dataset (pandas, polars, DuckDB)."""
+    from gradfuzz.export import export_dataset
+
+    failures = _read_store(store).failures
+    try:
+        rows = export_dataset(failures, directory, overwrite=overwrite)
+    except (FileExistsError, OSError) as error:
+        _fail(str(error))
+    stdout.print(f"{rows} failure record(s) written to {directory}/ (partitioned by target_key and category).")
+
+
+@main.command()
+@STORE_ARGUMENT
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the HTML report.")
+def report(store, html_path) -> None:
+    """An HTML report: one section per distinct bug, with a plot along the failing input."""
+    from gradfuzz.html_report import render
+    from gradfuzz.triage import triage as group
+
+    groups = [g for g in group(_read_store(store).failures) if g.status == "open"]
+    try:
+        html_path.write_text(render(groups, str(store)))
+    except OSError as error:
+        _fail(f"Cannot write {html_path}: {error.strerror or error}.")
+    stdout.print(f"Report of {len(groups)} open bug(s) written to {html_path}.")
+
+
+@main.command("export-tests")
+@STORE_ARGUMENT
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("test_gradfuzz_regressions.py"),
+              show_default=True)
+def export_tests(store, output) -> None:
+    """Write a pytest file of the minimal failing inputs (one per distinct open bug)."""
+    from gradfuzz.regression import write_tests
+    from gradfuzz.triage import triage as group
+
+    groups = [g for g in group(_read_store(store).failures) if g.status == "open"]
+    count = write_tests([g.representative for g in groups], output, str(store))
+    stdout.print(f"{count} regression test(s) written to {output}; they fail until the gradients are fixed.")
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--budget", default=None, help="Total time (default: the config's budget, else 30m).")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a JUnit XML report for CI systems.")
+def gate(config_path, budget, junit_path) -> None:
+    """Release gate: replay every open failure and fuzz every target; exit 0 only if all is clean."""
+    from gradfuzz.campaign import parse_duration
+    from gradfuzz.config import ConfigError, load_config
+    from gradfuzz.gate import junit_xml, run_gate
+    from gradfuzz.store import StoreError
+
+    try:
+        config = load_config(config_path)
+        seconds = parse_duration(budget) if budget else (config.budget or 1800.0)
+        result = run_gate(config, seconds)
+    except (ConfigError, ValueError, StoreError) as error:
+        _fail(str(error))
+    if junit_path is not None:
+        junit_path.write_text(junit_xml(result))
+    for problem in result.problems:
+        stderr.print(f"[yellow]warning:[/] {escape(problem)}")
+    _print_replay(result.replayed, config.store)
+    for report in result.fuzzed:
+        _print_report(report)
+    for target, message in result.errors:
+        stdout.print(f"[red]✗ {escape(target)}[/]: {escape(message)}", soft_wrap=True)
+    verdict = "[green]PASSED[/]" if result.ok else "[red]FAILED[/]"
+    stdout.print(f"\nGate {verdict}: {len(result.reproduced)} stored failure(s) reproduce, "
+                 f"{len(result.new_failures)} target(s) with new failures, {len(result.errors)} target error(s) "
+                 f"({result.seconds:.0f} s).")
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILURES)
+
+
+@main.group("store")
+def store_group() -> None:
+    """Inspect a failure store."""
+
+
+@store_group.command("verify")
+@STORE_ARGUMENT
+def store_verify(store) -> None:
+    """Read every segment, recover what unsealed or truncated segments hold, report what was skipped."""
+    from gradfuzz.store import FailureStore, StoreError
+
+    try:
+        read = FailureStore(store).read()
+    except StoreError as error:
+        _fail(str(error))
+    segments = sorted(p.name for p in (store / "failures").glob("*.arrow*")) if (store / "failures").is_dir() else []
+    open_count = sum(f.status != "fixed" for f in read.failures)
+    stdout.print(f"{store}: {len(segments)} segment(s), {len(read.failures)} failure record(s) readable "
+                 f"({open_count} open, {len(read.failures) - open_count} fixed).")
+    for problem in read.problems:
+        stdout.print(f"[yellow]problem:[/] {escape(problem)}", soft_wrap=True)
+    sys.exit(EXIT_FAILURES if read.problems else EXIT_OK)
 
 
 # -- output -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ tangents (decoded bit for bit), against the target's *current* code. Status:
 
 * ``reproduced`` — it still fails (with the same category, or the one named);
 * ``fixed`` — it no longer fails; the store records when and where it was fixed;
+* ``flaky (k of n)`` — with ``--repeat n``, it reproduced in only k runs;
 * ``target-missing`` — the target cannot be loaded any more (renamed, deleted);
   the other failures still run.
 """
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from gradfuzz.boundaries import points_for
-from gradfuzz.campaign import judge_batch
+from gradfuzz.campaign import judge_batch, parse_duration
 from gradfuzz.diagnosis import branch_boundary
 from gradfuzz.engine import Batch, Evaluator, TargetRaised, probe, summarize_error
 from gradfuzz.oracle import check_contract
@@ -29,38 +31,102 @@ from gradfuzz.target import Target, TargetError, load_target
 @dataclass
 class ReplayResult:
     failure: StoredFailure
-    status: str  # "reproduced", "fixed" or "target-missing"
+    status: str  # "reproduced", "fixed", "flaky" or "target-missing"
     detail: str
     categories_now: list[str]
+    reproduced: int = 0  # with --repeat: how many runs reproduced it
+    runs: int = 1
 
     def to_json(self) -> dict:
         f = self.failure
         return {
             "id": f.id, "target": f.target, "category": f.category, "status": self.status,
+            "reproduced": self.reproduced, "runs": self.runs,
             "detail": self.detail, "categories_now": self.categories_now,
             "recorded": f.time.isoformat(), "inputs": [np.asarray(x, dtype=np.float64).tolist() for x in f.inputs],
         }
 
 
-def replay_store(store: FailureStore, *, target_filter: str | None = None,
-                 on_result: Callable[[ReplayResult], None] | None = None) -> tuple[list[ReplayResult], list[str]]:
-    """Replay every stored failure (optionally of one target); mark the fixed ones."""
+class Replayer:
+    """Replays records, loading each target and compiling each evaluator once."""
+
+    def __init__(self) -> None:
+        self._targets: dict[str, Target | str] = {}
+        self._evaluators: dict[tuple, Evaluator] = {}
+
+    def context(self, failure: StoredFailure) -> tuple[Target, tuple, Evaluator, list] | str:
+        """The loaded target, its specs, a compiled evaluator and its points of interest for a
+        stored failure — or why they cannot be had."""
+        if failure.target not in self._targets:
+            try:
+                self._targets[failure.target] = load_target(failure.target)
+            except TargetError as error:
+                self._targets[failure.target] = str(error)
+        target = self._targets[failure.target]
+        if isinstance(target, str):
+            return target
+        try:
+            specs = parse_specs(failure.specs)
+            structure = probe(target, specs, [np.asarray(x) for x in failure.inputs])
+        except (SpecError, TargetRaised) as error:
+            return str(error)
+        key = (failure.target, tuple(failure.specs), structure)
+        if key not in self._evaluators:
+            self._evaluators[key] = Evaluator(target, specs, structure)
+        return target, specs, self._evaluators[key], points_for(target, specs)
+
+    def replay(self, failure: StoredFailure, repeat: int = 1) -> ReplayResult:
+        """``repeat`` > 1 re-runs the failure that many times: ``flaky (k of n)`` when it
+        reproduces only sometimes."""
+        results = [_replay_one(failure, self._targets, self._evaluators) for _ in range(max(1, repeat))]
+        if repeat <= 1 or results[0].status == "target-missing":
+            return results[0]
+        hits = [r for r in results if r.status == "reproduced"]
+        if 0 < len(hits) < len(results):
+            return ReplayResult(failure, "flaky", f"reproduced {len(hits)} of {len(results)} times. {hits[0].detail}".strip(),
+                                hits[0].categories_now, reproduced=len(hits), runs=len(results))
+        chosen = hits[0] if hits else results[0]
+        chosen.reproduced, chosen.runs = len(hits), len(results)
+        return chosen
+
+
+def replay_store(store: FailureStore, *, target_filter: str | None = None, since: datetime | None = None,
+                 repeat: int = 1, on_result: Callable[[ReplayResult], None] | None = None
+                 ) -> tuple[list[ReplayResult], list[str]]:
+    """Replay every stored failure (optionally of one target, or recorded since a time);
+    mark the fixed ones, reopen the ones that fail again."""
     read = store.read()
-    targets: dict[str, Target | str] = {}
-    evaluators: dict[tuple, Evaluator] = {}
+    replayer = Replayer()
     results = []
     for failure in read.failures:
         if target_filter and failure.target != target_filter:
             continue
-        result = _replay_one(failure, targets, evaluators)
+        if since is not None and failure.time < since:
+            continue
+        result = replayer.replay(failure, repeat)
         if result.status == "fixed" and failure.status != "fixed":
             store.mark(failure.id, "fixed")
-        elif result.status == "reproduced" and failure.status == "fixed":
+        elif result.status in ("reproduced", "flaky") and failure.status == "fixed":
             store.mark(failure.id, "open")  # a regression: fixed once, failing again
         results.append(result)
         if on_result is not None:
             on_result(result)
     return results, read.problems
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """An ISO date or time ("2026-11-28", "2026-11-28T10:00"), or an age ("2h", "3d")."""
+    now = now or datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(text)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        raise ValueError(f"Cannot read --since {text!r}: give a date (2026-11-28), a time (2026-11-28T10:00) "
+                         "or an age (90m, 2h, 3d).") from None
 
 
 def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> ReplayResult:
@@ -122,5 +188,5 @@ def _result(failure: StoredFailure, now: list[str], detail: str) -> ReplayResult
     if not now:
         return ReplayResult(failure, "fixed", detail or "no failure on the stored input", now)
     if failure.category in now:
-        return ReplayResult(failure, "reproduced", detail, now)
-    return ReplayResult(failure, "reproduced", f"now fails as {', '.join(now)}. {detail}".strip(), now)
+        return ReplayResult(failure, "reproduced", detail, now, reproduced=1)
+    return ReplayResult(failure, "reproduced", f"now fails as {', '.join(now)}. {detail}".strip(), now, reproduced=1)

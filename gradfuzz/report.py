@@ -46,6 +46,7 @@ class Finding:
     seed: int | None = None
     evidence: dict[str, float] = field(default_factory=dict)
     worst: Finding | None = None  # the largest-error example of the same signature, if different
+    region: str = "*"  # where the failing element lies among the points of interest, e.g. "(0, 1)"
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -53,6 +54,7 @@ class Finding:
             "category": self.category,
             "count": self.count,
             "signature": self.signature,
+            "region": self.region,
             "inputs": [_jsonable(x) for x in self.inputs],
             "custom": [_jsonable(x) for x in self.custom],
             "reference": [_jsonable(x) for x in self.reference],

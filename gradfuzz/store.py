@@ -84,12 +84,14 @@ def _numpy_dtype(name: str) -> np.dtype:
 FAILURE_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
+        ("run_id", pa.string()),  # one check of one target; a bug's records from one run share it
         ("time", pa.timestamp("us", tz="UTC")),
         ("target", pa.string()),
         ("fingerprint", pa.string()),
         ("category", pa.string()),
         ("explanation", pa.string()),
         ("signature", pa.string()),
+        ("region", pa.string()),  # where the failing element lies among the points of interest
         ("count", pa.int64()),
         ("specs", pa.list_(pa.string())),
         ("inputs", pa.list_(TENSOR)),
@@ -125,12 +127,14 @@ class StoredFailure:
     """One failure read back from the store, tensors decoded bit-exactly."""
 
     id: str
+    run_id: str
     time: datetime
     target: str
     fingerprint: str
     category: str
     explanation: str
     signature: str
+    region: str
     count: int
     specs: list[str]
     inputs: list[np.ndarray]
@@ -171,16 +175,19 @@ def environment(device: str = "") -> dict[str, str]:
     return versions
 
 
-def failure_row(finding: Any, *, target: str, fingerprint: str, specs: Iterable[str], device: str = "") -> dict[str, Any]:
+def failure_row(finding: Any, *, target: str, fingerprint: str, specs: Iterable[str], device: str = "",
+                run_id: str = "") -> dict[str, Any]:
     """Flatten a `gradfuzz.report.Finding` into one store row."""
     return {
         "id": uuid.uuid4().hex,
+        "run_id": run_id,
         "time": datetime.now(UTC),
         "target": target,
         "fingerprint": fingerprint,
         "category": finding.category,
         "explanation": finding.explanation,
         "signature": finding.signature,
+        "region": getattr(finding, "region", "*"),
         "count": int(finding.count),
         "specs": list(specs),
         "inputs": [encode_tensor(x) for x in finding.inputs],
@@ -383,9 +390,9 @@ def _compatible(path: Path, found: pa.Schema, expected: pa.Schema, problems: lis
 
 def _failure_from_row(row: dict[str, Any]) -> StoredFailure:
     return StoredFailure(
-        id=row["id"], time=row["time"], target=row["target"], fingerprint=row["fingerprint"],
+        id=row["id"], run_id=row.get("run_id") or "", time=row["time"], target=row["target"], fingerprint=row["fingerprint"],
         category=row["category"], explanation=row["explanation"], signature=row["signature"],
-        count=row["count"], specs=list(row["specs"]),
+        region=row.get("region") or "*", count=row["count"], specs=list(row["specs"]),
         inputs=[decode_tensor(t) for t in row["inputs"]],
         cotangents=[decode_tensor(t) for t in row["cotangents"]],
         tangents=[decode_tensor(t) for t in row["tangents"]],

@@ -1,0 +1,92 @@
+"""The release gate: replay every open failure, fuzz every target, pass only if both are clean.
+
+``gradfuzz gate CONFIG.toml --budget 30m [--junit out.xml]``. The budget is shared:
+replaying first, then the time left is split over the targets by weight (or their own
+budgets). New failures go to the config's store, so the next gate replays them.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from gradfuzz.campaign import check_target
+from gradfuzz.config import CampaignConfig
+from gradfuzz.replay import ReplayResult, replay_store
+from gradfuzz.report import CheckReport
+from gradfuzz.store import FailureStore
+from gradfuzz.target import TargetError, load_targets, resolve_specs
+
+
+@dataclass
+class GateResult:
+    replayed: list[ReplayResult] = field(default_factory=list)
+    fuzzed: list[CheckReport] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (target, message)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def reproduced(self) -> list[ReplayResult]:
+        return [r for r in self.replayed if r.status in ("reproduced", "flaky")]
+
+    @property
+    def new_failures(self) -> list[CheckReport]:
+        return [r for r in self.fuzzed if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.reproduced and not self.new_failures and not self.errors
+
+
+def run_gate(config: CampaignConfig, budget: float) -> GateResult:
+    started = time.monotonic()
+    result = GateResult()
+    with FailureStore(config.store) as store:
+        if (config.store / "failures").is_dir():
+            replayed, result.problems = replay_store(store)
+            # Failures fixed before this gate and still fixed are history, not test cases.
+            result.replayed = [r for r in replayed if not (r.failure.status == "fixed" and r.status == "fixed")]
+        remaining = max(budget - (time.monotonic() - started), 1.0)
+        for target_config, seconds in zip(config.targets, config.budgets(remaining)):
+            try:
+                targets = load_targets(target_config.target)
+                planned = [(t, resolve_specs(t, target_config.inputs)) for t in targets]
+            except TargetError as error:
+                result.errors.append((target_config.target, str(error)))
+                continue
+            for target, specs in planned:
+                result.fuzzed.append(check_target(target, specs, budget=max(seconds / len(planned), 1.0),
+                                                  seed=config.seed, store=store))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def junit_xml(result: GateResult) -> str:
+    """JUnit XML: one test case per replayed failure and per fuzzed target."""
+    suite = ET.Element("testsuite", name="gradfuzz-gate", time=f"{result.seconds:.3f}")
+    failures = 0
+    for replayed in result.replayed:
+        f = replayed.failure
+        case = ET.SubElement(suite, "testcase", classname="gradfuzz.replay", name=f"{f.target} [{f.category}] {f.id[:8]}")
+        if replayed.status in ("reproduced", "flaky"):
+            failures += 1
+            ET.SubElement(case, "failure", message=f"{replayed.status}: {f.category}").text = replayed.detail or f.explanation
+        elif replayed.status == "target-missing":
+            ET.SubElement(case, "skipped", message=replayed.detail)
+    for report in result.fuzzed:
+        case = ET.SubElement(suite, "testcase", classname="gradfuzz.fuzz", name=report.target, time=f"{report.seconds:.3f}")
+        if not report.ok:
+            failures += 1
+            text = "\n".join(f"[{x.category}] x{x.count}: {x.explanation}" for x in report.failures) or (report.error or "")
+            ET.SubElement(case, "failure", message=f"{len(report.failures)} failure kind(s) in {report.examples} examples").text = text
+    for target, message in result.errors:
+        failures += 1
+        case = ET.SubElement(suite, "testcase", classname="gradfuzz.fuzz", name=target)
+        ET.SubElement(case, "error", message="target could not be loaded").text = message
+    suite.set("tests", str(len(suite)))
+    suite.set("failures", str(failures))
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")

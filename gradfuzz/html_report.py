@@ -1,0 +1,131 @@
+"""``gradfuzz report --html``: one section per distinct bug, with a picture.
+
+Each section shows the diagnosis, the numbers, and a plot of the custom gradient against
+the reference (autodiff of the forward, and central differences) along a line through the
+failing input, so a branch boundary, kink or approximation error is visible at a glance.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from datetime import UTC, datetime
+
+import numpy as np
+
+from gradfuzz.engine import Batch
+from gradfuzz.oracle import differences
+from gradfuzz.replay import Replayer
+from gradfuzz.store import StoredFailure
+from gradfuzz.triage import TriageGroup
+
+POINTS_ON_LINE = 241
+
+
+def line_profile(replayer: Replayer, failure: StoredFailure) -> dict | str:
+    """Custom and reference gradient element along a line through the failing element."""
+    context = replayer.context(failure)
+    if isinstance(context, str):
+        return context
+    if failure.argument is None or not failure.cotangents:
+        return "no single failing element to plot (a contract or exception finding)"
+    _, specs, evaluator, points = context
+    a, e = failure.argument, failure.element or 0
+    spec = specs[a]
+    x = float(np.asarray(failure.inputs[a], dtype=np.float64).reshape(-1)[e])
+    # Wide enough to show the two nearest points of interest (a boundary and its neighbour).
+    distances = sorted(abs(p - x) for p in points[a] if p != x) or [1.0]
+    reach = distances[1] if len(distances) > 1 and distances[0] < 1e-3 * distances[1] else distances[0]
+    radius = min(max(1.5 * reach, 1e-6 * max(1.0, abs(x))), 0.25 * (spec.high - spec.low))
+    line = np.unique(np.clip(np.linspace(x - radius, x + radius, POINTS_ON_LINE), spec.low, spec.high).astype(spec.info.numpy))
+    inputs = []
+    for k, array in enumerate(failure.inputs):
+        batch = np.repeat(np.asarray(array)[None], line.size, axis=0)
+        if k == a:
+            batch.reshape(line.size, -1)[:, e] = line
+        inputs.append(batch)
+    tangents = [np.zeros((line.size, *np.shape(t))) for t in failure.tangents]
+    tangents[a].reshape(line.size, -1)[:, e] = 1.0  # differences along this element: ⟨v, J e⟩ = (Jᵀv)ₑ
+    cotangents = [np.repeat(np.asarray(v)[None], line.size, axis=0) for v in failure.cotangents]
+    evaluation = evaluator.evaluate(Batch(inputs, cotangents, tangents))
+    fd = differences(evaluation.phi, evaluation.phi_scale, evaluation.fd_step, evaluation.fd_eps)
+    column = lambda arrays: None if arrays is None else np.asarray(arrays[a], dtype=np.float64).reshape(line.size, -1)[:, e]  # noqa: E731
+    return {
+        "line": line.astype(np.float64), "x": x, "custom": column(evaluation.custom),
+        "reference": column(evaluation.reference), "differences": np.where(fd.usable, fd.central, np.nan),
+        "points": [p for p in points[a] if x - radius <= p <= x + radius], "argument": a, "element": e,
+    }
+
+
+def plot_png(profile: dict, title: str) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.5, 3.4), dpi=110)
+    line = profile["line"]
+    if profile["reference"] is not None:
+        axes.plot(line, profile["reference"], color="#1f77b4", linewidth=2.2, label="autodiff of the forward")
+    axes.plot(line, profile["differences"], color="#2ca02c", linestyle="--", linewidth=1.4, label="central differences")
+    axes.plot(line, profile["custom"], color="#d62728", linewidth=1.4, label="custom gradient")
+    axes.axvline(profile["x"], color="black", linestyle=":", linewidth=1.0, label="failing input")
+    for point in profile["points"]:
+        axes.axvline(point, color="grey", alpha=0.35, linewidth=4)
+    axes.set_xlabel(f"argument {profile['argument']}, element {profile['element']}")
+    axes.set_ylabel("gradient element (·v)")
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8, loc="best")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def render(groups: list[TriageGroup], store: str, replayer: Replayer | None = None) -> str:
+    replayer = replayer or Replayer()
+    sections = []
+    for number, group in enumerate(groups, 1):
+        record = group.representative
+        profile = line_profile(replayer, record)
+        if isinstance(profile, str):
+            picture = f"<p class='note'>No plot: {html.escape(profile)}</p>"
+        else:
+            title = f"{group.target}: {group.category} ({', '.join(group.regions)})"
+            encoded = base64.b64encode(plot_png(profile, title)).decode()
+            picture = f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
+        values = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in [
+                ("input", ", ".join(np.array2string(np.asarray(x, dtype=np.float64), precision=9) for x in record.inputs)),
+                ("custom", f"{record.custom_value:.9g}"),
+                (record.reference_name or "reference", f"{record.reference_value:.9g}"),
+                ("error", f"{record.abs_error:.3g} (relative {record.rel_error:.3g}, {record.ulp_error:.3g} ULPs)"),
+                ("occurrences", f"{group.count} run(s), {group.examples:,} failing examples"),
+                ("status", group.status), ("specs", ", ".join(record.specs)),
+            ]
+        )
+        sections.append(
+            f"<section><h2>{number}. <span class='cat'>{html.escape(group.category)}</span> in "
+            f"<code>{html.escape(group.target)}</code></h2>"
+            f"<p>{html.escape(record.explanation)}</p><table>{values}</table>{picture}</section>"
+        )
+    body = "\n".join(sections) or "<p>No stored failures.</p>"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>gradfuzz report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }}
+section {{ border-top: 1px solid #ccc; padding-top: 1rem; margin-top: 1.5rem; }}
+.cat {{ color: #b00; }} table {{ border-collapse: collapse; margin: .5rem 0; }}
+th {{ text-align: left; padding-right: 1rem; color: #555; font-weight: normal; }} td {{ font-family: monospace; }}
+img {{ max-width: 100%; }} .note {{ color: #777; }}
+</style></head><body>
+<h1>gradfuzz report</h1>
+<p>Store <code>{html.escape(store)}</code>, {len(groups)} distinct bug(s), generated {stamp}.</p>
+{body}
+</body></html>
+"""

@@ -1,0 +1,204 @@
+"""Triage, export, the HTML report, exported regression tests, the pytest plugin, the gate."""
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from gradfuzz.config import ConfigError, load_config
+from gradfuzz.report import Finding
+from gradfuzz.store import FailureStore, failure_row
+from gradfuzz.triage import triage
+from tests.conftest import EXAMPLES, REPO
+
+BUGS = REPO / "tests" / "corpus" / "bugs.py"
+
+
+def _record(target="t.py:f", category="mismatch", region="=0", value=0.0, run="r1", argument=0):
+    finding = Finding(target=target, kind="failure", category=category, explanation="x", inputs=[np.array(value)],
+                      argument=argument, element=0, region=region, count=5)
+    return failure_row(finding, target=target, fingerprint="f", specs=["float64[]"], run_id=run)
+
+
+def test_triage_groups_repeats_into_one_bug_and_separates_distinct_bugs(tmp_path):
+    with FailureStore(tmp_path) as store:
+        store.append_failures([_record(run=f"run{i}", value=float(i % 3 == 0)) for i in range(100)])
+        store.append_failures([_record(region="(-inf, -1)", value=-97.0, run="other")])  # a second bug, far away
+        store.append_failures([_record(region="(0, 1)", value=0.5, run="run1")])  # touches =0: the same bug
+    groups = triage(FailureStore(tmp_path).read().failures)
+    assert [(g.count, g.regions) for g in groups] == [(100, ["=0", "(0, 1)"]), (1, ["(-inf, -1)"])]
+    assert float(groups[0].representative.inputs[0]) == 0.0, "the simplest input represents the group"
+    assert groups[0].examples == 100 * 5
+
+
+def test_an_approximation_is_one_bug_wherever_it_shows(tmp_path):
+    with FailureStore(tmp_path) as store:
+        store.append_failures([_record(category="approximation", region=r, run="r") for r in ("(-inf, -1)", "(1, inf)")])
+    assert len(triage(FailureStore(tmp_path).read().failures)) == 1
+
+
+@pytest.fixture(scope="module")
+def store_with_bugs(tmp_path_factory):
+    """A real store: the seed's my_op and two bugs of one function in different places."""
+    from click.testing import CliRunner
+
+    from gradfuzz.cli import main
+
+    work = tmp_path_factory.mktemp("work")
+    shutil.copy(EXAMPLES / "seed_ops.py", work / "ops.py")
+    shutil.copy(BUGS, work / "bugs.py")
+    (work / "two.py").write_text(
+        "import tensorflow as tf\n\n"
+        "@tf.custom_gradient\n"
+        "def two_bugs(x):\n"
+        "    def grad(dy):\n"
+        "        g = tf.where(x < -95.0, 0.5 * tf.cos(x), tf.cos(x))\n"
+        "        return dy * tf.where(tf.equal(x, 0.0), tf.zeros_like(x), g)\n"
+        "    return tf.sin(x), grad\n"
+    )
+    runner = CliRunner()
+    import os
+
+    previous = os.getcwd()
+    os.chdir(work)
+    try:
+        for args in (["ops.py:my_op", "-i", "float64[]"], ["two.py:two_bugs", "-i", "float64[]@-100..100"],
+                     ["bugs.py:threshold_off_by_1e3"]):
+            runner.invoke(main, ["check", *args, "--max-examples", "20000", "--seed", "5"], catch_exceptions=False)
+    finally:
+        os.chdir(previous)
+    return work
+
+
+def test_triage_command_finds_three_bugs(cli, store_with_bugs):
+    import os
+
+    os.chdir(store_with_bugs)
+    result = cli("triage", "--format", "json")
+    groups = json.loads(result.stdout)["groups"]
+    by_target = {}
+    for g in groups:
+        by_target.setdefault(g["target"], []).append((g["category"], g["regions"]))
+    assert [c for c, _ in by_target["ops.py:my_op"]] == ["approximation"]
+    assert len([c for c, _ in by_target["two.py:two_bugs"] if c == "mismatch"]) == 2, by_target["two.py:two_bugs"]
+    assert [c for c, _ in by_target["bugs.py:threshold_off_by_1e3"]] == ["branch"]
+
+
+def test_export_is_read_by_pandas_polars_and_duckdb(cli, store_with_bugs, tmp_path):
+    import os
+
+    os.chdir(store_with_bugs)
+    out = tmp_path / "export"
+    assert cli("export", ".gradfuzz", str(out)).exit_code == 0
+    assert cli("export", ".gradfuzz", str(out)).exit_code == 2, "a non-empty directory is not overwritten silently"
+    import duckdb
+    import pandas
+    import polars
+
+    frame = pandas.read_parquet(out)
+    assert {"target_key", "category", "inputs_f64", "custom_f64"} <= set(frame.columns)
+    assert set(frame["category"]) >= {"approximation", "mismatch", "branch"}
+    lazy = polars.scan_parquet(str(out / "**" / "*.parquet"), hive_partitioning=True).collect()
+    assert lazy.height == len(frame)
+    counts = duckdb.sql(
+        f"select category, count(*) from read_parquet('{out}/**/*.parquet', hive_partitioning = true) group by category"
+    ).fetchall()
+    assert sum(n for _, n in counts) == len(frame)
+
+
+def test_html_report_has_a_section_and_a_plot_per_bug(cli, store_with_bugs, tmp_path):
+    import os
+
+    os.chdir(store_with_bugs)
+    page = tmp_path / "report.html"
+    result = cli("report", "--html", str(page))
+    assert result.exit_code == 0
+    html = page.read_text()
+    assert html.count("<section>") >= 4
+    assert html.count("data:image/png;base64,") >= 3
+    assert "branch" in html and "approximation" in html
+
+
+def test_exported_tests_fail_before_the_fix_and_pass_after(cli, store_with_bugs, tmp_path):
+    import os
+
+    work = tmp_path / "copy"
+    shutil.copytree(store_with_bugs, work)
+    os.chdir(work)
+    assert cli("export-tests", "-o", "test_regressions.py").exit_code == 0
+    run = lambda: subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "my_op",  # noqa: E731
+                                  "test_regressions.py"], cwd=work, capture_output=True, text=True, timeout=300)
+    before = run()
+    assert before.returncode == 1, before.stdout[-2000:]
+    source = (work / "ops.py").read_text().replace("dx = (tf.math.sin(x + 0.001) - tf.math.sin(x)) / 0.001", "dx = tf.math.cos(x)")
+    (work / "ops.py").write_text(source)
+    after = run()
+    assert after.returncode == 0, after.stdout[-2000:]
+
+
+def test_pytest_plugin_replays_a_store(store_with_bugs):
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--gradfuzz-replay", ".gradfuzz",
+                             "--co"], cwd=store_with_bugs, capture_output=True, text=True, timeout=300)
+    assert "gradfuzz-replay[ops.py:my_op:approximation" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_replay_flags(cli, store_with_bugs):
+    import os
+
+    os.chdir(store_with_bugs)
+    result = cli("replay", "--since", "1d", "--repeat", "2", "--target", "ops.py:my_op", "--format", "json")
+    results = json.loads(result.stdout)["results"]
+    assert results and {r["target"] for r in results} == {"ops.py:my_op"}
+    assert {(r["status"], r["reproduced"], r["runs"]) for r in results} == {("reproduced", 2, 2)}
+    assert json.loads(cli("replay", "--since", "2999-01-01", "--format", "json").stdout)["results"] == []
+    assert cli("replay", "--since", "whenever").exit_code == 2
+
+
+def test_store_verify_reports_a_truncated_segment(cli, tmp_path):
+    import os
+
+    os.chdir(tmp_path)
+    store = FailureStore(tmp_path / ".gradfuzz")
+    for value in (1.0, 2.0):
+        store.append_failures([_record(value=value)])
+    (segment,) = (tmp_path / ".gradfuzz" / "failures").iterdir()
+    segment.write_bytes(segment.read_bytes()[:-50])
+    result = cli("store", "verify")
+    assert result.exit_code == 1
+    assert "1 failure record(s) readable" in result.stdout and "recovered 1 complete batch" in " ".join(result.stdout.split())
+
+
+def test_config_errors_name_the_line(tmp_path):
+    path = tmp_path / "gate.toml"
+    path.write_text('store = ".gradfuzz"\nseed = 7\n[[targets]]\ntarget = "a.py:f"\n[[targets]]\ntarget = "b.py:g"\nweigth = 2\n')
+    with pytest.raises(ConfigError, match=r"gate.toml:7: unknown key 'weigth'"):
+        load_config(path)
+    path.write_text('[[targets]]\ntarget = "a.py:f"\ninputs = ["float32"]\n')
+    with pytest.raises(ConfigError, match=r"gate.toml:3: .*Did you mean 'float32\[\]'"):
+        load_config(path)
+    path.write_text("seed = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+
+
+def test_gate_fails_on_reproduced_or_new_failures_and_passes_when_clean(cli, tmp_path):
+    import os
+
+    os.chdir(tmp_path)
+    shutil.copy(EXAMPLES / "seed_ops.py", tmp_path / "ops.py")
+    (tmp_path / "gate.toml").write_text('store = "gate-store"\nseed = 3\n[[targets]]\ntarget = "ops.py:my_op"\n'
+                                        '[[targets]]\ntarget = "ops.py:my_op_fixed"\nweight = 0.5\n')
+    first = cli("gate", "gate.toml", "--budget", "6s", "--junit", "junit.xml")
+    assert first.exit_code == 1
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert int(suite.get("failures")) == 1 and int(suite.get("tests")) == 2
+    fixed = (tmp_path / "ops.py").read_text().replace("dx = (tf.math.sin(x + 0.001) - tf.math.sin(x)) / 0.001", "dx = tf.math.cos(x)")
+    (tmp_path / "ops.py").write_text(fixed)
+    second = cli("gate", "gate.toml", "--budget", "6s", "--junit", "junit.xml")
+    assert second.exit_code == 0, second.stdout[-3000:]
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert int(suite.get("failures")) == 0 and int(suite.get("tests")) >= 3  # replayed-and-fixed cases + 2 targets
