@@ -17,7 +17,6 @@ import numpy as np
 
 from gradfuzz.store import StoredFailure
 
-
 SMOOTH_CATEGORIES = ("approximation",)
 
 
