@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gradfuzz.report import Finding  # noqa: E402
-from gradfuzz.store import FailureStore, failure_row  # noqa: E402
+from gradfuzz.report import Finding
+from gradfuzz.store import FailureStore, failure_row
 
 
 def synthetic(rng: np.random.Generator, n: int) -> list[dict]:

@@ -2,19 +2,6 @@
 
 import tensorflow as tf
 
-import gradfuzz
-
-
-@gradfuzz.inputs("float32[]@-80..80")
-@tf.custom_gradient
-def softplus(x):
-    y = tf.maximum(x, 0.0) + tf.math.log1p(tf.exp(-tf.abs(x)))
-
-    def grad(dy):
-        return dy * tf.sigmoid(x)
-
-    return y, grad
-
 
 @tf.custom_gradient
 def broadcast_not_reduced(x, b):
