@@ -155,9 +155,14 @@ class _Run:
     skipped: int = 0
     warmup: float = 0.0  # seconds spent probing and compiling before the first batch
     points: list = field(default_factory=list)  # points of interest per argument
+    first_failure: int | None = None  # examples evaluated up to and including the first failing one
     groups: dict[str, _Group] = field(default_factory=dict)
 
+    stop_at_first_failure: bool = False
+
     def exhausted(self) -> bool:
+        if self.stop_at_first_failure and self.first_failure is not None:
+            return True
         return time.monotonic() >= self.deadline or (self.max_examples is not None and self.examples >= self.max_examples)
 
 
@@ -186,8 +191,14 @@ def check_target(
     batch_size: int | None = None,
     jit: bool = False,
     on_progress: Callable[[CheckReport], None] | None = None,
+    plan_strategy: Callable[[int], object] | None = None,
+    stop_at_first_failure: bool = False,
 ) -> CheckReport:
     """Fuzz one target for ``budget`` seconds (or ``max_examples`` examples).
+
+    ``plan_strategy(n_points)`` replaces `gradfuzz.strategies.plans` (benchmarks use it to
+    compare against plain uniform sampling); ``stop_at_first_failure`` ends the run as soon
+    as an example fails (for measuring how soon a bug is found).
 
     ``batch_size`` fixes the batch size (default: grown while throughput improves);
     ``jit`` compiles the batch function with XLA where the target allows it.
@@ -196,7 +207,7 @@ def check_target(
     started = time.monotonic()
     seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31))
     report = CheckReport(target=target.name, specs=specs)
-    run = _Run(target, specs, deadline=started + budget, max_examples=max_examples)
+    run = _Run(target, specs, deadline=started + budget, max_examples=max_examples, stop_at_first_failure=stop_at_first_failure)
     sizer = BatchSizer(specs, batch_size)
     timings = _Timings()
     structure, first = _probe_somewhere(run, seed)
@@ -245,7 +256,7 @@ def check_target(
         suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, report_multiple_bugs=False,
         phases=[Phase.generate, Phase.target, Phase.shrink] if shrink else [Phase.generate, Phase.target],
     )
-    @given(plans(n_points))
+    @given((plan_strategy or plans)(n_points))
     def fuzz(plan: Plan) -> None:
         if "signature" in shrinking:  # shrinking: raise iff the plan still shows the failure
             if time.monotonic() > shrink_until[0] and plan != shrinking["best"]:
@@ -269,6 +280,8 @@ def check_target(
         run.examples += evaluation.batch.size
         run.skipped += judgement.skipped
         tick = time.perf_counter()
+        if run.first_failure is None and (judgement.outcome == FAILURE).any():
+            run.first_failure = run.examples - evaluation.batch.size + int(np.argmax(judgement.outcome == FAILURE)) + 1
         new = _collect(run, evaluation, judgement, plan, seed)
         timings.add("collect", tick)
         sizer.record(count, time.perf_counter() - batch_started)
@@ -662,6 +675,7 @@ def _record_contract(run: _Run, violation, target: Target, inputs: list[np.ndarr
 
 def _snapshot(report: CheckReport, run: _Run, started: float) -> CheckReport:
     report.examples, report.skipped, report.seconds = run.examples, run.skipped, time.monotonic() - started
+    report.first_failure_at = run.first_failure
     report.warmup_seconds = run.warmup
     report.failures = [g.representative for g in run.groups.values() if g.representative.kind == "failure"]
     report.notes = [g.representative for g in run.groups.values() if g.representative.kind == "note"]

@@ -84,6 +84,7 @@ class CheckReport:
     skipped: int = 0  # examples where the forward was not finite (outside the domain)
     seconds: float = 0.0
     warmup_seconds: float = 0.0  # probing and compiling, before the first batch
+    first_failure_at: int | None = None  # examples evaluated until the first failing one (inclusive)
     failures: list[Finding] = field(default_factory=list)
     notes: list[Finding] = field(default_factory=list)
     engine: dict[str, Any] = field(default_factory=dict)
@@ -125,6 +126,7 @@ class CheckReport:
             "skipped_outside_domain": self.skipped,
             "seconds": round(self.seconds, 3),
             "warmup_seconds": round(self.warmup_seconds, 3),
+            "first_failure_at": self.first_failure_at,
             "examples_per_second": round(self.examples_per_second, 1),
             "failures": [f.to_json() for f in self.failures],
             "notes": [f.to_json() for f in self.notes],

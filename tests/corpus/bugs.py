@@ -133,8 +133,8 @@ def naive_sigmoid_gradient(x):
 @gradfuzz.inputs("float16[]@-300..300")
 @tf.custom_gradient
 def float16_overflow(x):
-    """3x²/1000 computed as 3·(x·x)/1000: x·x overflows float16 for |x| ≥ 256."""
-    return x * x * x / 1000, lambda dy: dy * 3 * (x * x) / 1000
+    """3x²/1000 with x² formed first: it overflows float16 for |x| ≥ 256 (the forward scales first)."""
+    return x * (x * (x / 1000)), lambda dy: dy * 0.003 * tf.math.square(x)
 
 
 @expect("exception")
