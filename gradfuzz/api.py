@@ -22,6 +22,7 @@ def check(
     shrink: bool = True,
     batch_size: int | None = None,
     jit: bool = False,
+    order: int = 1,
 ) -> CheckReport:
     """Fuzz the gradient of ``fn`` and return a `CheckReport`.
 
@@ -35,7 +36,9 @@ def check(
     comes first. With ``store``, failures are also written to that directory.
     ``batch_size`` fixes the batch size (default: grown while throughput improves;
     fix it, with ``seed``, for a run that is reproducible batch for batch); ``jit``
-    compiles the batch function with XLA where the target allows it.
+    compiles the batch function with XLA where the target allows it. ``order=2`` also checks
+    second order: the gradient of the custom gradient against autodiff's Hessian-vector
+    product (a None or wrong second-order gradient is a ``higher-order`` failure).
 
     >>> import tensorflow as tf, gradfuzz
     >>> report = gradfuzz.check(tf.math.softplus, inputs=["float32[]"], max_examples=2048)
@@ -50,7 +53,7 @@ def check(
     failure_store = FailureStore(store) if store is not None else None
     try:
         return check_target(target, specs, budget=seconds, max_examples=max_examples, seed=seed,
-                            store=failure_store, shrink=shrink, batch_size=batch_size, jit=jit)
+                            store=failure_store, shrink=shrink, batch_size=batch_size, jit=jit, order=order)
     finally:
         if failure_store is not None:
             failure_store.close()

@@ -26,8 +26,28 @@ from hypothesis.errors import HypothesisException
 
 from gradfuzz.boundaries import points_for
 from gradfuzz.diagnosis import branch_boundary, nondeterministic
-from gradfuzz.engine import Batch, Evaluation, Evaluator, OutOfMemory, Structure, TargetRaised, probe, summarize_error
-from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, Judgement, Verdict, check_contract, explain, judge
+from gradfuzz.engine import (
+    Batch,
+    Evaluation,
+    Evaluator,
+    OutOfMemory,
+    Structure,
+    TargetRaised,
+    probe,
+    second_order_missing,
+    summarize_error,
+)
+from gradfuzz.oracle import (
+    CATEGORIES,
+    CATEGORY_CODE,
+    FAILURE,
+    Judgement,
+    Verdict,
+    check_contract,
+    explain,
+    judge,
+    judge_second_order,
+)
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore, failure_row
@@ -193,6 +213,7 @@ def check_target(
     on_progress: Callable[[CheckReport], None] | None = None,
     plan_strategy: Callable[[int], object] | None = None,
     stop_at_first_failure: bool = False,
+    order: int = 1,
 ) -> CheckReport:
     """Fuzz one target for ``budget`` seconds (or ``max_examples`` examples).
 
@@ -200,6 +221,7 @@ def check_target(
     compare against plain uniform sampling); ``stop_at_first_failure`` ends the run as soon
     as an example fails (for measuring how soon a bug is found).
 
+    ``order=2`` also checks the gradient of the custom gradient (Hessian-vector products).
     ``batch_size`` fixes the batch size (default: grown while throughput improves);
     ``jit`` compiles the batch function with XLA where the target allows it.
     """
@@ -217,7 +239,8 @@ def check_target(
         _record_contract(run, violation, target, first, structure, seed)
 
     try:
-        evaluator = Evaluator(target, specs, structure, jit=jit)
+        evaluator = Evaluator(target, specs, structure, jit=jit, order=order)
+        second_missing = second_order_missing(target, first) if evaluator.order == 2 else []
     except Exception as error:  # tracing the batched functions failed
         _record_exception(run, TargetRaised("tracing", error), first, seed)
         return _finish(report, run, started, store, None)
@@ -230,7 +253,8 @@ def check_target(
 
     output_dtypes = [np.dtype(_np(d)) for d in structure.output_dtypes]
 
-    def evaluate_plan(plan: Plan, count: int) -> tuple[Evaluation, Judgement] | None:
+    def evaluate_plan(plan: Plan, count: int) -> list[tuple[Evaluation, Judgement]] | None:
+        """The batch's judgements: first order, and second order with ``order=2``."""
         if count == 0:
             return None
         tick = time.perf_counter()
@@ -247,9 +271,11 @@ def check_target(
             _isolate_raising(run, evaluator, batch, plan, seed)
             return None
         tick = timings.add("evaluate", tick)
-        judgement = judge_batch(evaluator, evaluation, target, points)
+        judged = [(evaluation, judge_batch(evaluator, evaluation, target, points))]
+        if evaluator.order == 2:
+            judged.append(judge_second_order_batch(evaluator, evaluation, second_missing))
         timings.add("judge", tick)
-        return evaluation, judgement
+        return judged
 
     @settings(
         max_examples=PLANS_PER_ROUND, deadline=None, database=None, derandomize=False,
@@ -262,36 +288,41 @@ def check_target(
             if time.monotonic() > shrink_until[0] and plan != shrinking["best"]:
                 return
             tick = time.perf_counter()
-            result = evaluate_plan(plan, shrinking["count"])  # shrinking does not spend the example budget
+            judged = evaluate_plan(plan, shrinking["count"]) or []  # shrinking does not spend the example budget
             timings.add("shrink", tick)
-            if result is not None and shrinking["signature"] in _failure_signatures(result[1]):
-                shrinking["best"] = plan
-                _raise_new_failure(shrinking["signature"], plan, *result)
+            for pair in judged:
+                if shrinking["signature"] in _failure_signatures(pair[1]):
+                    shrinking["best"] = plan
+                    _raise_new_failure(shrinking["signature"], plan, *pair)
             return
         if run.exhausted():
             return
         size = sizer.size
         count = size if max_examples is None else max(0, min(size, max_examples - run.examples))
         batch_started = time.perf_counter()
-        result = evaluate_plan(plan, count)
-        if result is None:
+        judged = evaluate_plan(plan, count)
+        if judged is None:
             return
-        evaluation, judgement = result
+        evaluation, judgement = judged[0]
         run.examples += evaluation.batch.size
         run.skipped += judgement.skipped
         tick = time.perf_counter()
-        if run.first_failure is None and (judgement.outcome == FAILURE).any():
-            run.first_failure = run.examples - evaluation.batch.size + int(np.argmax(judgement.outcome == FAILURE)) + 1
-        new = _collect(run, evaluation, judgement, plan, seed)
+        new = []
+        for pair in judged:
+            failing = pair[1].outcome == FAILURE
+            if run.first_failure is None and failing.any():
+                run.first_failure = run.examples - evaluation.batch.size + int(np.argmax(failing)) + 1
+            new.extend((signature, pair) for signature in _collect(run, *pair, plan, seed))
         timings.add("collect", tick)
         sizer.record(count, time.perf_counter() - batch_started)
         hypothesis_target(float(np.log10(1.0 + min(judgement.worst_ulps, 1e300))), label="log10 ULP error")
         if on_progress is not None:
             on_progress(_snapshot(report, run, started))
         if new and shrink:
-            shrinking.update(signature=new[0], best=plan, count=evaluation.batch.size)
+            signature, pair = new[0]
+            shrinking.update(signature=signature, best=plan, count=evaluation.batch.size)
             shrink_until[0] = min(run.deadline, time.monotonic() + SHRINK_SHARE * budget)
-            _raise_new_failure(new[0], plan, evaluation, judgement)
+            _raise_new_failure(signature, plan, *pair)
 
     round_number = 0
     while not run.exhausted():
@@ -311,6 +342,7 @@ def check_target(
         _diagnose_branches(run, evaluator, points)
     report.engine = {
         **sizer.describe(),
+        "order": evaluator.order,
         "jit": evaluator.jit,
         "time_split": {stage: round(seconds, 4) for stage, seconds in timings.items()},
         "traces": evaluator.stats.traces,
@@ -360,6 +392,19 @@ def _probe_somewhere(run: _Run, seed: int) -> tuple[Structure | None, list[np.nd
         except TargetRaised as raised:
             _record_exception(run, raised, example, seed)
     return None, []
+
+
+def judge_second_order_batch(evaluator: Evaluator, evaluation: Evaluation, missing: Sequence[int]) -> tuple[Evaluation, Judgement]:
+    """Second order, with a look a few ULPs to either side of the examples that fail."""
+    hvp, judgement = judge_second_order(evaluation, evaluator.specs, evaluator.structure, missing)
+    indices = np.flatnonzero(judgement.outcome == FAILURE)
+    if not indices.size:
+        return hvp, judgement
+    try:
+        neighbours = evaluator.neighbours(evaluation.batch, indices)
+    except TargetRaised:
+        return hvp, judgement
+    return judge_second_order(evaluation, evaluator.specs, evaluator.structure, missing, neighbours)
 
 
 def _on_points(inputs: Sequence[np.ndarray], specs: Sequence[ArgSpec], points: Sequence[Sequence[float]]) -> np.ndarray:

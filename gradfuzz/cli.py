@@ -47,7 +47,9 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Examples per batch (default: grown while throughput improves).")
 @click.option("--jit", is_flag=True, help="Compile the batch function with XLA where the target allows it.")
-def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit) -> None:
+@click.option("--order", type=click.Choice(["1", "2"]), default="1", show_default=True,
+              help="2: also check the gradient of the custom gradient (Hessian-vector products).")
+def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
     from gradfuzz.campaign import check_target, parse_duration
     from gradfuzz.spec import SpecError, parse_specs
@@ -70,7 +72,7 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
                 with _progress(target.name, output_format) as update:
                     report = check_target(target, target_specs, budget=seconds, max_examples=max_examples, seed=seed,
                                           store=failure_store, shrink=not no_shrink, batch_size=batch_size, jit=jit,
-                                          on_progress=update)
+                                          order=int(order), on_progress=update)
                 reports.append(report)
                 if output_format == "text":
                     _print_report(report)

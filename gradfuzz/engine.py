@@ -100,6 +100,11 @@ class Evaluation:
     fd_step: float
     fd_dtype: str
     fd_eps: float  # precision of the forward's outputs when evaluated for differences
+    # With order=2: Hessian-vector products H·w of ⟨v, f⟩ through the custom gradient and through
+    # autodiff of the forward (float64 and native), per argument.
+    custom_hvp: list[np.ndarray] | None = None
+    reference_hvp: list[np.ndarray] | None = None
+    reference_hvp_native: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -111,6 +116,8 @@ class Neighbours:
     plus: list[np.ndarray]
     fine_phi: np.ndarray  # φ along w / FINE_STEP, rescaled to w: [len(FD_OFFSETS), len(indices)]
     fine_phi_scale: np.ndarray
+    minus_hvp: list[np.ndarray] | None = None  # with order=2: reference H·w either side
+    plus_hvp: list[np.ndarray] | None = None
 
 
 class OutOfMemory(Exception):
@@ -131,11 +138,13 @@ class EngineStats:
 class Evaluator:
     """Compiled batch evaluation of one target at one set of input specs."""
 
-    def __init__(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, *, jit: bool = False):
+    def __init__(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, *, jit: bool = False,
+                 order: int = 1):
         self.target = target
         self.specs = tuple(specs)
         self.structure = structure
         self.jit = jit
+        self.order = order if target.forward is not None else 1  # second order needs a reference forward
         self.device = configure_devices()
         self.stats = EngineStats()
         outputs64 = _output_dtypes_at_float64(self._forward_outputs, specs)
@@ -171,6 +180,18 @@ class Evaluator:
         vs = [tf.cast(v, y.dtype) for v, y in zip(vs, ys)]
         return _fill_missing(tape.gradient(ys, xs, output_gradients=vs), xs)
 
+    def _hvp(self, function: Callable, xs: list[tf.Tensor], vs: list[tf.Tensor], us: list[tf.Tensor]) -> list:
+        """∂/∂x ⟨u, ∂⟨v, f⟩/∂x⟩ = H·u, differentiating whatever computes the first gradient."""
+        with tf.GradientTape(watch_accessed_variables=False) as outer:
+            outer.watch(xs)
+            with tf.GradientTape(watch_accessed_variables=False) as inner:
+                inner.watch(xs)
+                ys = function(*xs)
+            vs = [tf.cast(v, y.dtype) for v, y in zip(vs, ys)]
+            grads = _fill_missing(inner.gradient(ys, xs, output_gradients=vs), xs)
+            inner_product = tf.add_n([tf.reduce_sum(g * tf.cast(u, g.dtype)) for g, u in zip(grads, us)])
+        return _fill_missing(outer.gradient(inner_product, xs), xs)
+
     # -- compilation ------------------------------------------------------------
     def _parts(self) -> dict[str, tuple[Callable, list]]:
         """The per-example functions of one evaluation, with their batched signatures."""
@@ -190,6 +211,16 @@ class Evaluator:
             if not all(spec.dtype == "float64" for spec in specs) or not self._forward64_ok:
                 # At float64 the native reference is the float64 one: computed once, not twice.
                 parts["reference VJP"] = (lambda a: self._reference_vjp(a[0], a[1]), [arg_sig, cot_sig])
+        if self.order == 2:
+            custom_outputs = lambda *xs: _float_outputs(self.target.fn(*xs))  # noqa: E731
+            tangent_sig = [tf.TensorSpec([None, *s.shape], tf.float64) for s in specs]
+            parts["custom HVP"] = (lambda a: self._hvp(custom_outputs, a[0], a[1], a[2]), [arg_sig, cot_sig, tangent_sig])
+            parts["reference HVP"] = (lambda a: self._hvp(self._forward_outputs, a[0], a[1], a[2]), [arg_sig, cot_sig, tangent_sig])
+            if self._forward64_ok:
+                arg64_sig = [tf.TensorSpec([None, *s.shape], tf.float64) for s in specs]
+                cot64_sig = [tf.TensorSpec([None, *shape], tf.float64) for shape in structure.output_shapes]
+                parts["reference HVP (float64)"] = (lambda a: self._hvp(self._forward_outputs, a[0], a[1], a[2]),
+                                                    [arg64_sig, cot64_sig, tangent_sig])
         return parts
 
     def _compile(self) -> Callable:
@@ -257,6 +288,13 @@ class Evaluator:
                 scale += tf.reduce_sum(tf.abs(products[n_offsets // 2]), axis=-1)
             result["phi"] = phi
             result["phi_scale"] = scale
+            if "custom HVP" in batched:
+                result["custom_hvp"] = batched["custom HVP"]([xs, vs, ws])
+                result["reference_hvp_native"] = batched["reference HVP"]([xs, vs, ws])
+                if "reference HVP (float64)" in batched:
+                    result["reference_hvp"] = batched["reference HVP (float64)"](
+                        [[tf.cast(x, tf.float64) for x in xs], [tf.cast(v, tf.float64) for v in vs], ws]
+                    )
             return result
 
         return tf.function(evaluate, input_signature=signature, jit_compile=self.jit or None)
@@ -272,7 +310,7 @@ class Evaluator:
         that switches at a visibly different point is still caught.
         """
         subset = batch.select(indices)
-        shifted = []
+        shifted, shifted_hvp = [], []
         # With an autodiff reference, look a few ULPs away (exact kinks); without one, at the
         # half-step points of the differences, so elements the step moves across a kink count.
         half_step = None if self.target.forward is not None else self.fd_step / 2
@@ -281,11 +319,15 @@ class Evaluator:
             evaluation = self.evaluate(Batch(inputs, subset.cotangents, subset.tangents))
             gradients = evaluation.reference if self.target.forward is not None else evaluation.custom
             shifted.append([np.asarray(g, dtype=np.float64) for g in gradients])
+            if evaluation.reference_hvp is not None:
+                shifted_hvp.append([np.asarray(g, dtype=np.float64) for g in evaluation.reference_hvp])
         # The same differences with a FINE_STEP-times smaller step: if they agree with the
         # gradient where the normal step did not, the function is not smooth within that step.
         fine = self.evaluate(Batch(subset.inputs, subset.cotangents, [w / FINE_STEP for w in subset.tangents]))
         return Neighbours(indices=np.asarray(indices), minus=shifted[0], plus=shifted[1],
-                          fine_phi=fine.phi * FINE_STEP, fine_phi_scale=fine.phi_scale)
+                          fine_phi=fine.phi * FINE_STEP, fine_phi_scale=fine.phi_scale,
+                          minus_hvp=shifted_hvp[0] if shifted_hvp else None,
+                          plus_hvp=shifted_hvp[1] if shifted_hvp else None)
 
     def evaluate(self, batch: Batch) -> Evaluation:
         """Evaluate one batch; raises `TargetRaised` if the target raises at run time."""
@@ -323,6 +365,9 @@ class Evaluator:
             fd_step=self.fd_step,
             fd_dtype=self.fd_dtype,
             fd_eps=self.fd_eps,
+            custom_hvp=numpy(raw.get("custom_hvp")),
+            reference_hvp=numpy(raw.get("reference_hvp", raw.get("reference_hvp_native"))),
+            reference_hvp_native=numpy(raw.get("reference_hvp_native")),
         )
 
 
@@ -352,6 +397,21 @@ def probe(target: Target, specs: Sequence[ArgSpec], example: Sequence[np.ndarray
         gradient_dtypes=tuple(None if g is None else g.dtype.name for g in grads),
         gradient_shapes=tuple(None if g is None else tuple(g.shape) for g in grads),
     )
+
+
+def second_order_missing(target: Target, example: Sequence[np.ndarray]) -> list[int]:
+    """Arguments whose second-order gradient through the custom gradient is None (eagerly,
+    on one example): grad_fn is not differentiable there although the function is."""
+    xs = [tf.constant(x) for x in example]
+    with tf.GradientTape(watch_accessed_variables=False) as outer:
+        outer.watch(xs)
+        with tf.GradientTape(watch_accessed_variables=False) as inner:
+            inner.watch(xs)
+            ys = _float_outputs(target.fn(*xs))
+        grads = _fill_missing(inner.gradient(ys, xs, output_gradients=[tf.ones_like(y) for y in ys]), xs)
+        total = tf.add_n([tf.reduce_sum(g) for g in grads])
+    second = outer.gradient(total, xs)
+    return [a for a, g in enumerate(second) if g is None]
 
 
 def _float_outputs(result: object) -> list[tf.Tensor]:

@@ -166,12 +166,14 @@ def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float)
 
 
 def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure, *, has_reference: bool,
-          neighbours: Neighbours | None = None) -> Judgement:
+          neighbours: Neighbours | None = None, floor: np.ndarray | None = None) -> Judgement:
     """Turn one batch's numbers into verdicts (only non-passing examples get one).
 
     With ``neighbours`` (gradients a few ULPs to either side, see
     `gradfuzz.engine.Evaluator.neighbours`), a custom gradient inside their hull
     at a point where the gradient jumps is a valid subgradient: a ``kink`` note.
+    ``floor`` is an extra absolute tolerance per example (the second-order check scales it
+    from the first-order gradient).
     """
     size = evaluation.batch.size
     gradients = evaluation.reference if has_reference and evaluation.reference is not None else evaluation.custom
@@ -216,7 +218,8 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
         evaluation, specs, custom, neighbours, has_reference and evaluation.reference is not None, fd.kink, at_kink
     )
     if has_reference and evaluation.reference is not None:
-        return _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink)
+        return _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink,
+                                        floor)
     return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull)
 
 
@@ -258,7 +261,8 @@ def _inside_neighbour_hull(ev: Evaluation, specs, custom, neighbours: Neighbours
     return result
 
 
-def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink) -> Judgement:
+def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink,
+                             floor=None) -> Judgement:
     size = ev.batch.size
     worst_ratio = np.zeros(size)  # error / tolerance of the worst element
     worst_at = np.full((size, 2), -1)
@@ -291,6 +295,8 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
             tolerance = np.maximum(
                 np.maximum(tol.calibration_factor * calibration, tol.floor_ulps * info.ulp(gr)), tol.absolute_floor
             )
+            if floor is not None:
+                tolerance = np.maximum(tolerance, floor[:, None])
             ratio = np.where(np.isfinite(diff), diff / tolerance, np.inf)
             ratio = np.where(same, 0.0, ratio)
             reference_ip += np.sum(np.where(np.isfinite(gr), gr, 0.0) * w[a], axis=1)
@@ -438,6 +444,54 @@ def _flat64(array: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(array).astype(np.float64).reshape(size, -1)
 
 
+# -- second order ---------------------------------------------------------------------
+
+
+def judge_second_order(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure,
+                       missing: Sequence[int] = (), neighbours: Neighbours | None = None) -> tuple[Evaluation, Judgement]:
+    """Judge H·w through the custom gradient against autodiff's Hessian-vector product.
+
+    Same element-wise, self-calibrated comparison as first order, without differences
+    (there are none of the gradient); every failure is `higher-order`. ``missing`` lists
+    arguments whose second-order gradient is None. Returns the evaluation the verdicts
+    refer to (custom and reference replaced by the HVPs) and the judgement.
+    """
+    size = evaluation.batch.size
+    hvp = Evaluation(
+        batch=evaluation.batch, outputs=evaluation.outputs, custom=evaluation.custom_hvp,
+        reference=evaluation.reference_hvp, reference_native=evaluation.reference_hvp_native,
+        reference_dtype=evaluation.reference_dtype, phi=np.full_like(evaluation.phi, np.nan),
+        phi_scale=np.zeros(size), fd_step=evaluation.fd_step, fd_dtype=evaluation.fd_dtype, fd_eps=evaluation.fd_eps,
+    )
+    second = Structure(structure.output_dtypes, structure.output_shapes,
+                       tuple(None if a in missing else d for a, d in enumerate(structure.gradient_dtypes)),
+                       structure.gradient_shapes)
+    hull = None
+    if neighbours is not None and neighbours.minus_hvp is not None:
+        # At a kink autodiff's second derivative is one side's (or neither's): the hull decides.
+        hull = Neighbours(neighbours.indices, neighbours.minus_hvp, neighbours.plus_hvp,
+                          fine_phi=np.full((len(FD_OFFSETS), neighbours.indices.size), np.nan),
+                          fine_phi_scale=np.zeros(neighbours.indices.size))
+    # H·w is judged on the scale of what produced it: rounding in a gradient of size |g|
+    # perturbed along w shows up as floor_ulps · ulp(max|g| · max|w| / max(1, max|x|)).
+    with np.errstate(all="ignore"):
+        def largest(arrays) -> np.ndarray:
+            flat = [np.nan_to_num(np.abs(np.asarray(a, dtype=np.float64).reshape(size, -1)), posinf=0.0) for a in arrays]
+            return np.maximum.reduce([f.max(axis=1, initial=0.0) for f in flat])
+
+        g = largest(evaluation.reference or evaluation.custom)
+        w = largest(evaluation.batch.tangents)
+        x = largest(evaluation.batch.inputs)
+    info = min((s.info for s in specs), key=lambda i: i.mantissa_bits)
+    floor = TOLERANCES[info.name].floor_ulps * info.ulp(g * w / np.maximum(1.0, x))
+    judgement = judge(hvp, specs, second, has_reference=True, neighbours=hull, floor=floor)
+    failing = judgement.outcome == FAILURE
+    judgement.category[failing] = CATEGORY_CODE["higher-order"]
+    judgement.outcome[judgement.outcome == NOTE] = PASS  # kinks and the like are first-order matters
+    judgement.reference_name[:] = f"Hessian-vector product of autodiff of the forward ({evaluation.reference_dtype})"
+    return hvp, judgement
+
+
 # -- contract checks (from the eager probe) ------------------------------------------
 
 
@@ -488,6 +542,13 @@ def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[Contr
 # -- diagnosis -----------------------------------------------------------------------
 
 _DIAGNOSES = {
+    "higher-order": (
+        "Second order: differentiating the custom gradient gives a different Hessian-vector product "
+        "than autodiff of the forward (or none at all). Anything that differentiates through the "
+        "gradient — Hessian-vector products, gradient penalties, meta-learning — gets wrong numbers: "
+        "keep grad_fn differentiable (no numpy, no tf.stop_gradient on what it depends on) or give "
+        "it a custom gradient of its own."
+    ),
     "approximation": (
         "The custom gradient is close to the reference but off by a small, smooth amount. "
         "That is what a finite-difference approximation, a truncated series or a dropped "

@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from gradfuzz.boundaries import points_for
-from gradfuzz.campaign import judge_batch, parse_duration
+from gradfuzz.campaign import judge_batch, judge_second_order_batch, parse_duration
 from gradfuzz.diagnosis import branch_boundary
-from gradfuzz.engine import Batch, Evaluator, TargetRaised, probe, summarize_error
+from gradfuzz.engine import Batch, Evaluator, TargetRaised, probe, second_order_missing, summarize_error
 from gradfuzz.oracle import check_contract
 from gradfuzz.spec import SpecError, parse_specs
 from gradfuzz.store import FailureStore, StoredFailure
@@ -70,7 +70,7 @@ class Replayer:
             structure = probe(target, specs, [np.asarray(x) for x in failure.inputs])
         except (SpecError, TargetRaised) as error:
             return str(error)
-        key = (failure.target, tuple(failure.specs), structure)
+        key = (failure.target, tuple(failure.specs), structure, 1)
         if key not in self._evaluators:
             self._evaluators[key] = Evaluator(target, specs, structure)
         return target, specs, self._evaluators[key], points_for(target, specs)
@@ -156,9 +156,10 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
     shapes_now = [tuple(s) for s in structure.output_shapes]
     if [tuple(np.shape(v)) for v in failure.cotangents] != shapes_now:
         return _result(failure, now or ["shape"], f"the target's output shapes changed to {shapes_now}")
-    key = (failure.target, tuple(failure.specs), structure)
+    order = 2 if failure.category == "higher-order" else 1
+    key = (failure.target, tuple(failure.specs), structure, order)
     if key not in evaluators:
-        evaluators[key] = Evaluator(target, specs, structure)
+        evaluators[key] = Evaluator(target, specs, structure, order=order)
     batch = Batch([x[None] for x in inputs], [np.asarray(v)[None] for v in failure.cotangents],
                   [np.asarray(w, dtype=np.float64)[None] for w in failure.tangents])
     try:
@@ -168,6 +169,9 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
     points = points_for(target, specs)
     judgement = judge_batch(evaluators[key], evaluation, target, points)
     failing = judgement.failures
+    if order == 2:
+        missing = second_order_missing(target, inputs)
+        failing += judge_second_order_batch(evaluators[key], evaluation, missing)[1].failures
     categories = {*now, *(v.category for v in failing)}
     # The run labelled it `branch` after a second look across nearby boundaries; take the same look.
     for v in failing:

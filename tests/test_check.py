@@ -128,3 +128,23 @@ def test_bad_arguments_to_check_are_clear():
         gradfuzz.check(planted.grad_raises)
     with pytest.raises(gradfuzz.SpecError):
         gradfuzz.check(planted.grad_raises, inputs=["float32"])
+
+
+def test_second_order_catches_a_gradient_that_is_not_differentiable(tmp_path):
+    from gradfuzz.replay import replay_store
+    from gradfuzz.store import FailureStore
+    from tests.corpus.bugs import not_differentiable_gradient
+
+    first_only = gradfuzz.check(not_differentiable_gradient, max_examples=2048, seed=31)
+    assert first_only.ok, "first order is right: only the second-order check can see this bug"
+    report = gradfuzz.check(not_differentiable_gradient, max_examples=2048, seed=31, order=2, store=tmp_path)
+    assert [f.category for f in report.failures] == ["higher-order"]
+    assert "Hessian-vector product" in report.failures[0].explanation
+    with FailureStore(tmp_path) as store:
+        results, _ = replay_store(store)
+    assert {r.status for r in results} == {"reproduced"}
+
+
+def test_second_order_of_a_correct_gradient_passes():
+    report = gradfuzz.check(seed("my_op_fixed"), max_examples=4096, seed=32, order=2)
+    assert report.ok and report.engine["order"] == 2

@@ -185,3 +185,11 @@ def wrong_only_at_zero(x):
 def wrong_below_minus_95(x):
     """Thin: wrong only on [-100, -95), 2.5% of the range."""
     return tf.sin(x), lambda dy: dy * tf.where(x < -95.0, 0.5 * tf.cos(x), tf.cos(x))
+
+
+@expect("higher-order")
+@gradfuzz.inputs("float64[]@-3..3")
+@tf.custom_gradient
+def not_differentiable_gradient(x):
+    """First order right; tf.stop_gradient makes the gradient of the gradient zero."""
+    return tf.sin(x), lambda dy: dy * tf.stop_gradient(tf.cos(x))
