@@ -41,6 +41,7 @@ from gradfuzz.oracle import (
     CATEGORIES,
     CATEGORY_CODE,
     FAILURE,
+    NOTE_CATEGORIES,
     Judgement,
     Verdict,
     check_contract,
@@ -366,7 +367,9 @@ def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, po
     if approximation.any():
         approximation &= judgement.kink | _on_points(evaluation.batch.inputs, evaluator.specs, points)
     suspect = np.isin(judgement.category, (CATEGORY_CODE["branch"], CATEGORY_CODE["mismatch"])) | approximation
-    indices = np.flatnonzero((judgement.outcome == FAILURE) & suspect)
+    # A reference-wrong note can be a kink the differences straddle: look at it again as well.
+    suspect = (suspect & (judgement.outcome == FAILURE)) | (judgement.category == CATEGORY_CODE["reference-wrong"])
+    indices = np.flatnonzero(suspect)
     if not indices.size:
         return judgement
     try:
@@ -431,6 +434,8 @@ def _signature(verdict: Verdict) -> str:
 
 
 def _signature_of(category: str, argument: int) -> str:
+    if category in NOTE_CATEGORIES:  # notes are grouped by kind only
+        argument = -1
     return f"{category}|arg{argument if argument >= 0 else '*'}"
 
 
@@ -441,12 +446,16 @@ def _group_indices(judgement: Judgement, outcome: int | None = None) -> dict[str
     flagged = judgement.flagged() if outcome is None else np.flatnonzero(judgement.outcome == outcome)
     if not flagged.size:
         return {}
-    keys = judgement.category[flagged].astype(np.int64) * 1024 + judgement.argument[flagged] + 1
+    arguments = np.where(np.isin(judgement.category[flagged], _NOTE_CODES), -1, judgement.argument[flagged])
+    keys = judgement.category[flagged].astype(np.int64) * 1024 + arguments + 1
     unique, inverse = np.unique(keys, return_inverse=True)
     return {
         _signature_of(CATEGORIES[int(key // 1024)], int(key % 1024) - 1): flagged[inverse.reshape(-1) == k]
         for k, key in enumerate(unique)
     }
+
+
+_NOTE_CODES = [CATEGORY_CODE[name] for name in NOTE_CATEGORIES]
 
 
 def _failure_signatures(judgement: Judgement) -> set[str]:
