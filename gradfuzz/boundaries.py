@@ -31,7 +31,7 @@ def graph_constants(target: Target, specs: Sequence[ArgSpec]) -> list[float]:
             ys = [y for y in tf.nest.flatten(target.fn(*xs)) if getattr(y, "dtype", tf.int32).is_floating]
         return tape.gradient(ys, xs)
 
-    signature = [tf.TensorSpec(s.shape, s.info.numpy) for s in specs]
+    signature = [tf.TensorSpec(s.shape, s.numpy_dtype) for s in specs]
     try:
         graph_def = tf.function(vjp).get_concrete_function(*signature).graph.as_graph_def()
     except Exception:

@@ -415,6 +415,8 @@ def _on_points(inputs: Sequence[np.ndarray], specs: Sequence[ArgSpec], points: S
     size = inputs[0].shape[0]
     hit = np.zeros(size, dtype=bool)
     for x, spec, arg_points in zip(inputs, specs, points):
+        if not spec.differentiable:
+            continue
         values = np.asarray(x, dtype=np.float64).reshape(size, -1)
         for point in arg_points:
             reach = max(64 * float(spec.info.ulp(np.float64(point))), 4 * spec.info.tiny)

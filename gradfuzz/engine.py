@@ -149,7 +149,9 @@ class Evaluator:
         self.stats = EngineStats()
         outputs64 = _output_dtypes_at_float64(self._forward_outputs, specs)
         self._forward64_ok = outputs64 is not None
-        self.fd_dtype = "float64" if self._forward64_ok else specs[0].dtype
+        # Without float64, differences run at the narrowest float argument's dtype.
+        self.native_dtype = min((s for s in specs if s.differentiable), key=lambda s: s.info.mantissa_bits).dtype
+        self.fd_dtype = "float64" if self._forward64_ok else self.native_dtype
         # A forward that casts down internally (float64 in, float32 out) is only as
         # precise as its outputs: rounding in φ is judged by their epsilon.
         fd_outputs = outputs64 if outputs64 is not None else structure.output_dtypes
@@ -196,16 +198,16 @@ class Evaluator:
     def _parts(self) -> dict[str, tuple[Callable, list]]:
         """The per-example functions of one evaluation, with their batched signatures."""
         specs, structure = self.specs, self.structure
-        arg_sig = [tf.TensorSpec([None, *s.shape], s.info.numpy) for s in specs]
+        arg_sig = [tf.TensorSpec([None, *s.shape], s.numpy_dtype) for s in specs]
         cot_sig = [tf.TensorSpec([None, *shape], dtype) for dtype, shape in zip(structure.output_dtypes, structure.output_shapes)]
-        fd_sig = [tf.TensorSpec([None, *s.shape], self.fd_dtype) for s in specs]
+        fd_sig = [tf.TensorSpec([None, *s.shape], self.fd_dtype if s.differentiable else s.numpy_dtype) for s in specs]
         parts = {
             "custom VJP": (lambda a: self._custom_vjp(a[0], a[1]), [arg_sig, cot_sig]),
             "forward (differences)": (lambda a: self._forward_outputs(*a[0]), [fd_sig]),
         }
         if self.target.forward is not None:
             if self._forward64_ok:
-                arg64_sig = [tf.TensorSpec([None, *s.shape], tf.float64) for s in specs]
+                arg64_sig = [tf.TensorSpec([None, *s.shape], tf.float64 if s.differentiable else s.numpy_dtype) for s in specs]
                 cot64_sig = [tf.TensorSpec([None, *shape], tf.float64) for shape in structure.output_shapes]
                 parts["reference VJP (float64)"] = (lambda a: self._reference_vjp(a[0], a[1]), [arg64_sig, cot64_sig])
             if not all(spec.dtype == "float64" for spec in specs) or not self._forward64_ok:
@@ -217,7 +219,7 @@ class Evaluator:
             parts["custom HVP"] = (lambda a: self._hvp(custom_outputs, a[0], a[1], a[2]), [arg_sig, cot_sig, tangent_sig])
             parts["reference HVP"] = (lambda a: self._hvp(self._forward_outputs, a[0], a[1], a[2]), [arg_sig, cot_sig, tangent_sig])
             if self._forward64_ok:
-                arg64_sig = [tf.TensorSpec([None, *s.shape], tf.float64) for s in specs]
+                arg64_sig = [tf.TensorSpec([None, *s.shape], tf.float64 if s.differentiable else s.numpy_dtype) for s in specs]
                 cot64_sig = [tf.TensorSpec([None, *shape], tf.float64) for shape in structure.output_shapes]
                 parts["reference HVP (float64)"] = (lambda a: self._hvp(self._forward_outputs, a[0], a[1], a[2]),
                                                     [arg64_sig, cot64_sig, tangent_sig])
@@ -258,6 +260,10 @@ class Evaluator:
         step = tf.constant(self.fd_step, tf.float64)
         n_offsets = len(FD_OFFSETS)
         stats = self.stats
+        specs = self.specs
+
+        def to64(xs):
+            return [tf.cast(x, tf.float64) if spec.differentiable else x for x, spec in zip(xs, specs)]
 
         def evaluate(xs, vs, ws):
             stats.traces += 1  # Python side effect: runs once per trace, never per call
@@ -265,7 +271,7 @@ class Evaluator:
             result = {"outputs": ys, "custom": custom_grads}
             if "reference VJP (float64)" in batched:
                 result["reference"] = batched["reference VJP (float64)"](
-                    [[tf.cast(x, tf.float64) for x in xs], [tf.cast(v, tf.float64) for v in vs]]
+                    [to64(xs), [tf.cast(v, tf.float64) for v in vs]]
                 )
             if "reference VJP" in batched:
                 result["reference_native"] = batched["reference VJP"]([xs, vs])
@@ -274,7 +280,8 @@ class Evaluator:
             # All finite-difference points in one call: [n_offsets * B, ...].
             points = [
                 tf.cast(tf.concat([tf.cast(x, tf.float64) + offsets[k] * step * w for k in range(n_offsets)], 0), fd_dtype)
-                for x, w in zip(xs, ws)
+                if spec.differentiable else tf.concat([x] * n_offsets, 0)  # integer/boolean: not perturbed
+                for x, w, spec in zip(xs, ws, specs)
             ]
             values = batched["forward (differences)"]([points])
             batch = tf.shape(xs[0])[0]
@@ -293,7 +300,7 @@ class Evaluator:
                 result["reference_hvp_native"] = batched["reference HVP"]([xs, vs, ws])
                 if "reference HVP (float64)" in batched:
                     result["reference_hvp"] = batched["reference HVP (float64)"](
-                        [[tf.cast(x, tf.float64) for x in xs], [tf.cast(v, tf.float64) for v in vs], ws]
+                        [to64(xs), [tf.cast(v, tf.float64) for v in vs], ws]
                     )
             return result
 
@@ -359,7 +366,7 @@ class Evaluator:
             custom=numpy(raw["custom"]),
             reference=numpy(raw.get("reference") if "reference" in raw else raw.get("reference_native")),
             reference_native=numpy(raw.get("reference_native")),
-            reference_dtype="float64" if "reference" in raw else self.specs[0].dtype,
+            reference_dtype="float64" if "reference" in raw else self.native_dtype,
             phi=raw["phi"].numpy(),
             phi_scale=raw["phi_scale"].numpy(),
             fd_step=self.fd_step,
@@ -435,6 +442,8 @@ def _nudge(x: np.ndarray, w: np.ndarray, direction: float, spec: ArgSpec, step: 
     """Move x along w: by ``step``·w, or (step None) each element NEIGHBOUR_ULPS units in
     the last place along sign(w) — at least a few smallest normals, so zeros move off a
     kink without becoming subnormal."""
+    if not spec.differentiable:
+        return x
     info = spec.info
     x64 = x.astype(np.float64)
     if step is not None:
@@ -474,7 +483,7 @@ def _output_signature(per_example: Callable, args: list) -> object:
 def _output_dtypes_at_float64(forward: Callable, specs: Sequence[ArgSpec]) -> tuple[str, ...] | None:
     """The forward's output dtypes on float64 inputs, or None if it cannot run on them
     (hard-coded float32 constants, for instance)."""
-    signature = [tf.TensorSpec(s.shape, tf.float64) for s in specs]
+    signature = [tf.TensorSpec(s.shape, tf.float64 if s.differentiable else s.numpy_dtype) for s in specs]
     try:
         with _quiet_tensorflow():
             concrete = tf.function(lambda *xs: forward(*xs)).get_concrete_function(*signature)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradfuzz.dtypes import info_for
+from gradfuzz.dtypes import DTypeInfo, info_for
 from gradfuzz.engine import FD_OFFSETS, Evaluation, Neighbours, Structure
 from gradfuzz.spec import ArgSpec
 
@@ -181,14 +181,15 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
     with np.errstate(all="ignore"):
         input_scale = sum(
             np.sum(np.nan_to_num(np.abs(_flat64(x, size) * _flat64(g, size)), posinf=0.0), axis=1)
-            for x, g, shape in zip(evaluation.batch.inputs, gradients, structure.gradient_shapes)
-            if shape is None or np.size(g) == np.size(x)
+            for x, g, shape, spec in zip(evaluation.batch.inputs, gradients, structure.gradient_shapes, specs)
+            if spec.differentiable and (shape is None or np.size(g) == np.size(x))
         )
+        input_scale = np.broadcast_to(np.asarray(input_scale, dtype=np.float64), (size,))
     rounding_scale = evaluation.phi_scale + input_scale
     fd = differences(evaluation.phi, rounding_scale, evaluation.fd_step, evaluation.fd_eps)
     tangents = evaluation.batch.tangents
     comparable = [
-        structure.gradient_shapes[a] is None or tuple(structure.gradient_shapes[a]) == spec.shape
+        spec.differentiable and (structure.gradient_shapes[a] is None or tuple(structure.gradient_shapes[a]) == spec.shape)
         for a, spec in enumerate(specs)
     ]
     custom = [_flat64(g, size) if ok else None for g, ok in zip(evaluation.custom, comparable)]
@@ -225,7 +226,7 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
 
 def _ip_floor(specs, custom, w, rows) -> np.ndarray:
     """What rounding at the argument dtype allows in ⟨w, g⟩: floor ULPs of Σ|w·g|."""
-    info = min((s.info for s in specs), key=lambda i: i.mantissa_bits)
+    info = _narrowest(specs)
     with np.errstate(all="ignore"):
         scale = sum(np.sum(np.abs(c[rows] * t[rows]), axis=1) for c, t in zip(custom, w) if c is not None)
     return TOLERANCES[info.name].floor_ulps * info.ulp(np.asarray(scale, dtype=np.float64))
@@ -365,7 +366,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     approx = rel_to_scale <= APPROXIMATION_MAX_RELATIVE
     mark(fd_resolves & approx, 1, "approximation")
     mark(fd_resolves, 1, "mismatch")
-    confirm_by_argument = np.array([TOLERANCES[spec.dtype].confirm_relative for spec in specs] + [0.0])
+    confirm_by_argument = np.array([TOLERANCES[spec.dtype].confirm_relative if spec.differentiable else 0.0 for spec in specs] + [0.0])
     confirm = confirm_by_argument[worst_at[:, 0]]  # -1 (no element) picks the trailing 0.0
     mark(~reference_nonfinite & (rel > confirm) & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
     mark(~reference_nonfinite & (rel > confirm), 1, "mismatch")
@@ -386,7 +387,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
 def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, in_hull) -> Judgement:
     """Plain TF functions: their registered gradient against differences only."""
     size = ev.batch.size
-    info = min((s.info for s in specs), key=lambda i: i.mantissa_bits)
+    info = _narrowest(specs)
     tol = TOLERANCES[info.name]
     with np.errstate(all="ignore"):
         scale = sum(np.sum(np.abs(c * t), axis=1) for c, t in zip(custom, w) if c is not None)
@@ -440,6 +441,11 @@ def _evidence(custom_ip, fd: _Differences, reference_ip=None) -> dict[str, np.nd
     return evidence
 
 
+def _narrowest(specs: Sequence[ArgSpec]) -> DTypeInfo:
+    """The least precise floating-point argument's dtype: what the check can promise."""
+    return min((s.info for s in specs if s.differentiable), key=lambda i: i.mantissa_bits)
+
+
 def _flat64(array: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(array).astype(np.float64).reshape(size, -1)
 
@@ -482,7 +488,7 @@ def judge_second_order(evaluation: Evaluation, specs: Sequence[ArgSpec], structu
         g = largest(evaluation.reference or evaluation.custom)
         w = largest(evaluation.batch.tangents)
         x = largest(evaluation.batch.inputs)
-    info = min((s.info for s in specs), key=lambda i: i.mantissa_bits)
+    info = _narrowest(specs)
     floor = TOLERANCES[info.name].floor_ulps * info.ulp(g * w / np.maximum(1.0, x))
     judgement = judge(hvp, specs, second, has_reference=True, neighbours=hull, floor=floor)
     failing = judgement.outcome == FAILURE
@@ -507,6 +513,8 @@ def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[Contr
     in a lower precision than its inputs (the seed article's type mismatch)."""
     violations = []
     for a, spec in enumerate(specs):
+        if not spec.differentiable:
+            continue
         shape, dtype = structure.gradient_shapes[a], structure.gradient_dtypes[a]
         if shape is not None and tuple(shape) != spec.shape:
             violations.append(ContractViolation("shape", a, (
@@ -523,7 +531,7 @@ def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[Contr
                 "(tf.cast(grad, x.dtype)) or compute it there."
             )))
     # Against the narrowest input: mixing float32 and float64 inputs may rightly give float32.
-    widest = min(specs, key=lambda s: s.info.mantissa_bits)
+    widest = min((s for s in specs if s.differentiable), key=lambda s: s.info.mantissa_bits)
     for dtype in structure.output_dtypes:
         out = info_for(dtype)
         if out is not None and out.mantissa_bits < widest.info.mantissa_bits:

@@ -15,7 +15,12 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from gradfuzz.dtypes import DTYPES, DTypeInfo
+
+# Arguments of these dtypes are drawn and passed to the target but not differentiated.
+PASS_THROUGH = {"int32": np.dtype(np.int32), "int64": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
 
 DEFAULT_DOMAIN = (-100.0, 100.0)
 
@@ -41,6 +46,15 @@ class ArgSpec:
         return DTYPES[self.dtype]
 
     @property
+    def differentiable(self) -> bool:
+        """Floating-point arguments are checked; integer and boolean ones pass through."""
+        return self.dtype in DTYPES
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        return DTYPES[self.dtype].numpy if self.differentiable else PASS_THROUGH[self.dtype]
+
+    @property
     def size(self) -> int:
         return math.prod(self.shape)
 
@@ -52,7 +66,7 @@ class ArgSpec:
 _FORM_HELP = (
     "An input spec is DTYPE[DIMS] with an optional range @LO..HI, for example "
     "'float64[]' (a scalar), 'float32[3,5]' or 'float32[3,5]@-50..50'. "
-    f"Supported dtypes: {', '.join(DTYPES)}."
+    f"Supported dtypes: {', '.join(DTYPES)} (checked), {', '.join(PASS_THROUGH)} (passed through unchecked)."
 )
 
 
@@ -68,10 +82,10 @@ def parse_spec(text: str) -> ArgSpec:
             hint = f" Did you mean '{compact}[]' (a scalar)?"
         raise SpecError(f"Malformed input spec {text!r}.{hint} {_FORM_HELP}")
     dtype = match["dtype"]
-    if dtype not in DTYPES:
+    if dtype not in DTYPES and dtype not in PASS_THROUGH:
         raise SpecError(
-            f"Input spec {text!r}: unsupported dtype {dtype!r}. "
-            f"gradfuzz checks gradients of floating-point arguments: {', '.join(DTYPES)}."
+            f"Input spec {text!r}: unsupported dtype {dtype!r}. gradfuzz checks gradients of "
+            f"floating-point arguments ({', '.join(DTYPES)}) and passes {', '.join(PASS_THROUGH)} arguments through."
         )
     dims_text = match["dims"]
     try:
@@ -88,6 +102,10 @@ def parse_spec(text: str) -> ArgSpec:
         low, high = float(match["low"]), float(match["high"])
         if not low < high:
             raise SpecError(f"Input spec {text!r}: the range needs LO < HI, got {low:g}..{high:g}.")
+    if dtype == "bool":
+        return ArgSpec(dtype=dtype, shape=shape, low=0.0, high=1.0)
+    if dtype in PASS_THROUGH:
+        return ArgSpec(dtype=dtype, shape=shape, low=float(math.ceil(low)), high=float(math.floor(high)))
     info = DTYPES[dtype]
     if max(abs(low), abs(high)) > info.max:
         raise SpecError(

@@ -93,6 +93,11 @@ def resolve_specs(target: Target, specs: tuple[ArgSpec, ...] | None) -> tuple[Ar
             "(e.g. --input 'float64[]'), or declare them in code with "
             "@gradfuzz.inputs('float64[]') above the function."
         )
+    if not any(spec.differentiable for spec in chosen):
+        raise TargetError(
+            f"{target.name}: no floating-point argument among {', '.join(map(str, chosen))}; there is no "
+            "gradient to check. Give at least one float16/bfloat16/float32/float64 input."
+        )
     low, high = _positional_arity(target.forward or target.fn)
     if not low <= len(chosen) <= high:
         expected = str(low) if low == high else f"{low} to {'any number' if high > 99 else high}"

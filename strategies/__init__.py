@@ -120,6 +120,9 @@ def expand(plan: Plan, specs: Sequence[ArgSpec], points: Sequence[Sequence[float
     batch = []
     for spec, arg_points in zip(specs, points):
         n = spec.size
+        if not spec.differentiable:
+            batch.append(_pass_through(spec, rng, size))
+            continue
         values = np.empty((size, n), dtype=np.float64)
         for region in range(len(REGIONS)):
             rows = np.flatnonzero(regions == region)
@@ -141,7 +144,11 @@ def directions(rng: np.random.Generator, inputs: Sequence[np.ndarray],
     """
     size = inputs[0].shape[0]
     cotangents = [rng.standard_normal((size, *shape)).astype(dtype) for shape, dtype in zip(output_shapes, output_dtypes)]
-    tangents = [rng.standard_normal(x.shape) * np.maximum(1.0, np.abs(x.astype(np.float64))) for x in inputs]
+    tangents = [
+        rng.standard_normal(x.shape) * np.maximum(1.0, np.abs(x.astype(np.float64))) if x.dtype.kind == "f" or x.dtype.name == "bfloat16"
+        else np.zeros(x.shape)  # integer and boolean arguments are not perturbed
+        for x in inputs
+    ]
     return cotangents, tangents
 
 
@@ -168,6 +175,19 @@ def step_ulps(values: np.ndarray, steps: np.ndarray | int, info: DTypeInfo) -> n
     back = np.where(moved < 0, np.abs(moved).astype(np.uint64) | sign_bit, moved.astype(np.uint64))
     back = back.astype(info.bits)
     return back.view(info.numpy)
+
+
+def _pass_through(spec: ArgSpec, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Integer and boolean arguments: their range's ends, 0 and ±1 often, uniform otherwise."""
+    shape = (size, *spec.shape)
+    if spec.dtype == "bool":
+        return rng.random(shape) < 0.5
+    low, high = int(spec.low), int(spec.high)
+    values = rng.integers(low, high, size=shape, endpoint=True)
+    specials = np.array([v for v in (0, 1, -1, low, high) if low <= v <= high])
+    pick = rng.random(shape) < 0.25
+    values[pick] = rng.choice(specials, size=int(pick.sum()))
+    return values.astype(spec.numpy_dtype)
 
 
 def _draw(region: int, plan: Plan, spec: ArgSpec, points: Sequence[float], rng: np.random.Generator, count: int) -> np.ndarray:

@@ -148,3 +148,25 @@ def test_second_order_catches_a_gradient_that_is_not_differentiable(tmp_path):
 def test_second_order_of_a_correct_gradient_passes():
     report = gradfuzz.check(seed("my_op_fixed"), max_examples=4096, seed=32, order=2)
     assert report.ok and report.engine["order"] == 2
+
+
+def test_integer_and_boolean_arguments_pass_through_unchecked():
+    @tf.custom_gradient
+    def signed_scale(x, n, flip):
+        sign = tf.where(flip, -tf.ones_like(x), tf.ones_like(x))
+        return sign * x * tf.cast(n, x.dtype), lambda dy: (dy * sign * tf.cast(n, x.dtype), None, None)
+
+    @tf.custom_gradient
+    def off_by_one(x, n):
+        return x * tf.cast(n, x.dtype), lambda dy: (dy * tf.cast(n + 1, x.dtype), None)
+
+    report = gradfuzz.check(signed_scale, inputs=["float32[3]", "int32[]@0..5", "bool[3]"], max_examples=2048, seed=41)
+    assert report.ok, [f.explanation for f in report.failures]
+    plain = gradfuzz.check(lambda x, i: tf.reduce_sum(tf.gather(x, i)), inputs=["float32[5]", "int32[2]@0..4"],
+                           max_examples=2048, seed=41)
+    assert plain.ok, [f.explanation for f in plain.failures]
+    buggy = gradfuzz.check(off_by_one, inputs=["float64[]", "int64[]@-3..3"], max_examples=2048, seed=41)
+    assert "mismatch" in {f.category for f in buggy.failures}
+    assert buggy.failures[0].inputs[1].dtype == np.int64
+    with pytest.raises(gradfuzz.TargetError, match="no floating-point argument"):
+        gradfuzz.check(lambda n: n * 2, inputs=["int32[]"])

@@ -16,6 +16,12 @@ def test_parses_the_documented_forms(text, expected):
     assert parse_spec(text) == expected
 
 
+def test_integer_and_boolean_specs_pass_through():
+    assert parse_spec("int32[2]@-3.5..7.2") == ArgSpec("int32", (2,), -3.0, 7.0)
+    assert parse_spec("bool[]") == ArgSpec("bool", (), 0.0, 1.0)
+    assert not parse_spec("int64[]").differentiable and parse_spec("float16[]").differentiable
+
+
 def test_str_round_trips():
     spec = parse_spec("float32[3,5]@-50..50")
     assert parse_spec(str(spec)) == spec
@@ -26,7 +32,7 @@ def test_str_round_trips():
     [
         ("float32", "Did you mean 'float32[]'"),
         ("float99[]", "unsupported dtype 'float99'"),
-        ("int32[]", "unsupported dtype 'int32'"),
+        ("int8[]", "unsupported dtype 'int8'"),
         ("float32[a]", "dimensions must be whole numbers"),
         ("float32[2]@5..1", "LO < HI"),
         ("float16[]@-1e6..1", "exceeds the largest finite float16"),
