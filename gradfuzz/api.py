@@ -23,6 +23,7 @@ def check(
     batch_size: int | None = None,
     jit: bool = False,
     order: int = 1,
+    modes: Sequence[str] = ("function",),
 ) -> CheckReport:
     """Fuzz the gradient of ``fn`` and return a `CheckReport`.
 
@@ -38,7 +39,9 @@ def check(
     fix it, with ``seed``, for a run that is reproducible batch for batch); ``jit``
     compiles the batch function with XLA where the target allows it. ``order=2`` also checks
     second order: the gradient of the custom gradient against autodiff's Hessian-vector
-    product (a None or wrong second-order gradient is a ``higher-order`` failure).
+    product (a None or wrong second-order gradient is a ``higher-order`` failure). ``modes``,
+    e.g. ``("eager", "function", "xla")``, checks that the gradient agrees across execution
+    modes (a difference is ``nondeterminism``).
 
     >>> import tensorflow as tf, gradfuzz
     >>> report = gradfuzz.check(tf.math.softplus, inputs=["float32[]"], max_examples=2048)
@@ -53,7 +56,8 @@ def check(
     failure_store = FailureStore(store) if store is not None else None
     try:
         return check_target(target, specs, budget=seconds, max_examples=max_examples, seed=seed,
-                            store=failure_store, shrink=shrink, batch_size=batch_size, jit=jit, order=order)
+                            store=failure_store, shrink=shrink, batch_size=batch_size, jit=jit, order=order,
+                            modes=tuple(modes))
     finally:
         if failure_store is not None:
             failure_store.close()

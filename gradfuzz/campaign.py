@@ -25,7 +25,7 @@ from hypothesis import target as hypothesis_target
 from hypothesis.errors import HypothesisException
 
 from gradfuzz.boundaries import points_for
-from gradfuzz.diagnosis import branch_boundary, nondeterministic
+from gradfuzz.diagnosis import branch_boundary, mode_disagreements, nondeterministic
 from gradfuzz.engine import (
     Batch,
     Evaluation,
@@ -215,6 +215,7 @@ def check_target(
     plan_strategy: Callable[[int], object] | None = None,
     stop_at_first_failure: bool = False,
     order: int = 1,
+    modes: Sequence[str] = ("function",),
 ) -> CheckReport:
     """Fuzz one target for ``budget`` seconds (or ``max_examples`` examples).
 
@@ -223,6 +224,7 @@ def check_target(
     as an example fails (for measuring how soon a bug is found).
 
     ``order=2`` also checks the gradient of the custom gradient (Hessian-vector products).
+    ``modes`` (any of "eager", "function", "xla") compares execution modes on one batch.
     ``batch_size`` fixes the batch size (default: grown while throughput improves);
     ``jit`` compiles the batch function with XLA where the target allows it.
     """
@@ -246,7 +248,7 @@ def check_target(
         _record_exception(run, TargetRaised("tracing", error), first, seed)
         return _finish(report, run, started, store, None)
     points = run.points = points_for(target, specs)
-    _check_repeatability(run, evaluator, structure, points, seed)
+    _check_repeatability(run, evaluator, structure, points, seed, modes)
     run.warmup = time.monotonic() - started
     n_points = max(len(p) for p in points)
     shrink_until = [0.0]
@@ -650,14 +652,38 @@ REPEATABILITY_EXAMPLES = 256
 BRANCH_CANDIDATES = ("mismatch", "approximation", "branch")
 
 
-def _check_repeatability(run: _Run, evaluator: Evaluator, structure: Structure, points, seed: int) -> None:
+def _check_repeatability(run: _Run, evaluator: Evaluator, structure: Structure, points, seed: int,
+                         modes: Sequence[str] = ()) -> None:
     """Evaluate one batch twice: a custom gradient that changes bits between calls is
-    `nondeterminism` (random ops or unordered reductions in grad_fn)."""
+    `nondeterminism` (random ops or unordered reductions in grad_fn). With ``modes``,
+    also compare eager and XLA execution with the compiled batch."""
     plan = Plan(seed=seed, weights=(1, 1, 1, 1))
     inputs = expand(plan, run.specs, points, REPEATABILITY_EXAMPLES)
     cotangents, tangents = directions(np.random.default_rng([seed, 2]), inputs, structure.output_shapes,
                                       [np.dtype(_np(d)) for d in structure.output_dtypes])
     batch = Batch(inputs, cotangents, tangents)
+    if len(modes) > 1:
+        try:
+            disagreements = mode_disagreements(evaluator, batch, modes)
+        except TargetRaised:
+            disagreements = {}
+        for mode, (indices, other) in disagreements.items():
+            i = int(indices[0])
+            finding = Finding(
+                target=run.target.name, kind="failure", category="nondeterminism",
+                explanation=(
+                    f"The custom gradient depends on how TensorFlow runs it: in {mode} mode it differs from the "
+                    f"compiled tf.function batch by more than rounding ({indices.size} of the examples compared). "
+                    "Look for Python-side state, tf.py_function or numpy in grad_fn, or ops whose "
+                    f"{'eager' if mode == 'eager' else 'XLA'} kernels behave differently."
+                ),
+                inputs=[np.array(x[i]) for x in inputs], cotangents=[np.array(v[i]) for v in cotangents],
+                tangents=[np.array(w[i]) for w in tangents], custom=[np.array(g[i]) for g in other],
+                reference=[np.array(g[i]) for g in evaluator.evaluate(batch.select(i)).custom],
+                reference_name="the compiled tf.function", count=int(indices.size), signature=f"nondeterminism|{mode}",
+                seed=seed, region=f"mode={mode}",
+            )
+            run.groups[finding.signature] = _Group(finding, finding, count=int(indices.size), shrunk=True)
     differing = nondeterministic(evaluator, batch)
     if differing is None or not differing.size:
         return

@@ -49,13 +49,20 @@ def main() -> None:
 @click.option("--jit", is_flag=True, help="Compile the batch function with XLA where the target allows it.")
 @click.option("--order", type=click.Choice(["1", "2"]), default="1", show_default=True,
               help="2: also check the gradient of the custom gradient (Hessian-vector products).")
-def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order) -> None:
+@click.option("--modes", default="function", show_default=True,
+              help="Comma-separated execution modes to compare: eager,function,xla.")
+def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order, modes) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
     from gradfuzz.campaign import check_target, parse_duration
+    from gradfuzz.diagnosis import MODES
     from gradfuzz.spec import SpecError, parse_specs
     from gradfuzz.store import FailureStore, StoreError
     from gradfuzz.target import TargetError, load_targets, resolve_specs
 
+    mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
+    unknown = [m for m in mode_list if m not in MODES]
+    if unknown:
+        _fail(f"Unknown execution mode(s) {', '.join(unknown)}: choose from {', '.join(MODES)}, e.g. --modes eager,function,xla.")
     try:
         seconds = parse_duration(budget)
         specs = parse_specs(inputs) if inputs else None
@@ -72,7 +79,7 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
                 with _progress(target.name, output_format) as update:
                     report = check_target(target, target_specs, budget=seconds, max_examples=max_examples, seed=seed,
                                           store=failure_store, shrink=not no_shrink, batch_size=batch_size, jit=jit,
-                                          order=int(order), on_progress=update)
+                                          order=int(order), modes=mode_list, on_progress=update)
                 reports.append(report)
                 if output_format == "text":
                     _print_report(report)

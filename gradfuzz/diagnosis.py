@@ -92,6 +92,60 @@ def _reference_element(evaluator: Evaluator, inputs, cotangents, tangents, argum
     return there if np.isfinite(there) else None
 
 
+MODES = ("eager", "function", "xla")
+EAGER_EXAMPLES = 32  # eager evaluation is slow: a sample is enough to see a mode difference
+
+
+def mode_disagreements(evaluator: Evaluator, batch: Batch, modes: Sequence[str]) -> dict[str, tuple[np.ndarray, list]]:
+    """Examples whose custom gradient in another execution mode differs from the compiled
+    batch (``function``) by more than rounding: {mode: (indices, that mode's gradients)}.
+
+    ``eager`` runs the target op by op on a sample; ``xla`` compiles the batch with XLA (a
+    target XLA cannot compile is skipped, and the evaluator records why)."""
+    from gradfuzz._tf import tf
+
+    reference = evaluator.evaluate(batch).custom
+    found: dict[str, tuple[np.ndarray, list]] = {}
+    for mode in modes:
+        if mode == "function":
+            continue
+        if mode == "eager":
+            count = min(batch.size, EAGER_EXAMPLES)
+            rows = []
+            for i in range(count):
+                xs = [tf.constant(x[i]) for x in batch.inputs]
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch(xs)
+                    ys = [y for y in tf.nest.flatten(evaluator.target.fn(*xs)) if y.dtype.is_floating]
+                grads = tape.gradient(ys, xs, output_gradients=[tf.constant(v[i]) for v in batch.cotangents])
+                rows.append([np.zeros_like(x[i]) if g is None else g.numpy() for g, x in zip(grads, batch.inputs)])
+            other = [np.stack([row[a] for row in rows]) for a in range(len(batch.inputs))]
+            compared = [r[:count] for r in reference]
+        elif mode == "xla":
+            compiled = Evaluator(evaluator.target, evaluator.specs, evaluator.structure, jit=True)
+            evaluation = compiled.evaluate(batch)
+            if not compiled.jit:
+                evaluator.stats.fallbacks["XLA mode"] = compiled.stats.fallbacks.get("XLA", "not available")
+                continue
+            other, compared = evaluation.custom, reference
+        else:
+            raise ValueError(f"unknown execution mode {mode!r}; choose from {', '.join(MODES)}")
+        differs = np.zeros(len(compared[0]), dtype=bool)
+        for a, spec in enumerate(evaluator.specs):
+            if not spec.differentiable:
+                continue
+            tol = TOLERANCES[spec.dtype]
+            mine = np.asarray(compared[a], dtype=np.float64).reshape(len(differs), -1)
+            theirs = np.asarray(other[a], dtype=np.float64).reshape(len(differs), -1)
+            with np.errstate(all="ignore"):
+                allowed = np.maximum(tol.floor_ulps * spec.info.ulp(np.maximum(np.abs(mine), np.abs(theirs))), tol.absolute_floor)
+                bad = ~((mine == theirs) | (np.isnan(mine) & np.isnan(theirs)) | (np.abs(mine - theirs) <= allowed))
+            differs |= np.any(bad, axis=1)
+        if differs.any():
+            found[mode] = (np.flatnonzero(differs), other)
+    return found
+
+
 def nondeterministic(evaluator: Evaluator, batch: Batch) -> np.ndarray | None:
     """Indices of examples whose custom gradient differs bitwise between two evaluations
     of the same batch (None if the target raised)."""

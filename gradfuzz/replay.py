@@ -20,7 +20,7 @@ import numpy as np
 
 from gradfuzz.boundaries import points_for
 from gradfuzz.campaign import judge_batch, judge_second_order_batch, parse_duration
-from gradfuzz.diagnosis import branch_boundary
+from gradfuzz.diagnosis import branch_boundary, mode_disagreements, nondeterministic
 from gradfuzz.engine import Batch, Evaluator, TargetRaised, probe, second_order_missing, summarize_error
 from gradfuzz.oracle import check_contract
 from gradfuzz.spec import SpecError, parse_specs
@@ -162,6 +162,18 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
         evaluators[key] = Evaluator(target, specs, structure, order=order)
     batch = Batch([x[None] for x in inputs], [np.asarray(v)[None] for v in failure.cotangents],
                   [np.asarray(w, dtype=np.float64)[None] for w in failure.tangents])
+    if failure.category == "nondeterminism":  # repeat the observation that made it one
+        try:
+            if failure.region.startswith("mode="):
+                mode = failure.region.removeprefix("mode=")
+                differs = bool(mode_disagreements(evaluators[key], batch, ("function", mode)))
+            else:
+                differing = nondeterministic(evaluators[key], batch)
+                differs = differing is not None and differing.size > 0
+        except TargetRaised as raised:
+            return _result(failure, sorted({*now, "exception"}), f"the {raised.stage} raised {summarize_error(raised.error)}")
+        return _result(failure, sorted({*now, *(["nondeterminism"] if differs else [])}),
+                       "the custom gradient still differs between evaluations" if differs else "")
     try:
         evaluation = evaluators[key].evaluate(batch)
     except TargetRaised as raised:

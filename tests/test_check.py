@@ -170,3 +170,30 @@ def test_integer_and_boolean_arguments_pass_through_unchecked():
     assert buggy.failures[0].inputs[1].dtype == np.int64
     with pytest.raises(gradfuzz.TargetError, match="no floating-point argument"):
         gradfuzz.check(lambda n: n * 2, inputs=["int32[]"])
+
+
+def test_execution_modes_are_compared(tmp_path):
+
+    @tf.custom_gradient
+    def mode_dependent(x):
+        # Python-side branching on the execution mode: eager and tf.function disagree.
+        return tf.sin(x), lambda dy: dy * tf.cos(x) * (1.0 if tf.executing_eagerly() else 1.5)
+
+    report = gradfuzz.check(mode_dependent, inputs=["float64[]"], max_examples=1024, seed=51,
+                            modes=("eager", "function"), store=tmp_path)
+    modes = [f for f in report.failures if f.category == "nondeterminism"]
+    assert modes and "eager mode" in modes[0].explanation
+    clean = gradfuzz.check(seed("my_op_fixed"), max_examples=1024, seed=51, modes=("eager", "function", "xla"))
+    assert clean.ok, [f.explanation for f in clean.failures]
+
+
+def test_nondeterminism_replays(tmp_path):
+    from gradfuzz.replay import replay_store
+    from gradfuzz.store import FailureStore
+    from tests.corpus.bugs import noisy_gradient
+
+    report = gradfuzz.check(noisy_gradient, max_examples=1024, seed=52, store=tmp_path)
+    assert report.failures[0].category == "nondeterminism"
+    with FailureStore(tmp_path) as store:
+        results, _ = replay_store(store)
+    assert {r.status for r in results if r.failure.category == "nondeterminism"} == {"reproduced"}
