@@ -35,6 +35,7 @@ from gradfuzz.engine import (
     TargetRaised,
     probe,
     second_order_missing,
+    select_evaluation,
     summarize_error,
 )
 from gradfuzz.oracle import (
@@ -378,8 +379,12 @@ def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, po
         neighbours = evaluator.neighbours(evaluation.batch, indices)
     except TargetRaised:
         return judgement  # raising near x is recorded when such inputs are drawn themselves
-    return judge(evaluation, evaluator.specs, evaluator.structure, has_reference=target.has_custom_gradient,
-                 neighbours=neighbours)
+    # Judge only the suspects again (with their neighbourhoods), on the batch's own scales.
+    neighbours.indices = np.arange(indices.size)
+    again = judge(select_evaluation(evaluation, indices), evaluator.specs, evaluator.structure,
+                  has_reference=target.has_custom_gradient, neighbours=neighbours, typical=judgement.typical or None)
+    judgement.update(indices, again)
+    return judgement
 
 
 PROBE_ATTEMPTS = 8
@@ -669,40 +674,41 @@ def _check_repeatability(run: _Run, evaluator: Evaluator, structure: Structure, 
             disagreements = {}
         for mode, (indices, other) in disagreements.items():
             i = int(indices[0])
-            finding = Finding(
-                target=run.target.name, kind="failure", category="nondeterminism",
-                explanation=(
-                    f"The custom gradient depends on how TensorFlow runs it: in {mode} mode it differs from the "
-                    f"compiled tf.function batch by more than rounding ({indices.size} of the examples compared). "
-                    "Look for Python-side state, tf.py_function or numpy in grad_fn, or ops whose "
-                    f"{'eager' if mode == 'eager' else 'XLA'} kernels behave differently."
-                ),
-                inputs=[np.array(x[i]) for x in inputs], cotangents=[np.array(v[i]) for v in cotangents],
-                tangents=[np.array(w[i]) for w in tangents], custom=[np.array(g[i]) for g in other],
-                reference=[np.array(g[i]) for g in evaluator.evaluate(batch.select(i)).custom],
-                reference_name="the compiled tf.function", count=int(indices.size), signature=f"nondeterminism|{mode}",
-                seed=seed, region=f"mode={mode}",
+            _record_nondeterminism(
+                run, batch, i, seed, other, evaluator.evaluate(batch.select(i)).custom, "the compiled tf.function",
+                int(indices.size), mode,
+                f"The custom gradient depends on how TensorFlow runs it: in {mode} mode it differs from the "
+                f"compiled tf.function batch by more than rounding ({indices.size} of the examples compared). "
+                "Look for Python-side state, tf.py_function or numpy in grad_fn, or ops whose "
+                f"{'eager' if mode == 'eager' else 'XLA'} kernels behave differently.",
             )
-            run.groups[finding.signature] = _Group(finding, finding, count=int(indices.size), shrunk=True)
     differing = nondeterministic(evaluator, batch)
     if differing is None or not differing.size:
         return
-    first, second = evaluator.evaluate(batch.select(int(differing[0]))), evaluator.evaluate(batch.select(int(differing[0])))
     i = int(differing[0])
-    finding = Finding(
-        target=run.target.name, kind="failure", category="nondeterminism",
-        explanation=(
-            f"Evaluating the same inputs twice gave different custom gradients ({differing.size} of "
-            f"{batch.size} examples differ bitwise; e.g. {np.asarray(first.custom[0]).ravel()[:3].tolist()} then "
-            f"{np.asarray(second.custom[0]).ravel()[:3].tolist()}). A gradient check, and training, cannot be "
-            "reproduced: look for random ops, unseeded sampling or order-dependent reductions in grad_fn."
-        ),
-        inputs=[np.array(x[i]) for x in inputs], cotangents=[np.array(v[i]) for v in cotangents],
-        tangents=[np.array(w[i]) for w in tangents], custom=[np.array(g[0]) for g in first.custom],
-        reference=[np.array(g[0]) for g in second.custom], reference_name="a second evaluation",
-        count=int(differing.size), signature="nondeterminism|arg*", seed=seed,
+    first, second = evaluator.evaluate(batch.select(i)), evaluator.evaluate(batch.select(i))
+    _record_nondeterminism(
+        run, batch, i, seed, [g[0][None].repeat(batch.size, 0) for g in first.custom], second.custom, "a second evaluation",
+        int(differing.size), None,
+        f"Evaluating the same inputs twice gave different custom gradients ({differing.size} of "
+        f"{batch.size} examples differ bitwise; e.g. {np.asarray(first.custom[0]).ravel()[:3].tolist()} then "
+        f"{np.asarray(second.custom[0]).ravel()[:3].tolist()}). A gradient check, and training, cannot be "
+        "reproduced: look for random ops, unseeded sampling or order-dependent reductions in grad_fn.",
     )
-    run.groups[finding.signature] = _Group(finding, finding, count=int(differing.size), shrunk=True)
+
+
+def _record_nondeterminism(run: _Run, batch: Batch, index: int, seed: int, custom: list, reference: list,
+                           reference_name: str, count: int, mode: str | None, explanation: str) -> None:
+    """One `nondeterminism` finding: ``custom`` holds the batch's gradients in the odd run or
+    mode (row ``index`` is shown), ``reference`` the single example's gradients to compare."""
+    finding = Finding(
+        target=run.target.name, kind="failure", category="nondeterminism", explanation=explanation,
+        inputs=[np.array(x[index]) for x in batch.inputs], cotangents=[np.array(v[index]) for v in batch.cotangents],
+        tangents=[np.array(w[index]) for w in batch.tangents], custom=[np.array(g[index]) for g in custom],
+        reference=[np.array(g[0]) for g in reference], reference_name=reference_name, count=count,
+        signature=f"nondeterminism|{mode or 'repeat'}", seed=seed, region=f"mode={mode}" if mode else "*",
+    )
+    run.groups[finding.signature] = _Group(finding, finding, count=count, shrunk=True)
 
 
 def _diagnose_branches(run: _Run, evaluator: Evaluator, points) -> None:

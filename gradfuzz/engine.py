@@ -107,6 +107,23 @@ class Evaluation:
     reference_hvp_native: list[np.ndarray] | None = None
 
 
+def _take(arrays: list | None, indices: np.ndarray) -> list | None:
+    return None if arrays is None else [np.asarray(a)[indices] for a in arrays]
+
+
+def select_evaluation(evaluation: Evaluation, indices: np.ndarray) -> Evaluation:
+    """The same numbers for a subset of the batch's examples."""
+    return Evaluation(
+        batch=evaluation.batch.select(indices), outputs=_take(evaluation.outputs, indices),
+        custom=_take(evaluation.custom, indices), reference=_take(evaluation.reference, indices),
+        reference_native=_take(evaluation.reference_native, indices), reference_dtype=evaluation.reference_dtype,
+        phi=evaluation.phi[:, indices], phi_scale=evaluation.phi_scale[indices], fd_step=evaluation.fd_step,
+        fd_dtype=evaluation.fd_dtype, fd_eps=evaluation.fd_eps, custom_hvp=_take(evaluation.custom_hvp, indices),
+        reference_hvp=_take(evaluation.reference_hvp, indices),
+        reference_hvp_native=_take(evaluation.reference_hvp_native, indices),
+    )
+
+
 @dataclass
 class Neighbours:
     """Gradients at x - δ and x + δ for a subset of a batch (see `Evaluator.neighbours`)."""

@@ -96,6 +96,20 @@ class Judgement:
     evidence: dict[str, np.ndarray]
     worst_ulps: float  # largest finite ULP error seen (for Hypothesis' target())
     kink: np.ndarray  # bool: the differences see a non-differentiable point
+    typical: list[float] = field(default_factory=list)  # per argument: median |reference| in the batch
+
+    def update(self, indices: np.ndarray, other: Judgement) -> None:
+        """Overwrite the verdicts of ``indices`` with ``other``'s (a judgement of that subset)."""
+        for name in ("outcome", "category", "argument", "element", "custom", "reference", "reference_name",
+                     "abs_error", "rel_error", "ulp_error", "kink"):
+            mine = np.array(getattr(self, name))  # a copy: some arrays are read-only broadcast views
+            mine[indices] = getattr(other, name)
+            setattr(self, name, mine)
+        for name, values in other.evidence.items():
+            mine = np.array(self.evidence[name])
+            mine[indices] = values
+            self.evidence[name] = mine
+        self.worst_ulps = max(self.worst_ulps, other.worst_ulps)
 
     @property
     def passed(self) -> int:
@@ -166,14 +180,16 @@ def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float)
 
 
 def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure, *, has_reference: bool,
-          neighbours: Neighbours | None = None, floor: np.ndarray | None = None) -> Judgement:
+          neighbours: Neighbours | None = None, floor: np.ndarray | None = None,
+          typical: Sequence[float] | None = None) -> Judgement:
     """Turn one batch's numbers into verdicts (only non-passing examples get one).
 
     With ``neighbours`` (gradients a few ULPs to either side, see
     `gradfuzz.engine.Evaluator.neighbours`), a custom gradient inside their hull
     at a point where the gradient jumps is a valid subgradient: a ``kink`` note.
     ``floor`` is an extra absolute tolerance per example (the second-order check scales it
-    from the first-order gradient).
+    from the first-order gradient). ``typical`` fixes the per-argument gradient scale that
+    "approximation" is judged against (when judging a subset of a batch again).
     """
     size = evaluation.batch.size
     gradients = evaluation.reference if has_reference and evaluation.reference is not None else evaluation.custom
@@ -220,7 +236,7 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
     )
     if has_reference and evaluation.reference is not None:
         return _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink,
-                                        floor)
+                                        floor, typical)
     return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull)
 
 
@@ -263,12 +279,13 @@ def _inside_neighbour_hull(ev: Evaluation, specs, custom, neighbours: Neighbours
 
 
 def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink,
-                             floor=None) -> Judgement:
+                             floor=None, typical_given=None) -> Judgement:
     size = ev.batch.size
     worst_ratio = np.zeros(size)  # error / tolerance of the worst element
     worst_at = np.full((size, 2), -1)
     errors = np.zeros((size, 3))  # abs, rel, ulps at the worst element
     typical = np.zeros(size)  # typical gradient magnitude of the worst element's argument
+    typical_by_argument = [0.0] * len(specs)
     values = np.zeros((size, 2))  # custom, reference there
     custom_nonfinite = np.zeros(size, bool)
     reference_nonfinite = np.zeros(size, bool)
@@ -319,7 +336,8 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         errors[better] = figures[better]
         values[better] = np.stack([c, r], axis=1)[better]
         finite = np.abs(gr[np.isfinite(gr)])
-        typical[better] = float(np.median(finite)) if finite.size else 0.0
+        typical_by_argument[a] = typical_given[a] if typical_given is not None else (float(np.median(finite)) if finite.size else 0.0)
+        typical[better] = typical_by_argument[a]
 
     disagree = worst_ratio > 1
     outcome = np.zeros(size, dtype=np.int8)  # 0 pass, 1 failure, 2 note, 3 skipped
@@ -380,7 +398,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         element=np.where(located, worst_at[:, 1], -1), custom=values[:, 0], reference=values[:, 1],
         reference_name=reference_name, abs_error=errors[:, 0], rel_error=errors[:, 1], ulp_error=errors[:, 2],
         evidence=_evidence(custom_ip, fd, reference_ip=reference_ip), worst_ulps=float(ulps.max()) if ulps.size else 0.0,
-        kink=fd.kink,
+        kink=fd.kink, typical=typical_by_argument,
     )
 
 
