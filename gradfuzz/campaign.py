@@ -60,7 +60,6 @@ PLANS_PER_ROUND = 25
 MAX_BATCH = 1024
 ELEMENTS_PER_BATCH = 1 << 16  # keeps large-tensor batches within a modest memory budget
 SHRINK_SHARE = 0.25  # at most this share of the budget goes to shrinking
-MAX_ISOLATED = 32  # examples re-run one by one to find the ones that raise
 
 
 def parse_duration(text: str | float | int | None) -> float | None:

@@ -48,10 +48,6 @@ class Plan:
     rel_exp: int = 4
     sparsity: int = 0
 
-    def describe(self) -> str:
-        share = [f"{r} {w}" for r, w in zip(REGIONS, self.weights) if w] or ["special values only"]
-        return f"seed {self.seed}, {', '.join(share)}, focus {self.focus}, ±{self.ulps} ulps, rel 1e-{self.rel_exp}"
-
 
 def plans(points: int = 0) -> st.SearchStrategy[Plan]:
     """Strategy for batch plans; ``points`` is how many points of interest there are.
