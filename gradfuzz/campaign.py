@@ -176,6 +176,7 @@ class _Run:
     skipped: int = 0
     warmup: float = 0.0  # seconds spent probing and compiling before the first batch
     points: list = field(default_factory=list)  # points of interest per argument
+    judged_specs: tuple = ()  # arguments, then the variables the target reads
     first_failure: int | None = None  # examples evaluated up to and including the first failing one
     groups: dict[str, _Group] = field(default_factory=dict)
 
@@ -193,6 +194,17 @@ class _NewFailure(Exception):
     def __init__(self, signature: str, plan: Plan, evaluation: Evaluation, judgement: Judgement):
         super().__init__(signature)
         self.signature, self.plan, self.evaluation, self.judgement = signature, plan, evaluation, judgement
+
+
+def _only_new_failures(error: BaseException) -> bool:
+    """Is this Hypothesis error about our own `_NewFailure` signals (and nothing else)?"""
+    if isinstance(error, _NewFailure):
+        return True
+    inner = getattr(error, "exceptions", None)
+    if inner:
+        return all(_only_new_failures(e) for e in inner)
+    cause = error.__cause__ or error.__context__
+    return cause is not None and _only_new_failures(cause)
 
 
 def _raise_new_failure(signature: str, plan: Plan, evaluation: Evaluation, judgement: Judgement) -> None:
@@ -244,6 +256,7 @@ def check_target(
     try:
         evaluator = Evaluator(target, specs, structure, jit=jit, order=order)
         second_missing = second_order_missing(target, first) if evaluator.order == 2 else []
+        run.judged_specs = evaluator.judged_specs
     except Exception as error:  # tracing the batched functions failed
         _record_exception(run, TargetRaised("tracing", error), first, seed)
         return _finish(report, run, started, store, None)
@@ -334,10 +347,12 @@ def check_target(
             hypothesis_seed(seed * 1_000_003 + round_number)(fuzz)()
         except _NewFailure as found:
             _adopt_shrunk(run, found, seed)
-        except HypothesisException:
-            # Shrinking could not replay the failure (e.g. a target that is itself
+        except HypothesisException as error:
+            # Shrinking could not replay a new failure (e.g. a target that is itself
             # nondeterministic): keep the unshrunk representative already collected.
-            pass
+            # Anything else is a bug in gradfuzz and must not pass silently.
+            if not _only_new_failures(error):
+                raise
         round_number += 1
         if round_number > 1_000_000:  # pragma: no cover - defensive: a budget always ends a run
             break
@@ -361,7 +376,7 @@ def check_target(
 def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]]) -> Judgement:
     """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
     (a custom gradient at a kink may legitimately differ from autodiff)."""
-    judgement = judge(evaluation, evaluator.specs, evaluator.structure, has_reference=target.has_custom_gradient)
+    judgement = judge(evaluation, evaluator.judged_specs, evaluator.structure, has_reference=target.has_custom_gradient)
     # Approximations (small, smooth errors) are looked at again only where a kink is possible:
     # the differences see one, or an element sits on a point of interest. Re-evaluating every
     # example of a uniformly wrong gradient would quadruple the cost.
@@ -380,7 +395,7 @@ def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, po
         return judgement  # raising near x is recorded when such inputs are drawn themselves
     # Judge only the suspects again (with their neighbourhoods), on the batch's own scales.
     neighbours.indices = np.arange(indices.size)
-    again = judge(select_evaluation(evaluation, indices), evaluator.specs, evaluator.structure,
+    again = judge(select_evaluation(evaluation, indices), evaluator.judged_specs, evaluator.structure,
                   has_reference=target.has_custom_gradient, neighbours=neighbours, typical=judgement.typical or None)
     judgement.update(indices, again)
     return judgement
@@ -475,7 +490,7 @@ def _finding(verdict: Verdict, evaluation: Evaluation, run: _Run, plan: Plan | N
     reference = evaluation.reference or [None] * len(evaluation.custom)
     return Finding(
         target=run.target.name, kind=verdict.outcome, category=verdict.category,
-        explanation=explain(verdict, run.specs, evaluation),
+        explanation=explain(verdict, run.judged_specs or run.specs, evaluation),
         inputs=[np.array(x[i]) for x in evaluation.batch.inputs],
         cotangents=[np.array(v[i]) for v in evaluation.batch.cotangents],
         tangents=[np.array(w[i]) for w in evaluation.batch.tangents],
@@ -508,8 +523,8 @@ def region_label(value: float, points: Sequence[float]) -> str:
 
 
 def _region_of_verdict(verdict: Verdict, evaluation: Evaluation, points: Sequence[Sequence[float]]) -> str:
-    if verdict.argument is None or not points:
-        return "*"
+    if verdict.argument is None or not points or verdict.argument >= len(evaluation.batch.inputs):
+        return "*"  # inner-product verdicts, and variables (not drawn, so no region)
     value = float(np.asarray(evaluation.batch.inputs[verdict.argument][verdict.index]).reshape(-1)[verdict.element or 0])
     return region_label(value, points[verdict.argument])
 
@@ -571,7 +586,7 @@ def _note_regions(group: _Group, indices: np.ndarray, judgement: Judgement, eval
                   plan: Plan, seed: int) -> None:
     """Keep the first example of each input region this group has not been seen in yet."""
     argument = int(judgement.argument[indices[0]])
-    if argument < 0 or group.representative.kind != "failure":
+    if argument < 0 or argument >= len(evaluation.batch.inputs) or group.representative.kind != "failure":
         return
     values = np.asarray(evaluation.batch.inputs[argument], dtype=np.float64).reshape(evaluation.batch.size, -1)
     elements = np.maximum(judgement.element[indices], 0)
@@ -715,7 +730,8 @@ def _diagnose_branches(run: _Run, evaluator: Evaluator, points) -> None:
     `branch`, and merge the groups that thereby become one."""
     for signature, group in list(run.groups.items()):
         finding = group.representative
-        if finding.kind != "failure" or finding.category not in BRANCH_CANDIDATES or finding.argument is None:
+        if (finding.kind != "failure" or finding.category not in BRANCH_CANDIDATES or finding.argument is None
+                or finding.argument >= len(evaluator.specs)):
             continue
         boundary = branch_boundary(evaluator, finding.inputs, finding.cotangents, finding.tangents,
                                    finding.custom[finding.argument], finding.reference_value, finding.argument,

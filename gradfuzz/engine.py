@@ -162,6 +162,11 @@ class Evaluator:
         self.structure = structure
         self.jit = jit
         self.order = order if target.forward is not None else 1  # second order needs a reference forward
+        self.variables = list(target.variables)
+        # What the oracle compares: the arguments, then each variable the target reads.
+        self.judged_specs = self.specs + tuple(
+            ArgSpec(dtype=v.dtype.name, shape=tuple(v.shape), label=f"variable {v.name!r}") for v in self.variables
+        )
         self.device = configure_devices()
         self.stats = EngineStats()
         outputs64 = _output_dtypes_at_float64(self._forward_outputs, specs)
@@ -186,18 +191,20 @@ class Evaluator:
         return _float_outputs(result)
 
     def _custom_vjp(self, xs: list[tf.Tensor], vs: list[tf.Tensor]) -> tuple[list, list]:
+        sources = [*xs, *self.variables]
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(xs)
+            tape.watch(sources)
             ys = _float_outputs(self.target.fn(*xs))
-        grads = tape.gradient(ys, xs, output_gradients=vs)
-        return ys, _fill_missing(grads, xs)
+        grads = tape.gradient(ys, sources, output_gradients=vs)
+        return ys, _fill_missing(grads, sources)
 
     def _reference_vjp(self, xs: list[tf.Tensor], vs: list[tf.Tensor]) -> list:
+        sources = [*xs, *self.variables]
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(xs)
+            tape.watch(sources)
             ys = self._forward_outputs(*xs)
         vs = [tf.cast(v, y.dtype) for v, y in zip(vs, ys)]
-        return _fill_missing(tape.gradient(ys, xs, output_gradients=vs), xs)
+        return _fill_missing(tape.gradient(ys, sources, output_gradients=vs), sources)
 
     def _hvp(self, function: Callable, xs: list[tf.Tensor], vs: list[tf.Tensor], us: list[tf.Tensor]) -> list:
         """∂/∂x ⟨u, ∂⟨v, f⟩/∂x⟩ = H·u, differentiating whatever computes the first gradient."""
@@ -404,15 +411,18 @@ def probe(target: Target, specs: Sequence[ArgSpec], example: Sequence[np.ndarray
     """
     xs = [tf.constant(x) for x in example]
     try:
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
+        # Watching accessed variables finds the trainable tf.Variables the target reads:
+        # their gradients (grad_fn's ``variables=``) are checked like arguments.
+        with tf.GradientTape() as tape:
             tape.watch(xs)
             ys = _float_outputs(target.fn(*xs))
     except Exception as error:
         raise TargetRaised("forward", error) from error
     if not ys:
         raise TargetRaised("forward", TypeError("the target returned no floating-point tensor to differentiate"))
+    target.variables = [v for v in tape.watched_variables() if v.trainable and v.dtype.is_floating]
     try:
-        grads = tape.gradient(ys, xs, output_gradients=[tf.ones_like(y) for y in ys])
+        grads = tape.gradient(ys, [*xs, *target.variables], output_gradients=[tf.ones_like(y) for y in ys])
     except Exception as error:
         raise TargetRaised("custom gradient" if target.has_custom_gradient else "gradient", error) from error
     return Structure(

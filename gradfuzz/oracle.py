@@ -317,8 +317,9 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
                 tolerance = np.maximum(tolerance, floor[:, None])
             ratio = np.where(np.isfinite(diff), diff / tolerance, np.inf)
             ratio = np.where(same, 0.0, ratio)
-            reference_ip += np.sum(np.where(np.isfinite(gr), gr, 0.0) * w[a], axis=1)
-            ip_tolerance += np.sum(np.abs(w[a]) * np.where(np.isfinite(tolerance), tolerance, 0.0), axis=1)
+            if a < len(w):  # variables are compared element-wise only (they are not perturbed)
+                reference_ip += np.sum(np.where(np.isfinite(gr), gr, 0.0) * w[a], axis=1)
+                ip_tolerance += np.sum(np.abs(w[a]) * np.where(np.isfinite(tolerance), tolerance, 0.0), axis=1)
         custom_nonfinite |= np.any(~np.isfinite(gc) & np.isfinite(gr), axis=1)
         reference_nonfinite |= np.any(~np.isfinite(gr) & np.isfinite(gc), axis=1)
         if structure.gradient_dtypes[a] is None:
@@ -629,7 +630,7 @@ def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation) 
         return " ".join(parts)
     if verdict.argument is not None:
         spec = specs[verdict.argument]
-        at = f"argument {verdict.argument}" + (f", element {verdict.element}" if spec.size > 1 else "")
+        at = (spec.label or f"argument {verdict.argument}") + (f", element {verdict.element}" if spec.size > 1 else "")
         parts.append(
             f"At {where} ({at}): custom {verdict.custom:.9g} vs {verdict.reference_name} {verdict.reference:.9g} "
             f"(error {verdict.abs_error:.3g}, relative {verdict.rel_error:.3g}, {verdict.ulp_error:.3g} ULPs of {spec.dtype})."

@@ -179,7 +179,7 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
     except TargetRaised as raised:
         return _result(failure, sorted({*now, "exception"}), f"the {raised.stage} raised {summarize_error(raised.error)}")
     points = points_for(target, specs)
-    judgement = judge_batch(evaluators[key], evaluation, target, points)
+    judgement = judge_batch(evaluators[key], evaluation, target, points)  # variables included
     failing = judgement.failures
     if order == 2:
         missing = second_order_missing(target, inputs)

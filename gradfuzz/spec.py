@@ -40,6 +40,7 @@ class ArgSpec:
     shape: tuple[int, ...]
     low: float = DEFAULT_DOMAIN[0]
     high: float = DEFAULT_DOMAIN[1]
+    label: str = ""  # set for variables read by the target ("variable 'w:0'"); "" for arguments
 
     @property
     def info(self) -> DTypeInfo:

@@ -58,6 +58,7 @@ class Target:
     forward: Callable | None  # unwrapped custom-gradient forward, None for plain TF functions
     declared_specs: tuple[ArgSpec, ...] | None = None
     fingerprint: str = field(default="")
+    variables: list = field(default_factory=list)  # trainable tf.Variables the function reads (found by the probe)
 
     @property
     def has_custom_gradient(self) -> bool:

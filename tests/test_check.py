@@ -197,3 +197,36 @@ def test_nondeterminism_replays(tmp_path):
     with FailureStore(tmp_path) as store:
         results, _ = replay_store(store)
     assert {r.status for r in results if r.failure.category == "nondeterminism"} == {"reproduced"}
+
+
+KERNEL = tf.Variable([1.5, -2.0, 0.5], dtype=tf.float32, name="kernel")
+
+
+@tf.custom_gradient
+def scaled_by_kernel(x):
+    return x * KERNEL, lambda dy, variables=None: (dy * KERNEL, [dy * x])
+
+
+@tf.custom_gradient
+def kernel_gradient_doubled(x):
+    return x * KERNEL, lambda dy, variables=None: (dy * KERNEL, [2 * dy * x])
+
+
+@tf.custom_gradient
+def kernel_gradient_missing(x):
+    return x * KERNEL, lambda dy, variables=None: (dy * KERNEL, [None])
+
+
+def test_gradients_of_variables_read_by_the_target_are_checked(tmp_path):
+    from gradfuzz.replay import replay_store
+    from gradfuzz.store import FailureStore
+
+    assert gradfuzz.check(scaled_by_kernel, inputs=["float32[3]"], max_examples=2048, seed=61).ok
+    doubled = gradfuzz.check(kernel_gradient_doubled, inputs=["float32[3]"], max_examples=2048, seed=61, store=tmp_path)
+    failure = doubled.failures[0]  # the primary (most frequent) category
+    assert failure.category == "mismatch" and "variable 'kernel:0'" in failure.explanation
+    missing = gradfuzz.check(kernel_gradient_missing, inputs=["float32[3]"], max_examples=2048, seed=61)
+    assert [f.category for f in missing.failures] == ["missing-gradient"]
+    with FailureStore(tmp_path) as store:
+        results, _ = replay_store(store)
+    assert results and {r.status for r in results} == {"reproduced"}
