@@ -102,6 +102,7 @@ class Evaluation:
     fd_eps: float  # precision of the forward's outputs when evaluated for differences
     # With order=2: Hessian-vector products H·w of ⟨v, f⟩ through the custom gradient and through
     # autodiff of the forward (float64 and native), per argument.
+    jvp: np.ndarray | None = None  # [B] ⟨v, J w⟩ by forward mode (custom-gradient targets)
     custom_hvp: list[np.ndarray] | None = None
     reference_hvp: list[np.ndarray] | None = None
     reference_hvp_native: list[np.ndarray] | None = None
@@ -118,6 +119,7 @@ def select_evaluation(evaluation: Evaluation, indices: np.ndarray) -> Evaluation
         custom=_take(evaluation.custom, indices), reference=_take(evaluation.reference, indices),
         reference_native=_take(evaluation.reference_native, indices), reference_dtype=evaluation.reference_dtype,
         phi=evaluation.phi[:, indices], phi_scale=evaluation.phi_scale[indices], fd_step=evaluation.fd_step,
+        jvp=None if evaluation.jvp is None else evaluation.jvp[indices],
         fd_dtype=evaluation.fd_dtype, fd_eps=evaluation.fd_eps, custom_hvp=_take(evaluation.custom_hvp, indices),
         reference_hvp=_take(evaluation.reference_hvp, indices),
         reference_hvp_native=_take(evaluation.reference_hvp_native, indices),
@@ -206,6 +208,17 @@ class Evaluator:
         vs = [tf.cast(v, y.dtype) for v, y in zip(vs, ys)]
         return _fill_missing(tape.gradient(ys, sources, output_gradients=vs), sources)
 
+    def _forward_jvp(self, xs: list[tf.Tensor], vs: list[tf.Tensor], ws: list[tf.Tensor]) -> tf.Tensor:
+        """⟨v, J w⟩ by forward-mode autodiff of the unwrapped forward (independent of grad_fn)."""
+        pairs = [(x, tf.cast(w, x.dtype)) for x, w, spec in zip(xs, ws, self.specs) if spec.differentiable]
+        with tf.autodiff.ForwardAccumulator([x for x, _ in pairs], [w for _, w in pairs]) as accumulator:
+            ys = self._forward_outputs(*xs)
+        total = tf.constant(0.0, tf.float64)
+        for y, v in zip(ys, vs):
+            jvp = accumulator.jvp(y, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            total += tf.reduce_sum(tf.cast(jvp, tf.float64) * tf.cast(v, tf.float64))
+        return total
+
     def _hvp(self, function: Callable, xs: list[tf.Tensor], vs: list[tf.Tensor], us: list[tf.Tensor]) -> list:
         """∂/∂x ⟨u, ∂⟨v, f⟩/∂x⟩ = H·u, differentiating whatever computes the first gradient."""
         with tf.GradientTape(watch_accessed_variables=False) as outer:
@@ -237,6 +250,12 @@ class Evaluator:
             if not all(spec.dtype == "float64" for spec in specs) or not self._forward64_ok:
                 # At float64 the native reference is the float64 one: computed once, not twice.
                 parts["reference VJP"] = (lambda a: self._reference_vjp(a[0], a[1]), [arg_sig, cot_sig])
+            # Forward mode through the unwrapped forward: ⟨v, J w⟩ without grad_fn, at float64 if possible.
+            jvp_args = [tf.TensorSpec([None, *s.shape], tf.float64 if (s.differentiable and self._forward64_ok) else s.numpy_dtype)
+                        for s in specs]
+            jvp_cots = [tf.TensorSpec([None, *shape], tf.float64) for shape in structure.output_shapes]
+            parts["forward JVP"] = (lambda a: self._forward_jvp(a[0], a[1], a[2]),
+                                    [jvp_args, jvp_cots, [tf.TensorSpec([None, *s.shape], tf.float64) for s in specs]])
         if self.order == 2:
             custom_outputs = lambda *xs: _float_outputs(self.target.fn(*xs))  # noqa: E731
             tangent_sig = [tf.TensorSpec([None, *s.shape], tf.float64) for s in specs]
@@ -273,6 +292,14 @@ class Evaluator:
             except Exception as error:  # pfor raises ValueError/TypeError/NotImplementedError
                 mapped.add(name)
                 self.stats.fallbacks[name] = f"map_fn ({summarize_error(error)[:200]})"
+        if "forward JVP" in mapped:  # optional: without a forward-mode rule for some op, go without it
+            try:
+                with _quiet_tensorflow():
+                    tf.function(_mapped(parts["forward JVP"][0])).get_concrete_function(parts["forward JVP"][1])
+            except Exception as error:
+                del parts["forward JVP"]
+                mapped.discard("forward JVP")
+                self.stats.fallbacks["forward JVP"] = f"not used ({summarize_error(error)[:200]})"
         function = self._build(parts, mapped, signature)
         function.get_concrete_function()  # errors here are the target's own: let them raise
         return function
@@ -301,6 +328,9 @@ class Evaluator:
                 result["reference_native"] = batched["reference VJP"]([xs, vs])
             elif "reference" in result:
                 result["reference_native"] = result["reference"]
+            if "forward JVP" in batched:
+                jvp_xs = to64(xs) if self._forward64_ok else xs
+                result["jvp"] = batched["forward JVP"]([jvp_xs, [tf.cast(v, tf.float64) for v in vs], ws])
             # All finite-difference points in one call: [n_offsets * B, ...].
             points = [
                 tf.cast(tf.concat([tf.cast(x, tf.float64) + offsets[k] * step * w for k in range(n_offsets)], 0), fd_dtype)
@@ -396,6 +426,7 @@ class Evaluator:
             fd_step=self.fd_step,
             fd_dtype=self.fd_dtype,
             fd_eps=self.fd_eps,
+            jvp=raw["jvp"].numpy() if "jvp" in raw else None,
             custom_hvp=numpy(raw.get("custom_hvp")),
             reference_hvp=numpy(raw.get("reference_hvp", raw.get("reference_hvp_native"))),
             reference_hvp_native=numpy(raw.get("reference_hvp_native")),

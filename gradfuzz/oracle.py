@@ -354,6 +354,13 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         fd_resolves = fd.usable & (np.abs(custom_ip - reference_ip) > fd_tol)
         custom_matches_fd = fd.usable & (custom_vs_fd <= fd_tol)
         reference_matches_fd = fd.usable & (reference_vs_fd <= fd_tol)
+        # Forward mode (no grad_fn involved, no step): exact up to rounding, so it arbitrates
+        # where the differences cannot (singularities, noisy or straddled steps).
+        has_jvp = np.isfinite(ev.jvp) if ev.jvp is not None else np.zeros(size, dtype=bool)
+        jvp = ev.jvp if ev.jvp is not None else np.full(size, np.nan)
+        jvp_tol = 2 * ip_tolerance + 1e-12 * np.abs(jvp)
+        custom_matches_jvp = has_jvp & (np.abs(custom_ip - jvp) <= jvp_tol)
+        reference_matches_jvp = has_jvp & (np.abs(reference_ip - jvp) <= jvp_tol)
         low, high = np.minimum(fd.left, fd.right), np.maximum(fd.left, fd.right)
         slack = FD_SAFETY * fd.noise + ip_tolerance
         # Between the one-sided derivatives along w: the support-function test of a subgradient
@@ -377,6 +384,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     mark(in_hull | (within_kink & at_kink), 2, "kink", "gradients either side")
     mark(fd.kink, 1, "branch")
     mark(custom_matches_fd & ~reference_matches_fd, 2, "reference-wrong", "central differences")
+    mark(~fd.usable & custom_matches_jvp & ~reference_matches_jvp, 2, "reference-wrong", "forward-mode JVP")
     rel = errors[:, 1]
     # "Small" is judged against the gradient's typical size in this batch, so an
     # approximation error stays one near a zero of the gradient (cos x at π/2).
@@ -385,6 +393,10 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     approx = rel_to_scale <= APPROXIMATION_MAX_RELATIVE
     mark(fd_resolves & approx, 1, "approximation")
     mark(fd_resolves, 1, "mismatch")
+    # The differences cannot tell, but forward mode sides with autodiff: the custom gradient is wrong.
+    jvp_resolves = ~fd.usable & reference_matches_jvp & ~custom_matches_jvp & ~reference_nonfinite
+    mark(jvp_resolves & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
+    mark(jvp_resolves, 1, "mismatch")
     confirm_by_argument = np.array([TOLERANCES[spec.dtype].confirm_relative if spec.differentiable else 0.0 for spec in specs] + [0.0])
     confirm = confirm_by_argument[worst_at[:, 0]]  # -1 (no element) picks the trailing 0.0
     mark(~reference_nonfinite & (rel > confirm) & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
@@ -398,7 +410,8 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         outcome=outcome, category=category, argument=np.where(located, worst_at[:, 0], -1),
         element=np.where(located, worst_at[:, 1], -1), custom=values[:, 0], reference=values[:, 1],
         reference_name=reference_name, abs_error=errors[:, 0], rel_error=errors[:, 1], ulp_error=errors[:, 2],
-        evidence=_evidence(custom_ip, fd, reference_ip=reference_ip), worst_ulps=float(ulps.max()) if ulps.size else 0.0,
+        evidence={**_evidence(custom_ip, fd, reference_ip=reference_ip), "forward_jvp": jvp},
+        worst_ulps=float(ulps.max()) if ulps.size else 0.0,
         kink=fd.kink, typical=typical_by_argument,
     )
 
@@ -646,6 +659,8 @@ def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation) 
             f"(Richardson, ±{abs(e['differences_error'] / unit) if unit else e['differences_error']:.2g}); "
             f"custom {d(e['custom_inner_product'])}, autodiff {d(e['reference_inner_product'])}."
         )
+    if np.isfinite(e.get("forward_jvp", np.nan)):
+        parts.append(f"Forward-mode autodiff of the forward (no grad_fn) gives {name} {d(e['forward_jvp'])}.")
     return " ".join(p for p in parts if p)
 
 

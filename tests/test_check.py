@@ -230,3 +230,13 @@ def test_gradients_of_variables_read_by_the_target_are_checked(tmp_path):
     with FailureStore(tmp_path) as store:
         results, _ = replay_store(store)
     assert results and {r.status for r in results} == {"reproduced"}
+
+
+def test_forward_mode_reference_falls_back_per_part_and_reaches_the_evidence():
+    report = gradfuzz.check(seed("branched_op"), inputs=["float32[]"], max_examples=1024, seed=71)
+    fallbacks = report.engine["fallbacks"]
+    # TF 2.21: pfor cannot convert a taped tf.cond, for the VJP of the forward and for its JVP;
+    # only those parts run with map_fn, the custom VJP stays vectorised.
+    assert "forward JVP" in fallbacks and "custom VJP" not in fallbacks
+    buggy = gradfuzz.check(seed("my_op"), max_examples=512, seed=71)
+    assert "Forward-mode autodiff of the forward (no grad_fn) gives derivative" in buggy.failures[0].explanation
