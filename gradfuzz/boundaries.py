@@ -28,7 +28,7 @@ def graph_constants(target: Target, specs: Sequence[ArgSpec]) -> list[float]:
     def vjp(*xs):
         with tf.GradientTape() as tape:
             tape.watch(xs)
-            ys = [y for y in tf.nest.flatten(target.fn(*xs)) if getattr(y, "dtype", tf.int32).is_floating]
+            ys = [y for y in tf.nest.flatten(target.fn(*xs)) if getattr(y, "dtype", tf.int32).is_floating or getattr(y, "dtype", tf.int32).is_complex]
         return tape.gradient(ys, xs)
 
     signature = [tf.TensorSpec(s.shape, s.numpy_dtype) for s in specs]

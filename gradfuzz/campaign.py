@@ -436,7 +436,7 @@ def _on_points(inputs: Sequence[np.ndarray], specs: Sequence[ArgSpec], points: S
     size = inputs[0].shape[0]
     hit = np.zeros(size, dtype=bool)
     for x, spec, arg_points in zip(inputs, specs, points):
-        if not spec.differentiable:
+        if not spec.differentiable or spec.is_complex:
             continue
         values = np.asarray(x, dtype=np.float64).reshape(size, -1)
         for point in arg_points:
@@ -523,8 +523,9 @@ def region_label(value: float, points: Sequence[float]) -> str:
 
 
 def _region_of_verdict(verdict: Verdict, evaluation: Evaluation, points: Sequence[Sequence[float]]) -> str:
-    if verdict.argument is None or not points or verdict.argument >= len(evaluation.batch.inputs):
-        return "*"  # inner-product verdicts, and variables (not drawn, so no region)
+    if verdict.argument is None or not points or verdict.argument >= len(evaluation.batch.inputs) \
+            or np.iscomplexobj(evaluation.batch.inputs[verdict.argument]):
+        return "*"  # inner-product verdicts, variables (not drawn) and complex arguments: no region
     value = float(np.asarray(evaluation.batch.inputs[verdict.argument][verdict.index]).reshape(-1)[verdict.element or 0])
     return region_label(value, points[verdict.argument])
 
@@ -537,7 +538,7 @@ def _simplicity(inputs: Sequence[np.ndarray]) -> tuple[int, float]:
 
 def _batch_simplicity(inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     size = inputs[0].shape[0]
-    flat = [np.asarray(x, dtype=np.float64).reshape(size, -1) for x in inputs]
+    flat = [np.abs(np.asarray(x)).astype(np.float64).reshape(size, -1) for x in inputs]
     with np.errstate(all="ignore"):
         nonzero = sum(np.count_nonzero(x, axis=1) for x in flat)
         magnitude = sum(np.sum(np.log1p(np.abs(x)), axis=1) for x in flat)
@@ -586,7 +587,8 @@ def _note_regions(group: _Group, indices: np.ndarray, judgement: Judgement, eval
                   plan: Plan, seed: int) -> None:
     """Keep the first example of each input region this group has not been seen in yet."""
     argument = int(judgement.argument[indices[0]])
-    if argument < 0 or argument >= len(evaluation.batch.inputs) or group.representative.kind != "failure":
+    if argument < 0 or argument >= len(evaluation.batch.inputs) or group.representative.kind != "failure" \
+            or np.iscomplexobj(evaluation.batch.inputs[argument]):
         return
     values = np.asarray(evaluation.batch.inputs[argument], dtype=np.float64).reshape(evaluation.batch.size, -1)
     elements = np.maximum(judgement.element[indices], 0)
@@ -731,7 +733,7 @@ def _diagnose_branches(run: _Run, evaluator: Evaluator, points) -> None:
     for signature, group in list(run.groups.items()):
         finding = group.representative
         if (finding.kind != "failure" or finding.category not in BRANCH_CANDIDATES or finding.argument is None
-                or finding.argument >= len(evaluator.specs)):
+                or finding.argument >= len(evaluator.specs) or evaluator.specs[finding.argument].is_complex):
             continue
         boundary = branch_boundary(evaluator, finding.inputs, finding.cotangents, finding.tangents,
                                    finding.custom[finding.argument], finding.reference_value, finding.argument,

@@ -116,7 +116,7 @@ def mode_disagreements(evaluator: Evaluator, batch: Batch, modes: Sequence[str])
                 xs = [tf.constant(x[i]) for x in batch.inputs]
                 with tf.GradientTape(watch_accessed_variables=False) as tape:
                     tape.watch(xs)
-                    ys = [y for y in tf.nest.flatten(evaluator.target.fn(*xs)) if y.dtype.is_floating]
+                    ys = [y for y in tf.nest.flatten(evaluator.target.fn(*xs)) if y.dtype.is_floating or y.dtype.is_complex]
                 grads = tape.gradient(ys, xs, output_gradients=[tf.constant(v[i]) for v in batch.cotangents])
                 rows.append([np.zeros_like(x[i]) if g is None else g.numpy() for g, x in zip(grads, batch.inputs)])
             other = [np.stack([row[a] for row in rows]) for a in range(len(batch.inputs))]
@@ -135,8 +135,9 @@ def mode_disagreements(evaluator: Evaluator, batch: Batch, modes: Sequence[str])
             if not spec.differentiable:
                 continue
             tol = TOLERANCES[spec.dtype]
-            mine = np.asarray(compared[a], dtype=np.float64).reshape(len(differs), -1)
-            theirs = np.asarray(other[a], dtype=np.float64).reshape(len(differs), -1)
+            wide = np.complex128 if spec.is_complex else np.float64
+            mine = np.asarray(compared[a]).astype(wide).reshape(len(differs), -1)
+            theirs = np.asarray(other[a]).astype(wide).reshape(len(differs), -1)
             with np.errstate(all="ignore"):
                 allowed = np.maximum(tol.floor_ulps * spec.info.ulp(np.maximum(np.abs(mine), np.abs(theirs))), tol.absolute_floor)
                 bad = ~((mine == theirs) | (np.isnan(mine) & np.isnan(theirs)) | (np.abs(mine - theirs) <= allowed))

@@ -25,12 +25,14 @@ class DTypeInfo:
     max: float
 
     def ulp(self, magnitude: np.ndarray) -> np.ndarray:
-        """Spacing of this dtype's numbers at ``|magnitude|``, computed in float64.
+        """Spacing of this dtype's numbers at ``|magnitude|``, computed in float64
+        (for complex values, at their modulus).
 
         >>> float(DTYPES["float32"].ulp(np.float64(1.0)))
         1.1920928955078125e-07
         """
-        magnitude = np.abs(np.asarray(magnitude, dtype=np.float64))
+        magnitude = np.asarray(magnitude)
+        magnitude = np.abs(magnitude).astype(np.float64) if np.iscomplexobj(magnitude) else np.abs(magnitude.astype(np.float64))
         with np.errstate(divide="ignore", invalid="ignore"):
             exponent = np.floor(np.log2(np.maximum(magnitude, self.tiny)))
         spacing = np.exp2(exponent - self.mantissa_bits)
@@ -59,7 +61,11 @@ DTYPES: dict[str, DTypeInfo] = {
 }
 
 
+# Complex dtypes: each component is judged at its real dtype's precision.
+COMPLEX_COMPONENT = {"complex64": "float32", "complex128": "float64"}
+
+
 def info_for(dtype: object) -> DTypeInfo | None:
     """Look up a dtype given by name, numpy dtype or ``tf.DType``; None if not a fuzzed float."""
     name = getattr(dtype, "name", None) or str(np.dtype(dtype))
-    return DTYPES.get(name)
+    return DTYPES.get(COMPLEX_COMPONENT.get(name, name))

@@ -163,7 +163,8 @@ class Evaluator:
         self.specs = tuple(specs)
         self.structure = structure
         self.jit = jit
-        self.order = order if target.forward is not None else 1  # second order needs a reference forward
+        # Second order needs a reference forward; it is not defined here for complex arguments.
+        self.order = order if target.forward is not None and not any(s.is_complex for s in self.specs) else 1
         self.variables = list(target.variables)
         # What the oracle compares: the arguments, then each variable the target reads.
         self.judged_specs = self.specs + tuple(
@@ -216,7 +217,7 @@ class Evaluator:
         total = tf.constant(0.0, tf.float64)
         for y, v in zip(ys, vs):
             jvp = accumulator.jvp(y, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            total += tf.reduce_sum(tf.cast(jvp, tf.float64) * tf.cast(v, tf.float64))
+            total += tf.reduce_sum(_real_inner(jvp, v))
         return total
 
     def _hvp(self, function: Callable, xs: list[tf.Tensor], vs: list[tf.Tensor], us: list[tf.Tensor]) -> list:
@@ -231,39 +232,43 @@ class Evaluator:
             inner_product = tf.add_n([tf.reduce_sum(g * tf.cast(u, g.dtype)) for g, u in zip(grads, us)])
         return _fill_missing(outer.gradient(inner_product, xs), xs)
 
+    def _tangent_signature(self) -> list:
+        """Tangents are float64 (complex128 for complex arguments)."""
+        return [tf.TensorSpec([None, *s.shape], tf.complex128 if s.is_complex else tf.float64) for s in self.specs]
+
     # -- compilation ------------------------------------------------------------
     def _parts(self) -> dict[str, tuple[Callable, list]]:
         """The per-example functions of one evaluation, with their batched signatures."""
         specs, structure = self.specs, self.structure
         arg_sig = [tf.TensorSpec([None, *s.shape], s.numpy_dtype) for s in specs]
         cot_sig = [tf.TensorSpec([None, *shape], dtype) for dtype, shape in zip(structure.output_dtypes, structure.output_shapes)]
-        fd_sig = [tf.TensorSpec([None, *s.shape], self.fd_dtype if s.differentiable else s.numpy_dtype) for s in specs]
+        fd_sig = [tf.TensorSpec([None, *s.shape], _fd_dtype(self.fd_dtype, s) if s.differentiable else s.numpy_dtype)
+                  for s in specs]
         parts = {
             "custom VJP": (lambda a: self._custom_vjp(a[0], a[1]), [arg_sig, cot_sig]),
             "forward (differences)": (lambda a: self._forward_outputs(*a[0]), [fd_sig]),
         }
         if self.target.forward is not None:
             if self._forward64_ok:
-                arg64_sig = [tf.TensorSpec([None, *s.shape], tf.float64 if s.differentiable else s.numpy_dtype) for s in specs]
-                cot64_sig = [tf.TensorSpec([None, *shape], tf.float64) for shape in structure.output_shapes]
+                arg64_sig = [tf.TensorSpec([None, *s.shape], _wide(s.numpy_dtype) if s.differentiable else s.numpy_dtype) for s in specs]
+                cot64_sig = [tf.TensorSpec([None, *shape], _wide(d)) for d, shape in zip(structure.output_dtypes, structure.output_shapes)]
                 parts["reference VJP (float64)"] = (lambda a: self._reference_vjp(a[0], a[1]), [arg64_sig, cot64_sig])
             if not all(spec.dtype == "float64" for spec in specs) or not self._forward64_ok:
                 # At float64 the native reference is the float64 one: computed once, not twice.
                 parts["reference VJP"] = (lambda a: self._reference_vjp(a[0], a[1]), [arg_sig, cot_sig])
             # Forward mode through the unwrapped forward: ⟨v, J w⟩ without grad_fn, at float64 if possible.
-            jvp_args = [tf.TensorSpec([None, *s.shape], tf.float64 if (s.differentiable and self._forward64_ok) else s.numpy_dtype)
-                        for s in specs]
-            jvp_cots = [tf.TensorSpec([None, *shape], tf.float64) for shape in structure.output_shapes]
-            parts["forward JVP"] = (lambda a: self._forward_jvp(a[0], a[1], a[2]),
-                                    [jvp_args, jvp_cots, [tf.TensorSpec([None, *s.shape], tf.float64) for s in specs]])
+            jvp_args = [tf.TensorSpec([None, *s.shape], _wide(s.numpy_dtype) if (s.differentiable and self._forward64_ok)
+                                      else s.numpy_dtype) for s in specs]
+            jvp_cots = [tf.TensorSpec([None, *shape], _wide(d)) for d, shape in zip(structure.output_dtypes, structure.output_shapes)]
+            parts["forward JVP"] = (lambda a: self._forward_jvp(a[0], a[1], a[2]), [jvp_args, jvp_cots, self._tangent_signature()])
         if self.order == 2:
             custom_outputs = lambda *xs: _float_outputs(self.target.fn(*xs))  # noqa: E731
-            tangent_sig = [tf.TensorSpec([None, *s.shape], tf.float64) for s in specs]
+            tangent_sig = self._tangent_signature()
             parts["custom HVP"] = (lambda a: self._hvp(custom_outputs, a[0], a[1], a[2]), [arg_sig, cot_sig, tangent_sig])
             parts["reference HVP"] = (lambda a: self._hvp(self._forward_outputs, a[0], a[1], a[2]), [arg_sig, cot_sig, tangent_sig])
             if self._forward64_ok:
-                arg64_sig = [tf.TensorSpec([None, *s.shape], tf.float64 if s.differentiable else s.numpy_dtype) for s in specs]
-                cot64_sig = [tf.TensorSpec([None, *shape], tf.float64) for shape in structure.output_shapes]
+                arg64_sig = [tf.TensorSpec([None, *s.shape], _wide(s.numpy_dtype) if s.differentiable else s.numpy_dtype) for s in specs]
+                cot64_sig = [tf.TensorSpec([None, *shape], _wide(d)) for d, shape in zip(structure.output_dtypes, structure.output_shapes)]
                 parts["reference HVP (float64)"] = (lambda a: self._hvp(self._forward_outputs, a[0], a[1], a[2]),
                                                     [arg64_sig, cot64_sig, tangent_sig])
         return parts
@@ -275,7 +280,7 @@ class Evaluator:
         signature = [
             parts["custom VJP"][1][0],
             parts["custom VJP"][1][1],
-            [tf.TensorSpec([None, *s.shape], tf.float64) for s in self.specs],
+            self._tangent_signature(),
         ]
         try:
             with _quiet_tensorflow():
@@ -314,7 +319,7 @@ class Evaluator:
         specs = self.specs
 
         def to64(xs):
-            return [tf.cast(x, tf.float64) if spec.differentiable else x for x, spec in zip(xs, specs)]
+            return [tf.cast(x, _wide(x.dtype)) if spec.differentiable else x for x, spec in zip(xs, specs)]
 
         def evaluate(xs, vs, ws):
             stats.traces += 1  # Python side effect: runs once per trace, never per call
@@ -322,7 +327,7 @@ class Evaluator:
             result = {"outputs": ys, "custom": custom_grads}
             if "reference VJP (float64)" in batched:
                 result["reference"] = batched["reference VJP (float64)"](
-                    [to64(xs), [tf.cast(v, tf.float64) for v in vs]]
+                    [to64(xs), [tf.cast(v, _wide(v.dtype)) for v in vs]]
                 )
             if "reference VJP" in batched:
                 result["reference_native"] = batched["reference VJP"]([xs, vs])
@@ -330,10 +335,11 @@ class Evaluator:
                 result["reference_native"] = result["reference"]
             if "forward JVP" in batched:
                 jvp_xs = to64(xs) if self._forward64_ok else xs
-                result["jvp"] = batched["forward JVP"]([jvp_xs, [tf.cast(v, tf.float64) for v in vs], ws])
+                result["jvp"] = batched["forward JVP"]([jvp_xs, [tf.cast(v, _wide(v.dtype)) for v in vs], ws])
             # All finite-difference points in one call: [n_offsets * B, ...].
             points = [
-                tf.cast(tf.concat([tf.cast(x, tf.float64) + offsets[k] * step * w for k in range(n_offsets)], 0), fd_dtype)
+                tf.cast(tf.concat([tf.cast(x, _wide(x.dtype)) + tf.cast(offsets[k] * step, _wide(x.dtype)) * w
+                                   for k in range(n_offsets)], 0), _fd_dtype(fd_dtype, spec))
                 if spec.differentiable else tf.concat([x] * n_offsets, 0)  # integer/boolean: not perturbed
                 for x, w, spec in zip(xs, ws, specs)
             ]
@@ -342,9 +348,7 @@ class Evaluator:
             phi = tf.zeros([n_offsets, batch], tf.float64)
             scale = tf.zeros([batch], tf.float64)
             for value, v in zip(values, vs):
-                products = tf.reshape(tf.cast(value, tf.float64), [n_offsets, batch, -1]) * tf.reshape(
-                    tf.cast(v, tf.float64), [1, batch, -1]
-                )
+                products = _real_inner(tf.reshape(value, [n_offsets, batch, -1]), tf.reshape(v, [1, batch, -1]))
                 phi += tf.reduce_sum(products, axis=-1)
                 scale += tf.reduce_sum(tf.abs(products[n_offsets // 2]), axis=-1)
             result["phi"] = phi
@@ -354,7 +358,7 @@ class Evaluator:
                 result["reference_hvp_native"] = batched["reference HVP"]([xs, vs, ws])
                 if "reference HVP (float64)" in batched:
                     result["reference_hvp"] = batched["reference HVP (float64)"](
-                        [to64(xs), [tf.cast(v, tf.float64) for v in vs], ws]
+                        [to64(xs), [tf.cast(v, _wide(v.dtype)) for v in vs], ws]
                     )
             return result
 
@@ -379,9 +383,9 @@ class Evaluator:
             inputs = [_nudge(x, w, direction, spec, half_step) for x, w, spec in zip(subset.inputs, subset.tangents, self.specs)]
             evaluation = self.evaluate(Batch(inputs, subset.cotangents, subset.tangents))
             gradients = evaluation.reference if self.target.forward is not None else evaluation.custom
-            shifted.append([np.asarray(g, dtype=np.float64) for g in gradients])
+            shifted.append([_wide_numpy(g) for g in gradients])
             if evaluation.reference_hvp is not None:
-                shifted_hvp.append([np.asarray(g, dtype=np.float64) for g in evaluation.reference_hvp])
+                shifted_hvp.append([_wide_numpy(g) for g in evaluation.reference_hvp])
         # The same differences with a FINE_STEP-times smaller step: if they agree with the
         # gradient where the normal step did not, the function is not smooth within that step.
         fine = self.evaluate(Batch(subset.inputs, subset.cotangents, [w / FINE_STEP for w in subset.tangents]))
@@ -483,7 +487,7 @@ def _float_outputs(result: object) -> list[tf.Tensor]:
     """Flatten a target's result and keep the floating-point tensors (what has a gradient)."""
     flat = tf.nest.flatten(result)
     tensors = [tf.convert_to_tensor(t) for t in flat]
-    return [t for t in tensors if t.dtype.is_floating]
+    return [t for t in tensors if t.dtype.is_floating or t.dtype.is_complex]
 
 
 def _fill_missing(grads: Sequence, xs: Sequence[tf.Tensor]) -> list[tf.Tensor]:
@@ -500,7 +504,7 @@ def _nudge(x: np.ndarray, w: np.ndarray, direction: float, spec: ArgSpec, step: 
     """Move x along w: by ``step``·w, or (step None) each element NEIGHBOUR_ULPS units in
     the last place along sign(w) — at least a few smallest normals, so zeros move off a
     kink without becoming subnormal."""
-    if not spec.differentiable:
+    if not spec.differentiable or spec.is_complex:  # complex: no kink neighbourhoods
         return x
     info = spec.info
     x64 = x.astype(np.float64)
@@ -515,6 +519,31 @@ def _nudge(x: np.ndarray, w: np.ndarray, direction: float, spec: ArgSpec, step: 
         shift = np.maximum(units * info.ulp(x64), units / NEIGHBOUR_ULPS * 4 * info.tiny)
         moved = x64 + direction * np.where(w >= 0, 1.0, -1.0) * shift
     return np.clip(moved, -info.max, info.max).astype(info.numpy)
+
+
+def _wide_numpy(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    return array.astype(np.complex128 if np.iscomplexobj(array) else np.float64)
+
+
+def _wide(dtype: object) -> tf.DType:
+    """float64, or complex128 for complex dtypes: where references and differences are computed."""
+    return tf.complex128 if tf.as_dtype(dtype).is_complex else tf.float64
+
+
+def _fd_dtype(fd_dtype: str, spec: ArgSpec) -> tf.DType:
+    """The dtype an argument is perturbed in: the differences' (complex for complex arguments)."""
+    if not spec.is_complex:
+        return tf.as_dtype(fd_dtype)
+    return tf.complex128 if fd_dtype == "float64" else tf.as_dtype(spec.numpy_dtype)
+
+
+def _real_inner(value: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+    """Re(conj(v)·value) in float64, element-wise: TF's convention makes the gradient of the real
+    loss Re⟨v, f⟩ equal to ∂/∂x + i·∂/∂y, so ⟨w, g⟩ = Re Σ conj(g)·w is its directional derivative."""
+    if value.dtype.is_complex or v.dtype.is_complex:
+        return tf.math.real(tf.math.conj(tf.cast(v, tf.complex128)) * tf.cast(value, tf.complex128))
+    return tf.cast(value, tf.float64) * tf.cast(v, tf.float64)
 
 
 def _vectorized(per_example: Callable) -> Callable:
@@ -541,7 +570,7 @@ def _output_signature(per_example: Callable, args: list) -> object:
 def _output_dtypes_at_float64(forward: Callable, specs: Sequence[ArgSpec]) -> tuple[str, ...] | None:
     """The forward's output dtypes on float64 inputs, or None if it cannot run on them
     (hard-coded float32 constants, for instance)."""
-    signature = [tf.TensorSpec(s.shape, tf.float64 if s.differentiable else s.numpy_dtype) for s in specs]
+    signature = [tf.TensorSpec(s.shape, _wide(s.numpy_dtype) if s.differentiable else s.numpy_dtype) for s in specs]
     try:
         with _quiet_tensorflow():
             concrete = tf.function(lambda *xs: forward(*xs)).get_concrete_function(*signature)

@@ -56,7 +56,8 @@ def export_dataset(failures: list[StoredFailure], directory: str | Path, *, over
 
 
 def _f64(arrays) -> list[list[float]]:
-    return [[] if a is None else np.asarray(a, dtype=np.float64).ravel().tolist() for a in arrays]
+    # Real parts for complex tensors (the raw-bit columns keep everything).
+    return [[] if a is None else np.real(np.asarray(a)).astype(np.float64).ravel().tolist() for a in arrays]
 
 
 def _row(f: StoredFailure) -> dict:

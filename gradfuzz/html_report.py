@@ -32,6 +32,8 @@ def line_profile(replayer: Replayer, failure: StoredFailure) -> dict | str:
         return "no single failing element to plot (a contract or exception finding)"
     _, specs, evaluator, points = context
     a, e = failure.argument, failure.element or 0
+    if a >= len(specs) or specs[a].is_complex:
+        return "plots along a line are drawn for real arguments only"
     spec = specs[a]
     x = float(np.asarray(failure.inputs[a], dtype=np.float64).reshape(-1)[e])
     # Wide enough to show the two nearest points of interest (a boundary and its neighbour).

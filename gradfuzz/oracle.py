@@ -51,6 +51,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "float32": Tolerance(floor_ulps=16, calibration_factor=10, confirm_relative=1e-4, absolute_floor=1.3e-26),
     "float64": Tolerance(floor_ulps=256, calibration_factor=10, confirm_relative=1e-9, absolute_floor=3.3e-170),
 }
+TOLERANCES["complex64"], TOLERANCES["complex128"] = TOLERANCES["float32"], TOLERANCES["float64"]  # per component
 APPROXIMATION_MAX_RELATIVE = 0.05  # larger errors are not "approximations"
 KINK_STEP_RATIO = 0.6  # curvature's one-sided jump halves with the step; a kink's does not
 FD_SAFETY = 4.0  # multiples of the difference error estimate that count as agreement
@@ -211,7 +212,7 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
     custom = [_flat64(g, size) if ok else None for g, ok in zip(evaluation.custom, comparable)]
     w = [_flat64(t, size) for t in tangents]
     with np.errstate(all="ignore"):
-        custom_ip = sum(np.sum(c * t, axis=1) for c, t in zip(custom, w) if c is not None)
+        custom_ip = sum(_ip(c, t) for c, t in zip(custom, w) if c is not None)
         custom_ip = np.broadcast_to(np.asarray(custom_ip, dtype=np.float64), (size,))
     domain_ok = np.ones(size, dtype=bool)
     for y in evaluation.outputs:
@@ -261,7 +262,7 @@ def _inside_neighbour_hull(ev: Evaluation, specs, custom, neighbours: Neighbours
     inside = np.ones(rows.size, dtype=bool)
     jumps = np.zeros(rows.size, dtype=bool)
     for a, spec in enumerate(specs):
-        if custom[a] is None:
+        if custom[a] is None or spec.is_complex:  # no kink neighbourhoods for complex arguments
             continue
         tol = TOLERANCES[spec.dtype]
         gc = custom[a][rows]
@@ -286,7 +287,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     errors = np.zeros((size, 3))  # abs, rel, ulps at the worst element
     typical = np.zeros(size)  # typical gradient magnitude of the worst element's argument
     typical_by_argument = [0.0] * len(specs)
-    values = np.zeros((size, 2))  # custom, reference there
+    values = np.zeros((size, 2), dtype=np.complex128)  # custom, reference there (complex for complex arguments)
     custom_nonfinite = np.zeros(size, bool)
     reference_nonfinite = np.zeros(size, bool)
     missing = np.zeros(size, bool)
@@ -318,7 +319,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
             ratio = np.where(np.isfinite(diff), diff / tolerance, np.inf)
             ratio = np.where(same, 0.0, ratio)
             if a < len(w):  # variables are compared element-wise only (they are not perturbed)
-                reference_ip += np.sum(np.where(np.isfinite(gr), gr, 0.0) * w[a], axis=1)
+                reference_ip += _ip(np.where(np.isfinite(gr), gr, 0.0), w[a])
                 ip_tolerance += np.sum(np.abs(w[a]) * np.where(np.isfinite(tolerance), tolerance, 0.0), axis=1)
         custom_nonfinite |= np.any(~np.isfinite(gc) & np.isfinite(gr), axis=1)
         reference_nonfinite |= np.any(~np.isfinite(gr) & np.isfinite(gc), axis=1)
@@ -390,6 +391,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     # approximation error stays one near a zero of the gradient (cos x at π/2).
     with np.errstate(all="ignore"):
         rel_to_scale = errors[:, 0] / np.maximum(np.abs(values[:, 1]), np.maximum(typical, 1e-300))
+    values = np.real(values) if not any(s.is_complex for s in specs) else values
     approx = rel_to_scale <= APPROXIMATION_MAX_RELATIVE
     mark(fd_resolves & approx, 1, "approximation")
     mark(fd_resolves, 1, "mismatch")
@@ -408,7 +410,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     ulps = errors[:, 2][domain_ok & np.isfinite(errors[:, 2])]
     return Judgement(
         outcome=outcome, category=category, argument=np.where(located, worst_at[:, 0], -1),
-        element=np.where(located, worst_at[:, 1], -1), custom=values[:, 0], reference=values[:, 1],
+        element=np.where(located, worst_at[:, 1], -1), custom=np.real(values[:, 0]), reference=np.real(values[:, 1]),
         reference_name=reference_name, abs_error=errors[:, 0], rel_error=errors[:, 1], ulp_error=errors[:, 2],
         evidence={**_evidence(custom_ip, fd, reference_ip=reference_ip), "forward_jvp": jvp},
         worst_ulps=float(ulps.max()) if ulps.size else 0.0,
@@ -479,7 +481,14 @@ def _narrowest(specs: Sequence[ArgSpec]) -> DTypeInfo:
 
 
 def _flat64(array: np.ndarray, size: int) -> np.ndarray:
-    return np.asarray(array).astype(np.float64).reshape(size, -1)
+    """float64 (complex128 for complex values), one row per example."""
+    array = np.asarray(array)
+    return array.astype(np.complex128 if np.iscomplexobj(array) else np.float64).reshape(size, -1)
+
+
+def _ip(gradient: np.ndarray, tangent: np.ndarray) -> np.ndarray:
+    """Re Σ conj(g)·w per row: the directional derivative ⟨w, g⟩ under TF's complex convention."""
+    return np.real(np.sum(np.conj(gradient) * tangent, axis=1))
 
 
 # -- second order ---------------------------------------------------------------------
@@ -644,8 +653,12 @@ def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation) 
     if verdict.argument is not None:
         spec = specs[verdict.argument]
         at = (spec.label or f"argument {verdict.argument}") + (f", element {verdict.element}" if spec.size > 1 else "")
+        custom_value, reference_value = verdict.custom, verdict.reference
+        if spec.is_complex:  # the verdict's scalar figures hold real parts; show the complex values
+            pick = lambda arrays: complex(np.asarray(arrays[verdict.argument][verdict.index]).reshape(-1)[verdict.element or 0])  # noqa: E731
+            custom_value, reference_value = pick(evaluation.custom), pick(evaluation.reference)
         parts.append(
-            f"At {where} ({at}): custom {verdict.custom:.9g} vs {verdict.reference_name} {verdict.reference:.9g} "
+            f"At {where} ({at}): custom {custom_value:.9g} vs {verdict.reference_name} {reference_value:.9g} "
             f"(error {verdict.abs_error:.3g}, relative {verdict.rel_error:.3g}, {verdict.ulp_error:.3g} ULPs of {spec.dtype})."
         )
     else:
@@ -681,7 +694,8 @@ def _describe_input(evaluation: Evaluation, index: int, specs: Sequence[ArgSpec]
     for array in evaluation.batch.inputs:
         value = np.asarray(array[index])
         if value.size == 1:
-            shown.append(f"{float(value.reshape(-1)[0])!r}")
+            scalar = value.reshape(-1)[0]
+            shown.append(repr(complex(scalar)) if np.iscomplexobj(value) else repr(float(scalar)))
         else:
-            shown.append(np.array2string(value.astype(np.float64), precision=6, threshold=8))
+            shown.append(np.array2string(value if np.iscomplexobj(value) else value.astype(np.float64), precision=6, threshold=8))
     return "x = " + ", ".join(shown) if len(shown) == 1 else "inputs (" + "; ".join(shown) + ")"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradfuzz.dtypes import DTYPES, DTypeInfo
+from gradfuzz.dtypes import COMPLEX_COMPONENT, DTYPES, DTypeInfo
 
 # Arguments of these dtypes are drawn and passed to the target but not differentiated.
 PASS_THROUGH = {"int32": np.dtype(np.int32), "int64": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
@@ -44,15 +44,27 @@ class ArgSpec:
 
     @property
     def info(self) -> DTypeInfo:
-        return DTYPES[self.dtype]
+        """Precision facts; for complex dtypes, those of each component."""
+        return DTYPES[COMPLEX_COMPONENT.get(self.dtype, self.dtype)]
 
     @property
     def differentiable(self) -> bool:
-        """Floating-point arguments are checked; integer and boolean ones pass through."""
-        return self.dtype in DTYPES
+        """Floating-point and complex arguments are checked; integer and boolean ones pass through."""
+        return self.dtype in DTYPES or self.is_complex
+
+    @property
+    def is_complex(self) -> bool:
+        return self.dtype in COMPLEX_COMPONENT
+
+    @property
+    def component(self) -> ArgSpec:
+        """The real spec each component of a complex argument is drawn from."""
+        return ArgSpec(COMPLEX_COMPONENT.get(self.dtype, self.dtype), self.shape, self.low, self.high)
 
     @property
     def numpy_dtype(self) -> np.dtype:
+        if self.is_complex:
+            return np.dtype(self.dtype)
         return DTYPES[self.dtype].numpy if self.differentiable else PASS_THROUGH[self.dtype]
 
     @property
@@ -67,7 +79,8 @@ class ArgSpec:
 _FORM_HELP = (
     "An input spec is DTYPE[DIMS] with an optional range @LO..HI, for example "
     "'float64[]' (a scalar), 'float32[3,5]' or 'float32[3,5]@-50..50'. "
-    f"Supported dtypes: {', '.join(DTYPES)} (checked), {', '.join(PASS_THROUGH)} (passed through unchecked)."
+    f"Supported dtypes: {', '.join([*DTYPES, *COMPLEX_COMPONENT])} (checked; a complex range bounds both "
+    f"components), {', '.join(PASS_THROUGH)} (passed through unchecked)."
 )
 
 
@@ -83,7 +96,7 @@ def parse_spec(text: str) -> ArgSpec:
             hint = f" Did you mean '{compact}[]' (a scalar)?"
         raise SpecError(f"Malformed input spec {text!r}.{hint} {_FORM_HELP}")
     dtype = match["dtype"]
-    if dtype not in DTYPES and dtype not in PASS_THROUGH:
+    if dtype not in DTYPES and dtype not in PASS_THROUGH and dtype not in COMPLEX_COMPONENT:
         raise SpecError(
             f"Input spec {text!r}: unsupported dtype {dtype!r}. gradfuzz checks gradients of "
             f"floating-point arguments ({', '.join(DTYPES)}) and passes {', '.join(PASS_THROUGH)} arguments through."
@@ -107,7 +120,7 @@ def parse_spec(text: str) -> ArgSpec:
         return ArgSpec(dtype=dtype, shape=shape, low=0.0, high=1.0)
     if dtype in PASS_THROUGH:
         return ArgSpec(dtype=dtype, shape=shape, low=float(math.ceil(low)), high=float(math.floor(high)))
-    info = DTYPES[dtype]
+    info = DTYPES[COMPLEX_COMPONENT.get(dtype, dtype)]
     if max(abs(low), abs(high)) > info.max:
         raise SpecError(
             f"Input spec {text!r}: the range exceeds the largest finite {dtype} ({info.max:g})."

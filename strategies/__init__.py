@@ -115,20 +115,30 @@ def expand(plan: Plan, specs: Sequence[ArgSpec], points: Sequence[Sequence[float
     regions = rng.choice(len(REGIONS), size=size, p=weights / weights.sum())
     batch = []
     for spec, arg_points in zip(specs, points):
-        n = spec.size
         if not spec.differentiable:
             batch.append(_pass_through(spec, rng, size))
             continue
-        values = np.empty((size, n), dtype=np.float64)
-        for region in range(len(REGIONS)):
-            rows = np.flatnonzero(regions == region)
-            if rows.size:
-                values[rows] = _draw(region, plan, spec, arg_points, rng, rows.size * n).reshape(rows.size, n)
-        if plan.sparsity and n > 1:
-            dense = np.isin(regions, (2, 3))[:, None]
-            values[dense & (rng.random((size, n)) < plan.sparsity / 4)] = 0.0
-        batch.append(_fit(values, spec).reshape(size, *spec.shape))
+        if spec.is_complex:  # real and imaginary parts drawn independently from the component's regions
+            parts = [_expand_real(plan, spec.component, arg_points, regions, rng, size) for _ in range(2)]
+            batch.append((parts[0] + 1j * parts[1].astype(np.float64)).astype(spec.numpy_dtype).reshape(size, *spec.shape))
+            continue
+        batch.append(_expand_real(plan, spec, arg_points, regions, rng, size).reshape(size, *spec.shape))
     return batch
+
+
+def _expand_real(plan: Plan, spec: ArgSpec, points: Sequence[float], regions: np.ndarray,
+                 rng: np.random.Generator, size: int) -> np.ndarray:
+    """``[size, n]`` values of a real spec, each example from its assigned region."""
+    n = spec.size
+    values = np.empty((size, n), dtype=np.float64)
+    for region in range(len(REGIONS)):
+        rows = np.flatnonzero(regions == region)
+        if rows.size:
+            values[rows] = _draw(region, plan, spec, points, rng, rows.size * n).reshape(rows.size, n)
+    if plan.sparsity and n > 1:
+        dense = np.isin(regions, (2, 3))[:, None]
+        values[dense & (rng.random((size, n)) < plan.sparsity / 4)] = 0.0
+    return _fit(values, spec)
 
 
 def directions(rng: np.random.Generator, inputs: Sequence[np.ndarray],
@@ -139,9 +149,14 @@ def directions(rng: np.random.Generator, inputs: Sequence[np.ndarray],
     a relative perturbation for large inputs and an absolute one near zero.
     """
     size = inputs[0].shape[0]
-    cotangents = [rng.standard_normal((size, *shape)).astype(dtype) for shape, dtype in zip(output_shapes, output_dtypes)]
+    def normal(shape, complex_: bool):
+        values = rng.standard_normal(shape)
+        return values + 1j * rng.standard_normal(shape) if complex_ else values
+
+    cotangents = [normal((size, *shape), np.dtype(dtype).kind == "c").astype(dtype) for shape, dtype in zip(output_shapes, output_dtypes)]
     tangents = [
-        rng.standard_normal(x.shape) * np.maximum(1.0, np.abs(x.astype(np.float64))) if x.dtype.kind == "f" or x.dtype.name == "bfloat16"
+        normal(x.shape, x.dtype.kind == "c") * np.maximum(1.0, np.abs(x))
+        if x.dtype.kind in "fc" or x.dtype.name == "bfloat16"
         else np.zeros(x.shape)  # integer and boolean arguments are not perturbed
         for x in inputs
     ]

@@ -240,3 +240,16 @@ def test_forward_mode_reference_falls_back_per_part_and_reaches_the_evidence():
     assert "forward JVP" in fallbacks and "custom VJP" not in fallbacks
     buggy = gradfuzz.check(seed("my_op"), max_examples=512, seed=71)
     assert "Forward-mode autodiff of the forward (no grad_fn) gives derivative" in buggy.failures[0].explanation
+
+
+def test_complex_gradients_follow_tensorflows_convention():
+    """TF's gradient of the real loss Re⟨v, f⟩ is ∂/∂x + i·∂/∂y: conj(f'(z))·v for holomorphic f."""
+    from tests.corpus.bugs import complex_gradient_not_conjugated
+    from tests.corpus.correct import complex_modulus_squared, complex_square
+
+    assert gradfuzz.check(complex_square, max_examples=2048, seed=81).ok
+    assert gradfuzz.check(complex_modulus_squared, max_examples=2048, seed=81).ok
+    assert gradfuzz.check(tf.math.exp, inputs=["complex128[2]@-3..3"], max_examples=2048, seed=81).ok
+    report = gradfuzz.check(complex_gradient_not_conjugated, max_examples=2048, seed=81)
+    assert report.failures[0].category == "mismatch"
+    assert "j" in report.failures[0].explanation  # complex values are shown as complex numbers

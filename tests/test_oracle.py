@@ -126,9 +126,9 @@ def test_outside_the_domain_is_skipped():
 
 
 def test_tolerance_table_covers_every_dtype():
-    from gradfuzz.dtypes import DTYPES
+    from gradfuzz.dtypes import COMPLEX_COMPONENT, DTYPES
 
-    assert set(TOLERANCES) == set(DTYPES)
+    assert set(TOLERANCES) == set(DTYPES) | set(COMPLEX_COMPONENT)
 
 
 def test_contract_checks():

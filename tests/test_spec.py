@@ -22,6 +22,12 @@ def test_integer_and_boolean_specs_pass_through():
     assert not parse_spec("int64[]").differentiable and parse_spec("float16[]").differentiable
 
 
+def test_complex_specs_bound_both_components():
+    spec = parse_spec("complex64[2]@-3..3")
+    assert spec.is_complex and spec.differentiable and spec.info.name == "float32"
+    assert str(spec.numpy_dtype) == "complex64" and spec.component.dtype == "float32"
+
+
 def test_str_round_trips():
     spec = parse_spec("float32[3,5]@-50..50")
     assert parse_spec(str(spec)) == spec

@@ -193,3 +193,14 @@ def wrong_below_minus_95(x):
 def not_differentiable_gradient(x):
     """First order right; tf.stop_gradient makes the gradient of the gradient zero."""
     return tf.sin(x), lambda dy: dy * tf.stop_gradient(tf.cos(x))
+
+
+C = tf.constant(0.7 - 1.1j, tf.complex64)
+
+
+@expect("mismatch")
+@gradfuzz.inputs("complex64[3]@-3..3")
+@tf.custom_gradient
+def complex_gradient_not_conjugated(z):
+    """f'(z)·dy instead of TF's conj(f'(z))·dy."""
+    return C * z * z, lambda dy: dy * 2 * C * z

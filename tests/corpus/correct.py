@@ -173,7 +173,25 @@ def two_outputs(x):
     return (tf.sin(x), x * x), grad
 
 
+C = tf.constant(0.7 - 1.1j, tf.complex64)
+
+
+@gradfuzz.inputs("complex64[3]@-3..3")
+@tf.custom_gradient
+def complex_square(z):
+    """Holomorphic: TF's gradient is conj(f'(z))·dy."""
+    return C * z * z, lambda dy: dy * tf.math.conj(2 * C * z)
+
+
+@gradfuzz.inputs("complex128[]@-5..5")
+@tf.custom_gradient
+def complex_modulus_squared(z):
+    """Not holomorphic, real output: TF's gradient is ∂/∂x + i·∂/∂y = 2z."""
+    return tf.math.real(z * tf.math.conj(z)), lambda dy: tf.cast(dy, z.dtype) * 2 * z
+
+
 PLAIN = {
+    "tf.math.exp (complex64)": (tf.math.exp, ["complex64[2]@-3..3"]),
     "tf.nn.relu": (tf.nn.relu, ["float32[3]@-2..2"]),
     "tf.math.sin": (tf.math.sin, ["float64[]"]),
     "tf.math.softplus": (tf.math.softplus, ["float32[]@-50..50"]),
