@@ -9,7 +9,7 @@ from gradfuzz.campaign import check_target, parse_duration
 from gradfuzz.report import CheckReport
 from gradfuzz.spec import ArgSpec, parse_specs
 from gradfuzz.store import FailureStore
-from gradfuzz.target import describe_callable, load_target, resolve_specs
+from gradfuzz.target import describe_callable, load_target, resolve_specs, with_reference
 
 
 def check(
@@ -24,6 +24,7 @@ def check(
     jit: bool = False,
     order: int = 1,
     modes: Sequence[str] = ("function",),
+    reference: Callable | str | None = None,
 ) -> CheckReport:
     """Fuzz the gradient of ``fn`` and return a `CheckReport`.
 
@@ -41,14 +42,16 @@ def check(
     second order: the gradient of the custom gradient against autodiff's Hessian-vector
     product (a None or wrong second-order gradient is a ``higher-order`` failure). ``modes``,
     e.g. ``("eager", "function", "xla")``, checks that the gradient agrees across execution
-    modes (a difference is ``nondeterminism``).
+    modes (a difference is ``nondeterminism``). ``reference`` is a function computing the same
+    forward (or its target name) whose autodiff replaces the unwrapped forward as the reference —
+    it also gives plain TF functions an autodiff reference.
 
     >>> import tensorflow as tf, gradfuzz
     >>> report = gradfuzz.check(tf.math.softplus, inputs=["float32[]"], max_examples=2048)
     >>> report.ok
     True
     """
-    target = load_target(fn) if isinstance(fn, str) else describe_callable(fn)
+    target = with_reference(load_target(fn) if isinstance(fn, str) else describe_callable(fn), reference)
     specs = resolve_specs(target, parse_specs(inputs) if inputs else None)
     seconds = parse_duration(budget)
     if max_examples is not None and budget == "30s":

@@ -805,7 +805,8 @@ def _finish(report: CheckReport, run: _Run, started: float, store: FailureStore 
                 example.count = finding.count
                 example.category, example.signature = finding.category, finding.signature
                 rows.append(failure_row(example, target=run.target.name, fingerprint=run.target.fingerprint,
-                                        specs=[str(s) for s in run.specs], device=device or "", run_id=run_id))
+                                        specs=[str(s) for s in run.specs], device=device or "", run_id=run_id,
+                                        reference_target=run.target.reference_name))
         store.append_failures(rows)
         report.stored = len(rows)
     return report

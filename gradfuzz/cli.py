@@ -49,15 +49,18 @@ def main() -> None:
 @click.option("--jit", is_flag=True, help="Compile the batch function with XLA where the target allows it.")
 @click.option("--order", type=click.Choice(["1", "2"]), default="1", show_default=True,
               help="2: also check the gradient of the custom gradient (Hessian-vector products).")
+@click.option("--reference", default=None, metavar="TARGET",
+              help="A function computing the same forward whose autodiff is the reference (module:attr or file.py:attr).")
 @click.option("--modes", default="function", show_default=True,
               help="Comma-separated execution modes to compare: eager,function,xla.")
-def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order, modes) -> None:
+def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order, reference,
+          modes) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
     from gradfuzz.campaign import check_target, parse_duration
     from gradfuzz.diagnosis import MODES
     from gradfuzz.spec import SpecError, parse_specs
     from gradfuzz.store import FailureStore, StoreError
-    from gradfuzz.target import TargetError, load_targets, resolve_specs
+    from gradfuzz.target import TargetError, load_targets, resolve_specs, with_reference
 
     mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
     unknown = [m for m in mode_list if m not in MODES]
@@ -66,7 +69,7 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     try:
         seconds = parse_duration(budget)
         specs = parse_specs(inputs) if inputs else None
-        loaded = [t for name in targets for t in load_targets(name)]
+        loaded = [with_reference(t, reference) for name in targets for t in load_targets(name)]
         planned = [(t, resolve_specs(t, specs)) for t in loaded]
     except (TargetError, SpecError, ValueError) as error:
         _fail(str(error))

@@ -256,11 +256,11 @@ class Evaluator:
             if not all(spec.dtype == "float64" for spec in specs) or not self._forward64_ok:
                 # At float64 the native reference is the float64 one: computed once, not twice.
                 parts["reference VJP"] = (lambda a: self._reference_vjp(a[0], a[1]), [arg_sig, cot_sig])
-            # Forward mode through the unwrapped forward: ⟨v, J w⟩ without grad_fn, at float64 if possible.
-            jvp_args = [tf.TensorSpec([None, *s.shape], _wide(s.numpy_dtype) if (s.differentiable and self._forward64_ok)
-                                      else s.numpy_dtype) for s in specs]
-            jvp_cots = [tf.TensorSpec([None, *shape], _wide(d)) for d, shape in zip(structure.output_dtypes, structure.output_shapes)]
-            parts["forward JVP"] = (lambda a: self._forward_jvp(a[0], a[1], a[2]), [jvp_args, jvp_cots, self._tangent_signature()])
+        # Forward mode: ⟨v, J w⟩ without grad_fn (through the unwrapped forward), at float64 if possible.
+        jvp_args = [tf.TensorSpec([None, *s.shape], _wide(s.numpy_dtype) if (s.differentiable and self._forward64_ok)
+                                  else s.numpy_dtype) for s in specs]
+        jvp_cots = [tf.TensorSpec([None, *shape], _wide(d)) for d, shape in zip(structure.output_dtypes, structure.output_shapes)]
+        parts["forward JVP"] = (lambda a: self._forward_jvp(a[0], a[1], a[2]), [jvp_args, jvp_cots, self._tangent_signature()])
         if self.order == 2:
             custom_outputs = lambda *xs: _float_outputs(self.target.fn(*xs))  # noqa: E731
             tangent_sig = self._tangent_signature()

@@ -444,12 +444,19 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         outcome[mask] = code
         category[mask] = CATEGORY_CODE[name]
 
+    # Forward mode (TF's own JVP rules): where the differences cannot judge, agreement with it passes.
+    jvp = ev.jvp if ev.jvp is not None else np.full(size, np.nan)
+    with np.errstate(all="ignore"):
+        jvp_agrees = (custom_ip == jvp) | (  # equal infinities at a singularity agree too
+            np.isfinite(jvp) & (np.abs(custom_ip - jvp) <= 2 * tol.floor_ulps * info.ulp(scale) + 1e-12 * np.abs(jvp))
+        )
     mark(~custom_finite & fd.usable & np.isfinite(fd.central), 1, "non-finite")
     mark(within_kink | in_hull, 2, "kink")
     mark(fd.kink, 1, "branch")
     mark(fd.usable & (gap <= allowed), -1, "")
     mark(fd.usable & (rel <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
     mark(fd.usable, 1, "mismatch")
+    mark(~fd.usable & jvp_agrees, -1, "")
     mark(~fd.usable, 2, "inconclusive")
     outcome[outcome == -1] = PASS
     name = "central differences (float64, Richardson)" if ev.fd_dtype == "float64" else f"central differences ({ev.fd_dtype})"
@@ -457,7 +464,7 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
     return Judgement(
         outcome=outcome, category=category, argument=np.full(size, -1), element=np.full(size, -1),
         custom=np.asarray(custom_ip, dtype=np.float64), reference=fd.central, reference_name=np.full(size, name, dtype=object),
-        abs_error=gap, rel_error=rel, ulp_error=ulps, evidence=_evidence(custom_ip, fd),
+        abs_error=gap, rel_error=rel, ulp_error=ulps, evidence={**_evidence(custom_ip, fd), "forward_jvp": jvp},
         worst_ulps=float(finite.max()) if finite.size else 0.0, kink=fd.kink,
     )
 

@@ -25,7 +25,7 @@ from gradfuzz.engine import Batch, Evaluator, TargetRaised, probe, second_order_
 from gradfuzz.oracle import check_contract
 from gradfuzz.spec import SpecError, parse_specs
 from gradfuzz.store import FailureStore, StoredFailure
-from gradfuzz.target import Target, TargetError, load_target
+from gradfuzz.target import Target, TargetError, load_target, with_reference
 
 
 @dataclass
@@ -57,12 +57,13 @@ class Replayer:
     def context(self, failure: StoredFailure) -> tuple[Target, tuple, Evaluator, list] | str:
         """The loaded target, its specs, a compiled evaluator and its points of interest for a
         stored failure — or why they cannot be had."""
-        if failure.target not in self._targets:
+        key_name = (failure.target, failure.reference_target)
+        if key_name not in self._targets:
             try:
-                self._targets[failure.target] = load_target(failure.target)
+                self._targets[key_name] = with_reference(load_target(failure.target), failure.reference_target or None)
             except TargetError as error:
-                self._targets[failure.target] = str(error)
-        target = self._targets[failure.target]
+                self._targets[key_name] = str(error)
+        target = self._targets[key_name]
         if isinstance(target, str):
             return target
         try:
@@ -130,12 +131,13 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> ReplayResult:
-    if failure.target not in targets:
+    key_name = (failure.target, failure.reference_target)
+    if key_name not in targets:
         try:
-            targets[failure.target] = load_target(failure.target)
+            targets[key_name] = with_reference(load_target(failure.target), failure.reference_target or None)
         except TargetError as error:
-            targets[failure.target] = str(error)
-    target = targets[failure.target]
+            targets[key_name] = str(error)
+    target = targets[key_name]
     if isinstance(target, str):
         return ReplayResult(failure, "target-missing", f"cannot load {failure.target}: {target}", [])
     try:

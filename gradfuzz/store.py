@@ -87,6 +87,7 @@ FAILURE_SCHEMA = pa.schema(
         ("run_id", pa.string()),  # one check of one target; a bug's records from one run share it
         ("time", pa.timestamp("us", tz="UTC")),
         ("target", pa.string()),
+        ("reference_target", pa.string()),  # a user-supplied reference function's name ("" if none)
         ("fingerprint", pa.string()),
         ("category", pa.string()),
         ("explanation", pa.string()),
@@ -156,6 +157,7 @@ class StoredFailure:
     environment: dict[str, str]
     status: str = "open"
     status_time: datetime | None = None
+    reference_target: str = ""
 
 
 @dataclass
@@ -176,11 +178,12 @@ def environment(device: str = "") -> dict[str, str]:
 
 
 def failure_row(finding: Any, *, target: str, fingerprint: str, specs: Iterable[str], device: str = "",
-                run_id: str = "") -> dict[str, Any]:
+                run_id: str = "", reference_target: str = "") -> dict[str, Any]:
     """Flatten a `gradfuzz.report.Finding` into one store row."""
     return {
         "id": uuid.uuid4().hex,
         "run_id": run_id,
+        "reference_target": reference_target,
         "time": datetime.now(UTC),
         "target": target,
         "fingerprint": fingerprint,
@@ -402,5 +405,5 @@ def _failure_from_row(row: dict[str, Any]) -> StoredFailure:
         custom_value=row["custom_value"], reference_value=row["reference_value"],
         abs_error=row["abs_error"], rel_error=row["rel_error"], ulp_error=row["ulp_error"],
         evidence=json.loads(row["evidence"] or "{}"), seed=row["seed"], plan=row["plan"] or "",
-        environment=json.loads(row["environment"] or "{}"),
+        environment=json.loads(row["environment"] or "{}"), reference_target=row.get("reference_target") or "",
     )

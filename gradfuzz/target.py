@@ -59,6 +59,7 @@ class Target:
     declared_specs: tuple[ArgSpec, ...] | None = None
     fingerprint: str = field(default="")
     variables: list = field(default_factory=list)  # trainable tf.Variables the function reads (found by the probe)
+    reference_name: str = ""  # a user-supplied reference function's target name, if any
 
     @property
     def has_custom_gradient(self) -> bool:
@@ -83,6 +84,22 @@ def describe_callable(fn: Callable) -> Target:
         declared_specs=getattr(fn, _SPEC_ATTRIBUTE, None),
         fingerprint=_fingerprint(undecorated),
     )
+
+
+def with_reference(target: Target, reference: Callable | str | None) -> Target:
+    """Use ``reference`` (a plain function computing the same forward, or its target name)
+    as the autodiff reference instead of the unwrapped forward."""
+    if reference is None:
+        return target
+    name = reference if isinstance(reference, str) else _reference_for(reference)
+    fn = load_target(reference).fn if isinstance(reference, str) else reference
+    if not callable(fn):
+        raise TargetError(f"The reference {reference!r} is not callable: pass a function computing the same forward.")
+    decorators, undecorated = tf_decorator.unwrap(fn)
+    forward = undecorated if any(getattr(d, "decorator_name", "") == "custom_gradient" for d in decorators) else None
+    target.forward = forward if forward is not None else (lambda *xs: (fn(*xs), None))
+    target.reference_name = name
+    return target
 
 
 def resolve_specs(target: Target, specs: tuple[ArgSpec, ...] | None) -> tuple[ArgSpec, ...]:

@@ -253,3 +253,29 @@ def test_complex_gradients_follow_tensorflows_convention():
     report = gradfuzz.check(complex_gradient_not_conjugated, max_examples=2048, seed=81)
     assert report.failures[0].category == "mismatch"
     assert "j" in report.failures[0].explanation  # complex values are shown as complex numbers
+
+
+def test_a_user_supplied_reference_replaces_the_unwrapped_forward(tmp_path):
+    from gradfuzz.replay import replay_store
+    from gradfuzz.store import FailureStore
+
+    def sin_reference(x):
+        return tf.math.sin(x)
+
+    # A plain TF function with a reference: TF's registered gradient is judged against it.
+    assert gradfuzz.check(tf.math.sin, inputs=["float64[]"], reference=sin_reference, max_examples=1024, seed=91).ok
+
+    def wrong_reference(x):
+        return tf.math.sin(2 * x) / 2  # same value near 0 only: a different function
+
+    report = gradfuzz.check(tf.math.sin, inputs=["float64[]"], reference=wrong_reference, max_examples=1024, seed=91,
+                            store=tmp_path)
+    assert not report.ok and "autodiff of the forward" in report.failures[0].explanation
+    with FailureStore(tmp_path) as store:
+        assert {r.status for r in replay_store(store)[0]} == {"target-missing"}  # local functions cannot be reloaded
+
+
+def test_plain_functions_get_a_forward_mode_reference():
+    report = gradfuzz.check(tf.math.sqrt, inputs=["float32[]@0..100"], max_examples=2048, seed=92)
+    assert report.ok
+    assert not any(n.category == "inconclusive" for n in report.notes), "forward mode decides where differences cannot"
