@@ -122,8 +122,44 @@ def expand(plan: Plan, specs: Sequence[ArgSpec], points: Sequence[Sequence[float
             parts = [_expand_real(plan, spec.component, arg_points, regions, rng, size) for _ in range(2)]
             batch.append((parts[0] + 1j * parts[1].astype(np.float64)).astype(spec.numpy_dtype).reshape(size, *spec.shape))
             continue
-        batch.append(_expand_real(plan, spec, arg_points, regions, rng, size).reshape(size, *spec.shape))
+        values = _expand_real(plan, spec, arg_points, regions, rng, size).reshape(size, *spec.shape)
+        if _square(spec):
+            # Half of the special-value examples become structured matrices (identity, diagonal
+            # with ties, rank-deficient, orthogonal, symmetric positive definite).
+            rows = np.flatnonzero((regions == 0) & (rng.random(size) < 0.5))
+            if rows.size:
+                values[rows] = _structured_matrices(spec, rng, rows.size)
+        batch.append(values)
     return batch
+
+
+def _square(spec: ArgSpec) -> bool:
+    return len(spec.shape) >= 2 and spec.shape[-1] == spec.shape[-2] and spec.shape[-1] > 0
+
+
+MATRIX_KINDS = ("identity", "diagonal with ties", "rank-deficient", "orthogonal", "symmetric positive definite")
+
+
+def _structured_matrices(spec: ArgSpec, rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` arrays of the spec's shape whose trailing square matrices are structured, scaled
+    into the range (where a matrix gradient's special cases live: ties, singularity, symmetry)."""
+    n = spec.shape[-1]
+    batch_shape = (count, *spec.shape[:-2])
+    kinds = rng.integers(len(MATRIX_KINDS), size=batch_shape)
+    eye = np.broadcast_to(np.eye(n), (*batch_shape, n, n))
+    gaussian = rng.standard_normal((*batch_shape, n, n))
+    orthogonal, _ = np.linalg.qr(gaussian)
+    diagonal = np.eye(n) * rng.choice([-1.0, 0.0, 1.0, 2.0], size=(*batch_shape, 1, n))[..., :1, :]  # repeated entries
+    ties = np.eye(n) * np.repeat(rng.choice([0.5, 1.0, 2.0], size=(*batch_shape, 1, 1)), n, axis=-1)
+    diagonal = np.where(rng.random((*batch_shape, 1, 1)) < 0.5, ties, diagonal)
+    low_rank = gaussian[..., :, :1] @ gaussian[..., :1, :]  # rank one
+    spd = gaussian @ np.swapaxes(gaussian, -1, -2) / n + np.eye(n) * 1e-3
+    options = np.stack([eye, diagonal, low_rank, orthogonal, spd])  # [kinds, *batch, n, n]
+    chosen = np.take_along_axis(options, kinds[None, ..., None, None], axis=0)[0]
+    bound = min(abs(spec.low), abs(spec.high)) if spec.low < 0 < spec.high else max(abs(spec.low), abs(spec.high))
+    peak = np.maximum(np.abs(chosen).max(axis=(-1, -2), keepdims=True), 1e-300)
+    scaled = np.where(peak > bound, chosen * (bound / peak), chosen)
+    return _fit(scaled.reshape(count, -1), spec).reshape(count, *spec.shape)
 
 
 def _expand_real(plan: Plan, spec: ArgSpec, points: Sequence[float], regions: np.ndarray,

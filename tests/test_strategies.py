@@ -82,3 +82,20 @@ def test_sparsity_zeroes_elements_of_random_regions():
     spec = parse_spec("float32[16]")
     (batch,) = expand(Plan(seed=5, weights=(0, 0, 1, 0), sparsity=3), [spec], [[]], 64)
     assert 0.6 < np.mean(batch == 0) < 0.9
+
+
+def test_square_matrix_specs_get_structured_matrices():
+    from gradfuzz.strategies import _structured_matrices
+
+    spec = parse_spec("float64[4,4]@-2..2")
+    matrices = _structured_matrices(spec, np.random.default_rng(0), 200)
+    assert matrices.shape == (200, 4, 4) and np.all(np.abs(matrices) <= 2)
+    ranks = [np.linalg.matrix_rank(m) for m in matrices]
+    assert 1 in ranks and 4 in ranks, "rank-deficient and full-rank matrices"
+    assert any(np.allclose(m, np.eye(4)) for m in matrices), "the identity"
+    assert any(np.allclose(m, m.T) and np.all(np.linalg.eigvalsh(m) > 0) and not np.allclose(m, np.diag(np.diag(m)))
+               for m in matrices), "symmetric positive definite"
+    assert any(np.allclose(m @ m.T, np.eye(4), atol=1e-6) and not np.allclose(m, np.diag(np.diag(m))) for m in matrices), \
+        "orthogonal"
+    (batch,) = expand(Plan(seed=1, weights=(1, 0, 0, 0)), [spec], [[0.0]], 64)
+    assert any(np.linalg.matrix_rank(m) == 1 for m in batch), "plans reach them through the special-value region"
