@@ -74,7 +74,7 @@ class Replayer:
         key = (failure.target, tuple(failure.specs), structure, 1)
         if key not in self._evaluators:
             self._evaluators[key] = Evaluator(target, specs, structure)
-        return target, specs, self._evaluators[key], points_for(target, specs)
+        return target, specs, self._evaluators[key], _points(self._evaluators, key, target, specs)
 
     def replay(self, failure: StoredFailure, repeat: int = 1) -> ReplayResult:
         """``repeat`` > 1 re-runs the failure that many times: ``flaky (k of n)`` when it
@@ -180,7 +180,7 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
         evaluation = evaluators[key].evaluate(batch)
     except TargetRaised as raised:
         return _result(failure, sorted({*now, "exception"}), f"the {raised.stage} raised {summarize_error(raised.error)}")
-    points = points_for(target, specs)
+    points = _points(evaluators, key, target, specs)
     judgement = judge_batch(evaluators[key], evaluation, target, points)  # variables included
     failing = judgement.failures
     if order == 2:
@@ -200,6 +200,14 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
         v = failing[0]
         detail = f"custom {v.custom:.9g} vs {v.reference_name} {v.reference:.9g} (relative error {v.rel_error:.3g})"
     return _result(failure, now, detail)
+
+
+def _points(evaluators: dict, key: tuple, target: Target, specs) -> list:
+    """Points of interest, traced once per evaluator (not once per replayed failure)."""
+    cache_key = ("points", *key)
+    if cache_key not in evaluators:
+        evaluators[cache_key] = points_for(target, specs)
+    return evaluators[cache_key]
 
 
 def _result(failure: StoredFailure, now: list[str], detail: str) -> ReplayResult:
