@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gradfuzz.campaign import check_target, parse_duration
+from gradfuzz.check import check_target, parse_duration
 from gradfuzz.report import CheckReport
 from gradfuzz.spec import ArgSpec, parse_specs
 from gradfuzz.store import FailureStore

@@ -1,812 +1,492 @@
-"""Running a check: a thin layer over Hypothesis.
+"""Campaigns: many targets, hours of fuzzing, on one machine or a Ray cluster.
 
-Hypothesis draws batch plans (`gradfuzz.strategies.plans`) in short rounds;
-each plan is expanded to a batch, evaluated by the engine and judged by the
-oracle. Every verdict is collected (nothing is raised) so one run finds
-every kind of failure; the first time a new kind appears, the round raises
-so that Hypothesis shrinks the plan to the simplest batch that still shows
-it, and that batch's simplest example becomes the stored representative.
-``hypothesis.target`` steers generation towards larger errors.
+A campaign cuts its budget into *slices* — check one target for a few seconds
+from one seed — and hands them to an executor (`gradfuzz.executors`). The
+driver here decides which target gets the next free worker, records what
+comes back, and checkpoints after every slice:
+
+- **Time by yield.** Targets are picked by stride scheduling: the one with the
+  least worker time per unit of weight goes next. A slice that turns up a new
+  failure kind, input region or observation doubles its target's weight (up
+  to ×4) and quiet slices let it decay back, so time flows to where things are
+  found and every target keeps getting some.
+- **Seeds.** Slice ``n`` of target ``t`` uses ``SeedSequence([seed, t, n])`` —
+  distinct for every slice whichever worker runs it; all are listed in
+  ``campaign.json``.
+- **Records.** One store record per (target, signature, input region) per
+  campaign; later sightings only raise the counts in ``campaign.json``.
+  Records carry the run id ``<campaign>/<target>/<slice>``.
+- **Faults.** A slice whose worker died is re-run once on a fresh worker, then
+  logged as a ``worker-crash`` incident with the command that reproduces it.
+  The store is appended (fsynced) before the checkpoint is written, so a
+  killed driver resumes (``--resume``) without losing or repeating a record:
+  slices in flight at the kill are re-run unless the store already holds
+  their records.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
+import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis import seed as hypothesis_seed
-from hypothesis import target as hypothesis_target
-from hypothesis.errors import HypothesisException
 
-from gradfuzz.boundaries import points_for
-from gradfuzz.diagnosis import branch_boundary, mode_disagreements, nondeterministic
-from gradfuzz.engine import (
-    Batch,
-    Evaluation,
-    Evaluator,
-    OutOfMemory,
-    Structure,
-    TargetRaised,
-    probe,
-    second_order_missing,
-    select_evaluation,
-    summarize_error,
-)
-from gradfuzz.oracle import (
-    CATEGORIES,
-    CATEGORY_CODE,
-    FAILURE,
-    NOTE_CATEGORIES,
-    Judgement,
-    Verdict,
-    check_contract,
-    explain,
-    judge,
-    judge_second_order,
-)
-from gradfuzz.report import CheckReport, Finding
-from gradfuzz.spec import ArgSpec
-from gradfuzz.store import FailureStore, failure_row
-from gradfuzz.strategies import Plan, directions, expand, plans
-from gradfuzz.target import Target
+from gradfuzz.config import CampaignConfig
+from gradfuzz.executors import Executor, Slice, SliceResult, TargetRef
+from gradfuzz.store import FailureStore, environment
 
-PLANS_PER_ROUND = 25
-MAX_BATCH = 1024
-ELEMENTS_PER_BATCH = 1 << 16  # keeps large-tensor batches within a modest memory budget
-SHRINK_SHARE = 0.25  # at most this share of the budget goes to shrinking
+CHECKPOINT = "campaign.json"
+CHECKPOINT_VERSION = 1
+MAX_ATTEMPTS = 2  # a slice whose worker dies is re-run once, then logged
+CRASH_LIMIT = 3  # a target whose slices kill workers this many times in a row is stopped
+MAX_BOOST = 4.0
+STOP_GRACE = 30.0  # seconds running slices get to finish after a stop
 
 
-def parse_duration(text: str | float | int | None) -> float | None:
-    """``"30s"``, ``"5m"``, ``"1.5h"``, ``"250ms"`` or a number of seconds.
-
-    >>> parse_duration("5m")
-    300.0
-    """
-    if text is None or isinstance(text, (int, float)):
-        return None if text is None else float(text)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(ms|s|m|h|d)?\s*", text)
-    if not match:
-        raise ValueError(f"Cannot read the duration {text!r}: use a number with a unit, e.g. 30s, 5m, 2h, 1d or 500ms.")
-    return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}[match[2]]
+class CampaignError(ValueError):
+    """A campaign that cannot start or resume; the message says what to do."""
 
 
-def batch_size_for(specs: Sequence[ArgSpec], elements_budget: int = ELEMENTS_PER_BATCH) -> int:
-    """The largest power of two up to MAX_BATCH whose batch stays within the element budget."""
-    elements = max(1, sum(s.size for s in specs))
-    size = MAX_BATCH
-    while size > 16 and size * elements > elements_budget:
-        size //= 2
-    return size
+def slice_seed(seed: int, target: int, number: int) -> int:
+    """The seed of slice ``number`` of target ``target``: distinct per slice, stable across runs."""
+    return int(np.random.SeedSequence([seed, target, number]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-class BatchSizer:
-    """Grow the batch while throughput improves; halve it when the device runs out of memory.
-
-    Each size is measured over `SAMPLES` batches (median examples/s); the next doubling is
-    kept only if it is at least `GAIN` times faster, within a memory budget of
-    `MAX_ELEMENTS` argument elements per batch. A fixed size (``--batch-size``) disables
-    growth, which also makes a seeded run reproducible batch for batch.
-    """
-
-    SAMPLES = 3
-    GAIN = 1.1
-    MAX_ELEMENTS = 1 << 22
-
-    def __init__(self, specs: Sequence[ArgSpec], fixed: int | None = None):
-        self.size = fixed or batch_size_for(specs)
-        self.limit = fixed or batch_size_for(specs, self.MAX_ELEMENTS) * 64
-        self.limit = min(self.limit, max(self.size, self.MAX_ELEMENTS // max(1, sum(s.size for s in specs))))
-        self.growing = fixed is None
-        self.rates: dict[int, list[float]] = {}
-        self.halvings: list[int] = []
-
-    def record(self, count: int, seconds: float) -> None:
-        if not self.growing or count != self.size or seconds <= 0:
-            return
-        samples = self.rates.setdefault(self.size, [])
-        samples.append(count / seconds)
-        if len(samples) < self.SAMPLES:
-            return
-        previous = self.rates.get(self.size // 2)
-        if previous and len(previous) >= self.SAMPLES and np.median(samples) < self.GAIN * np.median(previous):
-            self.size //= 2  # the last doubling did not pay: settle on the smaller size
-            self.growing = False
-        elif self.size * 2 <= self.limit:
-            self.size *= 2
-        else:
-            self.growing = False
-
-    def out_of_memory(self) -> None:
-        self.halvings.append(self.size)
-        self.size = max(1, self.size // 2)
-        self.limit = self.size
-        self.growing = False
-
-    def describe(self) -> dict:
-        return {
-            "batch_size": self.size,
-            "batch_sizes_tried": {size: round(float(np.median(rates)), 1) for size, rates in sorted(self.rates.items())},
-            "out_of_memory_halvings": self.halvings,
-        }
-
-
-class _Timings(dict):
-    """Seconds per stage of the fuzzing loop."""
-
-    def add(self, stage: str, since: float) -> float:
-        now = time.perf_counter()
-        self[stage] = self.get(stage, 0.0) + now - since
-        return now
+def default_slice_seconds(budget: float, targets: int) -> float:
+    """Long enough to amortise a slice's start (a probe, a few batches), short enough to share time."""
+    return float(min(30.0, max(3.0, budget / (4 * max(targets, 1)))))
 
 
 @dataclass
-class _Group:
-    """All examples of one signature seen in a run."""
+class Kind:
+    """One failure kind in one input region, as first recorded in this campaign."""
 
-    representative: Finding
-    worst: Finding
-    count: int = 1
-    shrunk: bool = False
-    regions: dict[str, Finding] = field(default_factory=dict)  # one example per input region seen
-
-    def examples(self) -> list[Finding]:
-        """The examples worth storing: representative, worst, and one per further region."""
-        chosen = [self.representative]
-        if self.worst is not self.representative:
-            chosen.append(self.worst)
-        for finding in self.regions.values():
-            if all(finding.region != other.region for other in chosen):
-                chosen.append(finding)
-        return chosen
+    category: str
+    signature: str
+    region: str
+    explanation: str
+    first_slice: int
+    slices: int = 0  # slices that saw it
 
 
 @dataclass
-class _Run:
-    target: Target
-    specs: tuple[ArgSpec, ...]
-    deadline: float
-    max_examples: int | None
+class TargetState:
+    ref: TargetRef
+    weight: float = 1.0
+    budget: float | None = None  # worker-seconds cap (the config's per-target budget)
     examples: int = 0
     skipped: int = 0
-    warmup: float = 0.0  # seconds spent probing and compiling before the first batch
-    points: list = field(default_factory=list)  # points of interest per argument
-    judged_specs: tuple = ()  # arguments, then the variables the target reads
-    first_failure: int | None = None  # examples evaluated up to and including the first failing one
-    groups: dict[str, _Group] = field(default_factory=dict)
+    seconds: float = 0.0  # worker time spent, warm-up included
+    fuzz_seconds: float = 0.0  # worker time spent after warm-up
+    slices: int = 0  # completed
+    next_slice: int = 0
+    boost: float = 1.0
+    kinds: dict[str, Kind] = field(default_factory=dict)  # "signature|region" -> Kind
+    signatures: dict[str, list] = field(default_factory=dict)  # signature -> [category, examples seen]
+    notes: dict[str, int] = field(default_factory=dict)  # "category|signature|region" -> times seen
+    seeds: list[list[int]] = field(default_factory=list)  # [slice, seed] of each dispatched slice
+    crash_streak: int = 0
+    error: str | None = None
+    pending: float = 0.0  # seconds of slices in flight (not persisted)
 
-    stop_at_first_failure: bool = False
+    @property
+    def rate(self) -> float:
+        return self.examples / self.fuzz_seconds if self.fuzz_seconds > 0 else 0.0
 
-    def exhausted(self) -> bool:
-        if self.stop_at_first_failure and self.first_failure is not None:
-            return True
-        return time.monotonic() >= self.deadline or (self.max_examples is not None and self.examples >= self.max_examples)
+    def failures_by_category(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for category, count in self.signatures.values():
+            counts[category] = counts.get(category, 0) + count
+        return counts
+
+    def eligible(self) -> bool:
+        return self.error is None and (self.budget is None or self.seconds + self.pending < self.budget)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.ref.name, "reference": self.ref.reference, "inputs": list(self.ref.inputs),
+            "weight": self.weight, "budget_seconds": self.budget, "examples": self.examples,
+            "skipped_outside_domain": self.skipped, "worker_seconds": round(self.seconds, 3),
+            "fuzz_seconds": round(self.fuzz_seconds, 3), "examples_per_second": round(self.rate, 1),
+            "slices_completed": self.slices, "next_slice": self.next_slice, "boost": self.boost,
+            "failures_by_category": self.failures_by_category(),
+            "kinds": {key: vars(kind) for key, kind in self.kinds.items()}, "signatures": self.signatures,
+            "notes": self.notes, "seeds": self.seeds, "crash_streak": self.crash_streak, "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TargetState:
+        ref = TargetRef(data["reference"], data["target"], tuple(data["inputs"]))
+        state = cls(ref, weight=data["weight"], budget=data["budget_seconds"])
+        state.examples, state.skipped = data["examples"], data["skipped_outside_domain"]
+        state.seconds, state.fuzz_seconds = data["worker_seconds"], data["fuzz_seconds"]
+        state.slices, state.next_slice, state.boost = data["slices_completed"], data["next_slice"], data["boost"]
+        state.kinds = {key: Kind(**kind) for key, kind in data["kinds"].items()}
+        state.signatures = {key: list(value) for key, value in data["signatures"].items()}
+        state.notes, state.seeds = dict(data["notes"]), [list(s) for s in data["seeds"]]
+        state.crash_streak, state.error = data["crash_streak"], data["error"]
+        return state
 
 
-class _NewFailure(Exception):
-    """Raised inside a Hypothesis round so that it shrinks the plan that showed a new failure kind."""
+def resolve_targets(config: CampaignConfig) -> list[tuple[TargetRef, float, float | None]]:
+    """Each config block's targets with their weight and budget (a block naming a module shares
+    its weight and budget among the targets it declares). Loading them here, in the driver,
+    makes a bad target fail before any worker starts."""
+    from gradfuzz.target import TargetError, load_targets, resolve_specs
 
-    def __init__(self, signature: str, plan: Plan, evaluation: Evaluation, judgement: Judgement):
-        super().__init__(signature)
-        self.signature, self.plan, self.evaluation, self.judgement = signature, plan, evaluation, judgement
-
-
-def _only_new_failures(error: BaseException) -> bool:
-    """Is this Hypothesis error about our own `_NewFailure` signals (and nothing else)?"""
-    if isinstance(error, _NewFailure):
-        return True
-    inner = getattr(error, "exceptions", None)
-    if inner:
-        return all(_only_new_failures(e) for e in inner)
-    cause = error.__cause__ or error.__context__
-    return cause is not None and _only_new_failures(cause)
-
-
-def _raise_new_failure(signature: str, plan: Plan, evaluation: Evaluation, judgement: Judgement) -> None:
-    # One raise site: Hypothesis tells bugs apart by where they are raised.
-    raise _NewFailure(signature, plan, evaluation, judgement)
-
-
-def check_target(
-    target: Target,
-    specs: Sequence[ArgSpec],
-    *,
-    budget: float = 30.0,
-    max_examples: int | None = None,
-    seed: int | None = None,
-    store: FailureStore | None = None,
-    shrink: bool = True,
-    batch_size: int | None = None,
-    jit: bool = False,
-    on_progress: Callable[[CheckReport], None] | None = None,
-    plan_strategy: Callable[[int], object] | None = None,
-    stop_at_first_failure: bool = False,
-    order: int = 1,
-    modes: Sequence[str] = ("function",),
-) -> CheckReport:
-    """Fuzz one target for ``budget`` seconds (or ``max_examples`` examples).
-
-    ``plan_strategy(n_points)`` replaces `gradfuzz.strategies.plans` (benchmarks use it to
-    compare against plain uniform sampling); ``stop_at_first_failure`` ends the run as soon
-    as an example fails (for measuring how soon a bug is found).
-
-    ``order=2`` also checks the gradient of the custom gradient (Hessian-vector products).
-    ``modes`` (any of "eager", "function", "xla") compares execution modes on one batch.
-    ``batch_size`` fixes the batch size (default: grown while throughput improves);
-    ``jit`` compiles the batch function with XLA where the target allows it.
-    """
-    specs = tuple(specs)
-    started = time.monotonic()
-    seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31))
-    report = CheckReport(target=target.name, specs=specs)
-    run = _Run(target, specs, deadline=started + budget, max_examples=max_examples, stop_at_first_failure=stop_at_first_failure)
-    sizer = BatchSizer(specs, batch_size)
-    timings = _Timings()
-    structure, first = _probe_somewhere(run, seed)
-    if structure is None:
-        return _finish(report, run, started, store, None)
-    for violation in check_contract(specs, structure):
-        _record_contract(run, violation, target, first, structure, seed)
-
-    try:
-        evaluator = Evaluator(target, specs, structure, jit=jit, order=order)
-        second_missing = second_order_missing(target, first) if evaluator.order == 2 else []
-        run.judged_specs = evaluator.judged_specs
-    except Exception as error:  # tracing the batched functions failed
-        _record_exception(run, TargetRaised("tracing", error), first, seed)
-        return _finish(report, run, started, store, None)
-    points = run.points = points_for(target, specs)
-    _check_repeatability(run, evaluator, structure, points, seed, modes)
-    run.warmup = time.monotonic() - started
-    n_points = max(len(p) for p in points)
-    shrink_until = [0.0]
-    shrinking: dict[str, object] = {}
-
-    output_dtypes = [np.dtype(_np(d)) for d in structure.output_dtypes]
-
-    def evaluate_plan(plan: Plan, count: int) -> list[tuple[Evaluation, Judgement]] | None:
-        """The batch's judgements: first order, and second order with ``order=2``."""
-        if count == 0:
-            return None
-        tick = time.perf_counter()
-        inputs = expand(plan, specs, points, count)
-        cotangents, tangents = directions(np.random.default_rng([plan.seed, 1]), inputs, structure.output_shapes, output_dtypes)
-        batch = Batch(inputs, cotangents, tangents)
-        tick = timings.add("generate", tick)
+    refs = []
+    for block in config.targets:
         try:
-            evaluation = evaluator.evaluate(batch)
-        except OutOfMemory:
-            sizer.out_of_memory()
-            return None
-        except TargetRaised:
-            _isolate_raising(run, evaluator, batch, plan, seed)
-            return None
-        tick = timings.add("evaluate", tick)
-        judged = [(evaluation, judge_batch(evaluator, evaluation, target, points))]
-        if evaluator.order == 2:
-            judged.append(judge_second_order_batch(evaluator, evaluation, second_missing))
-        timings.add("judge", tick)
-        return judged
-
-    @settings(
-        max_examples=PLANS_PER_ROUND, deadline=None, database=None, derandomize=False,
-        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, report_multiple_bugs=False,
-        phases=[Phase.generate, Phase.target, Phase.shrink] if shrink else [Phase.generate, Phase.target],
-    )
-    @given((plan_strategy or plans)(n_points))
-    def fuzz(plan: Plan) -> None:
-        if "signature" in shrinking:  # shrinking: raise iff the plan still shows the failure
-            if time.monotonic() > shrink_until[0] and plan != shrinking["best"]:
-                return
-            tick = time.perf_counter()
-            judged = evaluate_plan(plan, shrinking["count"]) or []  # shrinking does not spend the example budget
-            timings.add("shrink", tick)
-            for pair in judged:
-                if shrinking["signature"] in _failure_signatures(pair[1]):
-                    shrinking["best"] = plan
-                    _raise_new_failure(shrinking["signature"], plan, *pair)
-            return
-        if run.exhausted():
-            return
-        size = sizer.size
-        count = size if max_examples is None else max(0, min(size, max_examples - run.examples))
-        batch_started = time.perf_counter()
-        judged = evaluate_plan(plan, count)
-        if judged is None:
-            return
-        evaluation, judgement = judged[0]
-        run.examples += evaluation.batch.size
-        run.skipped += judgement.skipped
-        tick = time.perf_counter()
-        new = []
-        for pair in judged:
-            failing = pair[1].outcome == FAILURE
-            if run.first_failure is None and failing.any():
-                run.first_failure = run.examples - evaluation.batch.size + int(np.argmax(failing)) + 1
-            new.extend((signature, pair) for signature in _collect(run, *pair, plan, seed))
-        timings.add("collect", tick)
-        sizer.record(count, time.perf_counter() - batch_started)
-        hypothesis_target(float(np.log10(1.0 + min(judgement.worst_ulps, 1e300))), label="log10 ULP error")
-        if on_progress is not None:
-            on_progress(_snapshot(report, run, started))
-        if new and shrink:
-            signature, pair = new[0]
-            shrinking.update(signature=signature, best=plan, count=evaluation.batch.size)
-            shrink_until[0] = min(run.deadline, time.monotonic() + SHRINK_SHARE * budget)
-            _raise_new_failure(signature, plan, *pair)
-
-    round_number = 0
-    while not run.exhausted():
-        shrinking.clear()
-        try:
-            hypothesis_seed(seed * 1_000_003 + round_number)(fuzz)()
-        except _NewFailure as found:
-            _adopt_shrunk(run, found, seed)
-        except HypothesisException as error:
-            # Shrinking could not replay a new failure (e.g. a target that is itself
-            # nondeterministic): keep the unshrunk representative already collected.
-            # Anything else is a bug in gradfuzz and must not pass silently.
-            if not _only_new_failures(error):
-                raise
-        round_number += 1
-        if round_number > 1_000_000:  # pragma: no cover - defensive: a budget always ends a run
-            break
-    if target.has_custom_gradient:
-        _diagnose_branches(run, evaluator, points)
-    report.engine = {
-        **sizer.describe(),
-        "order": evaluator.order,
-        "jit": evaluator.jit,
-        "time_split": {stage: round(seconds, 4) for stage, seconds in timings.items()},
-        "traces": evaluator.stats.traces,
-        "fallbacks": evaluator.stats.fallbacks,
-        "differences_dtype": evaluator.fd_dtype,
-        "device": evaluator.device,
-        "points_of_interest": [[float(p) for p in ps] for ps in points],
-        "seed": seed,
-    }
-    return _finish(report, run, started, store, evaluator.device)
+            planned = [(t, resolve_specs(t, block.inputs)) for t in load_targets(block.target)]
+        except TargetError as error:
+            raise CampaignError(f"{config.path}: target {block.target!r}: {error}") from None
+        share = 1.0 / len(planned)
+        for target, specs in planned:
+            refs.append((TargetRef(block.target, target.name, tuple(str(s) for s in specs)), block.weight * share,
+                         block.budget * share if block.budget is not None else None))
+    return refs
 
 
-def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]]) -> Judgement:
-    """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
-    (a custom gradient at a kink may legitimately differ from autodiff)."""
-    judgement = judge(evaluation, evaluator.judged_specs, evaluator.structure, has_reference=target.has_custom_gradient)
-    # Approximations (small, smooth errors) are looked at again only where a kink is possible:
-    # the differences see one, or an element sits on a point of interest. Re-evaluating every
-    # example of a uniformly wrong gradient would quadruple the cost.
-    approximation = judgement.category == CATEGORY_CODE["approximation"]
-    if approximation.any():
-        approximation &= judgement.kink | _on_points(evaluation.batch.inputs, evaluator.specs, points)
-    suspect = np.isin(judgement.category, (CATEGORY_CODE["branch"], CATEGORY_CODE["mismatch"])) | approximation
-    # A reference-wrong note can be a kink the differences straddle: look at it again as well.
-    suspect = (suspect & (judgement.outcome == FAILURE)) | (judgement.category == CATEGORY_CODE["reference-wrong"])
-    indices = np.flatnonzero(suspect)
-    if not indices.size:
-        return judgement
-    try:
-        neighbours = evaluator.neighbours(evaluation.batch, indices)
-    except TargetRaised:
-        return judgement  # raising near x is recorded when such inputs are drawn themselves
-    # Judge only the suspects again (with their neighbourhoods), on the batch's own scales.
-    neighbours.indices = np.arange(indices.size)
-    again = judge(select_evaluation(evaluation, indices), evaluator.judged_specs, evaluator.structure,
-                  has_reference=target.has_custom_gradient, neighbours=neighbours, typical=judgement.typical or None)
-    judgement.update(indices, again)
-    return judgement
+def pick_target(states: list[TargetState]) -> int | None:
+    """Stride scheduling: the eligible target with the least worker time per unit of (boosted) weight."""
+    eligible = [i for i, s in enumerate(states) if s.eligible()]
+    if not eligible:
+        return None
+    return min(eligible, key=lambda i: ((states[i].seconds + states[i].pending) / (states[i].weight * states[i].boost), i))
 
 
-PROBE_ATTEMPTS = 8
+@dataclass
+class Campaign:
+    """A campaign's whole state: what `campaign.json` holds, and what the driver updates."""
 
+    id: str
+    store: Path
+    seed: int
+    budget: float  # wall-clock seconds, over all sessions of a resumed campaign
+    slice_seconds: float
+    targets: list[TargetState]
+    config: str = ""
+    config_sha256: str = ""
+    elapsed_before: float = 0.0  # wall-clock seconds of earlier sessions (a resumed campaign)
+    sessions: int = 1
+    status: str = "running"
+    started: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    in_flight: list[Slice] = field(default_factory=list)  # at the last checkpoint
+    retry: list[Slice] = field(default_factory=list)  # lost slices to run first
+    executor: dict[str, Any] = field(default_factory=dict)
+    session_started: float = field(default_factory=time.monotonic)
 
-def _probe_somewhere(run: _Run, seed: int) -> tuple[Structure | None, list[np.ndarray]]:
-    """Probe the target eagerly on a few inputs (random, then special values) until one
-    runs. Inputs on which it raises are recorded as `exception` findings; the run
-    goes on with the structure learned from the first input that worked."""
-    candidates = expand(Plan(seed=seed, weights=(1, 0, 1, 0)), run.specs, [[] for _ in run.specs], PROBE_ATTEMPTS)
-    for k in range(PROBE_ATTEMPTS):
-        example = [x[k] for x in candidates]
-        try:
-            return probe(run.target, run.specs, example), example
-        except TargetRaised as raised:
-            _record_exception(run, raised, example, seed)
-    return None, []
+    # -- starting and resuming ----------------------------------------------------------
 
+    @classmethod
+    def create(cls, config: CampaignConfig, refs: list[tuple[TargetRef, float, float | None]], budget: float,
+               slice_seconds: float | None = None) -> Campaign:
+        seed = config.seed if config.seed is not None else int(np.random.default_rng().integers(2**31))
+        states = [TargetState(ref, weight=weight, budget=target_budget) for ref, weight, target_budget in refs]
+        return cls(id=uuid.uuid4().hex[:12], store=config.store, seed=seed, budget=budget,
+                   slice_seconds=slice_seconds or default_slice_seconds(budget, len(states)), targets=states,
+                   config=str(config.path), config_sha256=_sha256(config.path))
 
-def judge_second_order_batch(evaluator: Evaluator, evaluation: Evaluation, missing: Sequence[int]) -> tuple[Evaluation, Judgement]:
-    """Second order, with a look a few ULPs to either side of the examples that fail."""
-    hvp, judgement = judge_second_order(evaluation, evaluator.specs, evaluator.structure, missing)
-    indices = np.flatnonzero(judgement.outcome == FAILURE)
-    if not indices.size:
-        return hvp, judgement
-    try:
-        neighbours = evaluator.neighbours(evaluation.batch, indices)
-    except TargetRaised:
-        return hvp, judgement
-    return judge_second_order(evaluation, evaluator.specs, evaluator.structure, missing, neighbours)
-
-
-def _on_points(inputs: Sequence[np.ndarray], specs: Sequence[ArgSpec], points: Sequence[Sequence[float]]) -> np.ndarray:
-    """Per example: some element lies within a few ULPs of a point of interest."""
-    size = inputs[0].shape[0]
-    hit = np.zeros(size, dtype=bool)
-    for x, spec, arg_points in zip(inputs, specs, points):
-        if not spec.differentiable or spec.is_complex:
-            continue
-        values = np.asarray(x, dtype=np.float64).reshape(size, -1)
-        for point in arg_points:
-            reach = max(64 * float(spec.info.ulp(np.float64(point))), 4 * spec.info.tiny)
-            hit |= np.any(np.abs(values - point) <= reach, axis=1)
-    return hit
-
-
-def _np(dtype_name: str):
-    from gradfuzz.dtypes import DTYPES
-
-    return DTYPES[dtype_name].numpy if dtype_name in DTYPES else np.dtype(dtype_name)
-
-
-def _signature(verdict: Verdict) -> str:
-    """Coarse identity of a finding: its category and the argument it concerns."""
-    return _signature_of(verdict.category, -1 if verdict.argument is None else verdict.argument)
-
-
-def _signature_of(category: str, argument: int) -> str:
-    if category in NOTE_CATEGORIES:  # notes are grouped by kind only
-        argument = -1
-    return f"{category}|arg{argument if argument >= 0 else '*'}"
-
-
-def _group_indices(judgement: Judgement, outcome: int | None = None) -> dict[str, np.ndarray]:
-    """Flagged (or, given ``outcome``, only such) example indices per signature.
-
-    Vectorised on integer keys: a failing batch flags every one of its examples."""
-    flagged = judgement.flagged() if outcome is None else np.flatnonzero(judgement.outcome == outcome)
-    if not flagged.size:
-        return {}
-    arguments = np.where(np.isin(judgement.category[flagged], _NOTE_CODES), -1, judgement.argument[flagged])
-    keys = judgement.category[flagged].astype(np.int64) * 1024 + arguments + 1
-    unique, inverse = np.unique(keys, return_inverse=True)
-    return {
-        _signature_of(CATEGORIES[int(key // 1024)], int(key % 1024) - 1): flagged[inverse.reshape(-1) == k]
-        for k, key in enumerate(unique)
-    }
-
-
-_NOTE_CODES = [CATEGORY_CODE[name] for name in NOTE_CATEGORIES]
-
-
-def _failure_signatures(judgement: Judgement) -> set[str]:
-    return set(_group_indices(judgement, FAILURE))
-
-
-def _finding(verdict: Verdict, evaluation: Evaluation, run: _Run, plan: Plan | None, seed: int) -> Finding:
-    i = verdict.index
-    reference = evaluation.reference or [None] * len(evaluation.custom)
-    return Finding(
-        target=run.target.name, kind=verdict.outcome, category=verdict.category,
-        explanation=explain(verdict, run.judged_specs or run.specs, evaluation),
-        inputs=[np.array(x[i]) for x in evaluation.batch.inputs],
-        cotangents=[np.array(v[i]) for v in evaluation.batch.cotangents],
-        tangents=[np.array(w[i]) for w in evaluation.batch.tangents],
-        custom=[np.array(g[i]) for g in evaluation.custom],
-        reference=[None if r is None else np.array(r[i]) for r in reference],
-        reference_name=verdict.reference_name, argument=verdict.argument, element=verdict.element,
-        custom_value=verdict.custom, reference_value=verdict.reference, abs_error=verdict.abs_error,
-        rel_error=verdict.rel_error, ulp_error=verdict.ulp_error, signature=_signature(verdict),
-        plan=json.dumps(asdict(plan)) if plan is not None else "", seed=seed, evidence=dict(verdict.evidence),
-        region=_region_of_verdict(verdict, evaluation, run.points),
-    )
-
-
-MAX_REGIONS = 8
-
-
-def region_label(value: float, points: Sequence[float]) -> str:
-    """Where a value lies among the points of interest: "=0" on one, "(0, 1)" between two.
-
-    >>> region_label(0.5, [0.0, 1.0, -1.0])
-    '(0, 1)'
-    """
-    ordered = sorted(points)
-    value += 0.0  # -0.0 and 0.0 are one point
-    if value in ordered:
-        return f"={value:g}"
-    below = [p for p in ordered if p < value]
-    above = [p for p in ordered if p > value]
-    return f"({below[-1] if below else -np.inf:g}, {above[0] if above else np.inf:g})"
-
-
-def _region_of_verdict(verdict: Verdict, evaluation: Evaluation, points: Sequence[Sequence[float]]) -> str:
-    if verdict.argument is None or not points or verdict.argument >= len(evaluation.batch.inputs) \
-            or np.iscomplexobj(evaluation.batch.inputs[verdict.argument]):
-        return "*"  # inner-product verdicts, variables (not drawn) and complex arguments: no region
-    value = float(np.asarray(evaluation.batch.inputs[verdict.argument][verdict.index]).reshape(-1)[verdict.element or 0])
-    return region_label(value, points[verdict.argument])
-
-
-def _simplicity(inputs: Sequence[np.ndarray]) -> tuple[int, float]:
-    """Fewest non-zero elements first, then the smallest magnitudes."""
-    nonzero, magnitude = _batch_simplicity([np.asarray(x)[None] for x in inputs])
-    return int(nonzero[0]), float(magnitude[0])
-
-
-def _batch_simplicity(inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    size = inputs[0].shape[0]
-    flat = [np.abs(np.asarray(x)).astype(np.float64).reshape(size, -1) for x in inputs]
-    with np.errstate(all="ignore"):
-        nonzero = sum(np.count_nonzero(x, axis=1) for x in flat)
-        magnitude = sum(np.sum(np.log1p(np.abs(x)), axis=1) for x in flat)
-    return np.asarray(nonzero), np.nan_to_num(np.asarray(magnitude), nan=np.inf)
-
-
-def _simplest(indices: np.ndarray, simplicity: tuple[np.ndarray, np.ndarray]) -> int:
-    nonzero, magnitude = simplicity
-    order = np.lexsort((magnitude[indices], nonzero[indices]))
-    return int(indices[order[0]])
-
-
-def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan, seed: int) -> list[str]:
-    """Fold a batch's verdicts into the run's groups; return signatures of new failure kinds.
-
-    Only the batch's simplest and worst example of each signature become `Finding`s.
-    """
-    new = []
-    simplicity = _batch_simplicity(evaluation.batch.inputs)
-    for signature, indices in _group_indices(judgement).items():
-        simplest = judgement.verdict(_simplest(indices, simplicity))
-        errors = np.nan_to_num(judgement.abs_error[indices], nan=-1.0)
-        worst = judgement.verdict(int(indices[np.argmax(errors)]))
-        group = run.groups.get(signature)
-        if group is None:
-            representative = _finding(simplest, evaluation, run, plan, seed)
-            worst_finding = representative if worst.index == simplest.index else _finding(worst, evaluation, run, plan, seed)
-            group = run.groups[signature] = _Group(representative, worst_finding, count=len(indices))
-            group.regions[representative.region] = representative
-            _note_regions(group, indices, judgement, evaluation, run, plan, seed)
-            if simplest.outcome == "failure":
-                new.append(signature)
-            continue
-        group.count += len(indices)
-        if len(group.regions) < MAX_REGIONS:
-            _note_regions(group, indices, judgement, evaluation, run, plan, seed)
-        if worst.abs_error > group.worst.abs_error or (np.isnan(group.worst.abs_error) and not np.isnan(worst.abs_error)):
-            group.worst = _finding(worst, evaluation, run, plan, seed)
-        candidate = (int(simplicity[0][simplest.index]), float(simplicity[1][simplest.index]))
-        if not group.shrunk and candidate < _simplicity(group.representative.inputs):
-            group.representative = _finding(simplest, evaluation, run, plan, seed)
-    return new
-
-
-def _note_regions(group: _Group, indices: np.ndarray, judgement: Judgement, evaluation: Evaluation, run: _Run,
-                  plan: Plan, seed: int) -> None:
-    """Keep the first example of each input region this group has not been seen in yet."""
-    argument = int(judgement.argument[indices[0]])
-    if argument < 0 or argument >= len(evaluation.batch.inputs) or group.representative.kind != "failure" \
-            or np.iscomplexobj(evaluation.batch.inputs[argument]):
-        return
-    values = np.asarray(evaluation.batch.inputs[argument], dtype=np.float64).reshape(evaluation.batch.size, -1)
-    elements = np.maximum(judgement.element[indices], 0)
-    seen: set[str] = set(group.regions)
-    for index, value in zip(indices, values[indices, elements]):
-        label = region_label(float(value), run.points[argument])
-        if label not in seen:
-            seen.add(label)
-            group.regions[label] = _finding(judgement.verdict(int(index)), evaluation, run, plan, seed)
-            if len(group.regions) >= MAX_REGIONS:
-                return
-
-
-def _adopt_shrunk(run: _Run, found: _NewFailure, seed: int) -> None:
-    """Take the simplest example of the shrunk plan's batch as the group's representative."""
-    group = run.groups.get(found.signature)
-    if group is None:
-        return
-    indices = _group_indices(found.judgement).get(found.signature)
-    if indices is not None:
-        simplicity = _batch_simplicity(found.evaluation.batch.inputs)
-        best = _simplest(indices, simplicity)
-        if (int(simplicity[0][best]), float(simplicity[1][best])) <= _simplicity(group.representative.inputs):
-            group.representative = _finding(found.judgement.verdict(best), found.evaluation, run, found.plan, seed)
-    group.shrunk = True
-
-
-def _isolate_raising(run: _Run, evaluator: Evaluator, batch: Batch, plan: Plan, seed: int) -> None:
-    """The batch raised: bisect it down to one example that raises, and record that one
-    (with the stage — forward or gradient — found by probing it eagerly)."""
-    suspect, raised = batch, None
-    while suspect.size > 1:
-        half = suspect.size // 2
-        first, second = suspect.select(slice(0, half)), suspect.select(slice(half, suspect.size))
-        try:
-            evaluator.evaluate(first)
-            suspect = second
-        except TargetRaised as error:
-            suspect, raised = first, error
-    try:
-        evaluator.evaluate(suspect)
-    except TargetRaised as error:
-        raised = error
-    else:
-        raised = TargetRaised("batched evaluation", RuntimeError(
-            f"a batch of {batch.size} raised ({summarize_error(raised.error) if raised else 'unknown error'}) "
-            "but no single example of it did"))
-        suspect = batch.select(0)
-    inputs = [x[0] for x in suspect.inputs]
-    try:
-        probe(run.target, run.specs, inputs)
-    except TargetRaised as eager:
-        raised = eager  # names the stage: forward or custom gradient
-    _record_exception(run, raised, inputs, seed, cotangents=suspect.cotangents, tangents=suspect.tangents)
-    run.examples += 1
-
-
-def _record_exception(run: _Run, raised: TargetRaised, inputs: list[np.ndarray], seed: int,
-                      cotangents: list | None = None, tangents: list | None = None) -> None:
-    explanation = (
-        f"The target's {raised.stage} raised {summarize_error(raised.error)[:400]}. "
-        f"Inputs that make the {raised.stage} raise are recorded so the failure replays; "
-        "fix the target or narrow the input range (@LO..HI) to its domain."
-    )
-    signature = f"exception|{type(raised.error).__name__}"
-    group = run.groups.get(signature)
-    if group is not None:
-        group.count += 1
-        return
-    finding = Finding(
-        target=run.target.name, kind="failure", category="exception", explanation=explanation,
-        inputs=[np.asarray(x) for x in inputs],
-        cotangents=[np.asarray(v[0]) for v in cotangents] if cotangents else [],
-        tangents=[np.asarray(w[0]) for w in tangents] if tangents else [],
-        signature=signature, seed=seed, evidence={},
-    )
-    finding.reference_name = raised.stage
-    run.groups[signature] = _Group(finding, finding, shrunk=True)
-
-
-REPEATABILITY_EXAMPLES = 256
-BRANCH_CANDIDATES = ("mismatch", "approximation", "branch")
-
-
-def _check_repeatability(run: _Run, evaluator: Evaluator, structure: Structure, points, seed: int,
-                         modes: Sequence[str] = ()) -> None:
-    """Evaluate one batch twice: a custom gradient that changes bits between calls is
-    `nondeterminism` (random ops or unordered reductions in grad_fn). With ``modes``,
-    also compare eager and XLA execution with the compiled batch."""
-    plan = Plan(seed=seed, weights=(1, 1, 1, 1))
-    inputs = expand(plan, run.specs, points, REPEATABILITY_EXAMPLES)
-    cotangents, tangents = directions(np.random.default_rng([seed, 2]), inputs, structure.output_shapes,
-                                      [np.dtype(_np(d)) for d in structure.output_dtypes])
-    batch = Batch(inputs, cotangents, tangents)
-    if len(modes) > 1:
-        try:
-            disagreements = mode_disagreements(evaluator, batch, modes)
-        except TargetRaised:
-            disagreements = {}
-        for mode, (indices, other) in disagreements.items():
-            i = int(indices[0])
-            _record_nondeterminism(
-                run, batch, i, seed, other, evaluator.evaluate(batch.select(i)).custom, "the compiled tf.function",
-                int(indices.size), mode,
-                f"The custom gradient depends on how TensorFlow runs it: in {mode} mode it differs from the "
-                f"compiled tf.function batch by more than rounding ({indices.size} of the examples compared). "
-                "Look for Python-side state, tf.py_function or numpy in grad_fn, or ops whose "
-                f"{'eager' if mode == 'eager' else 'XLA'} kernels behave differently.",
+    @classmethod
+    def resume(cls, config: CampaignConfig, refs: list[tuple[TargetRef, float, float | None]], budget: float | None = None,
+               slice_seconds: float | None = None) -> Campaign:
+        """Continue the campaign checkpointed in the config's store, with what is left of its budget."""
+        path = config.store / CHECKPOINT
+        campaign = load_checkpoint(path)
+        wanted = [ref for ref, _, _ in refs]
+        have = [state.ref for state in campaign.targets]
+        if [(r.name, r.inputs) for r in wanted] != [(r.name, r.inputs) for r in have]:
+            raise CampaignError(
+                f"{path} belongs to a campaign over other targets ({', '.join(r.name for r in have)}) than {config.path} "
+                f"names now ({', '.join(r.name for r in wanted)}). Resume with the config it started with, or start "
+                "a new campaign without --resume."
             )
-    differing = nondeterministic(evaluator, batch)
-    if differing is None or not differing.size:
-        return
-    i = int(differing[0])
-    first, second = evaluator.evaluate(batch.select(i)), evaluator.evaluate(batch.select(i))
-    _record_nondeterminism(
-        run, batch, i, seed, [g[0][None].repeat(batch.size, 0) for g in first.custom], second.custom, "a second evaluation",
-        int(differing.size), None,
-        f"Evaluating the same inputs twice gave different custom gradients ({differing.size} of "
-        f"{batch.size} examples differ bitwise; e.g. {np.asarray(first.custom[0]).ravel()[:3].tolist()} then "
-        f"{np.asarray(second.custom[0]).ravel()[:3].tolist()}). A gradient check, and training, cannot be "
-        "reproduced: look for random ops, unseeded sampling or order-dependent reductions in grad_fn.",
-    )
+        if campaign.status == "finished":
+            raise CampaignError(f"The campaign in {path} already finished. Start a new one without --resume.")
+        for state, ref in zip(campaign.targets, wanted):
+            state.ref = ref  # the same targets; file paths may have been re-resolved
+        if budget is not None:
+            campaign.budget = budget
+        if slice_seconds:
+            campaign.slice_seconds = slice_seconds
+        campaign.sessions += 1
+        campaign.session_started = time.monotonic()
+        campaign.status = "running"
+        campaign._reconcile_with_store()
+        return campaign
+
+    def _reconcile_with_store(self) -> None:
+        """After a killed driver: records the checkpoint missed are known kinds; their slices are done."""
+        recorded = self.recorded_run_ids()
+        for number, state in enumerate(self.targets):
+            for row in self._rows(number):
+                key = _key(row)
+                if key not in state.kinds:
+                    state.kinds[key] = Kind(row["category"], row["signature"], row["region"], row["explanation"],
+                                            _slice_number(row["run_id"]), 1)
+                    state.signatures.setdefault(row["signature"], [row["category"], int(row["count"])])
+        for work in self.in_flight:
+            if work.run_id in recorded:
+                self.targets[work.target].slices += 1
+                self.incidents.append(_incident("recovered", work, self.targets[work.target].ref.name, "store",
+                                                "the slice's records reached the store before the driver stopped"))
+            else:
+                self.retry.append(work)
+                self.incidents.append(_incident("driver-stopped", work, self.targets[work.target].ref.name, "re-run",
+                                                "in flight when the driver stopped; its results never arrived"))
+        self.in_flight = []
+
+    def _rows(self, target: int) -> list[dict[str, Any]]:
+        if not (self.store / "failures").is_dir():
+            return []
+        prefix = f"{self.id}/{target}/"
+        read = FailureStore(self.store).read()
+        return [{"run_id": f.run_id, "category": f.category, "signature": f.signature, "region": f.region,
+                 "explanation": f.explanation, "count": f.count} for f in read.failures if f.run_id.startswith(prefix)]
+
+    def recorded_run_ids(self) -> set[str]:
+        if not (self.store / "failures").is_dir():
+            return set()
+        return {f.run_id for f in FailureStore(self.store).read().failures if f.run_id.startswith(f"{self.id}/")}
+
+    # -- time --------------------------------------------------------------------------
+
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.monotonic() - self.session_started)
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.budget - self.elapsed)
+
+    # -- the driver loop ---------------------------------------------------------------
+
+    def next_slice(self) -> Slice | None:
+        if self.retry:
+            work = self.retry.pop(0)
+            self.targets[work.target].pending += work.seconds
+            return work
+        seconds = min(self.slice_seconds, self.remaining)
+        if seconds < 1.0:
+            return None
+        index = pick_target(self.targets)
+        if index is None:
+            return None
+        state = self.targets[index]
+        if state.budget is not None:
+            seconds = min(seconds, max(1.0, state.budget - state.seconds - state.pending))
+        number = state.next_slice
+        state.next_slice += 1
+        seed = slice_seed(self.seed, index, number)
+        state.seeds.append([number, seed])
+        state.pending += seconds
+        return Slice(self.id, index, number, seed, round(seconds, 3))
+
+    def has_work(self) -> bool:
+        return bool(self.retry) or (self.remaining >= 1.0 and pick_target(self.targets) is not None)
+
+    def record(self, result: SliceResult, store: FailureStore) -> list[dict[str, Any]]:
+        """Fold one slice's result in; append its new records to the store. Returns the new records."""
+        work = result.slice
+        state = self.targets[work.target]
+        state.pending = max(0.0, state.pending - work.seconds)
+        if result.crashed is not None:
+            state.crash_streak += 1
+            if work.attempt < MAX_ATTEMPTS:
+                self.retry.append(Slice(work.campaign, work.target, work.number, work.seed, work.seconds, work.attempt + 1))
+                action = "re-run"
+            else:
+                action = "gave up"
+                if state.crash_streak >= CRASH_LIMIT:
+                    state.error = (f"its slices killed {state.crash_streak} worker processes in a row; it probably "
+                                   "crashes the process (a segfault or os._exit in an op). Reproduce in one process "
+                                   f"with: gradfuzz check '{state.ref.reference}' --seed {work.seed} --budget {work.seconds:g}s")
+            self.incidents.append(_incident("worker-crash", work, state.ref.name, action, result.crashed, result.worker,
+                                            hint=f"gradfuzz check '{state.ref.reference}' --seed {work.seed} --budget {work.seconds:g}s"))
+            return []
+        state.crash_streak = 0
+        state.slices += 1
+        state.seconds += result.seconds
+        state.fuzz_seconds += max(0.0, result.seconds - result.warmup_seconds)
+        state.examples += result.examples
+        state.skipped += result.skipped
+        if result.error is not None:
+            state.error = result.error
+            self.incidents.append(_incident("target-error", work, state.ref.name, "stopped", result.error, result.worker))
+            return []
+        new = {_key(row) for row in result.records} - set(state.kinds)
+        fresh = [row for row in result.records if _key(row) in new]  # a group's rows in a new region all go in
+        for row in fresh:
+            state.kinds.setdefault(_key(row), Kind(row["category"], row["signature"], row["region"], row["explanation"], work.number))
+        for key in {_key(row) for row in result.records}:
+            state.kinds[key].slices += 1
+        for signature, (category, count) in {r["signature"]: (r["category"], int(r["count"])) for r in result.records}.items():
+            seen = state.signatures.setdefault(signature, [category, 0])
+            seen[1] += count  # a group's rows all carry the group's count: add it once per signature
+        new_notes = 0
+        for category, signature, region in result.notes:
+            note = f"{category}|{signature}|{region}"
+            new_notes += note not in state.notes
+            state.notes[note] = state.notes.get(note, 0) + 1
+        if fresh:
+            store.append_failures(fresh)  # before the checkpoint: a killed driver never loses a record
+        state.boost = min(MAX_BOOST, state.boost * 2) if new or new_notes else max(1.0, state.boost * 0.75)
+        return fresh
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        total_examples = sum(s.examples for s in self.targets)
+        return {
+            "version": CHECKPOINT_VERSION, "campaign": self.id, "status": self.status, "config": self.config,
+            "config_sha256": self.config_sha256, "store": str(self.store), "seed": self.seed,
+            "seed_rule": "slice n of target t uses numpy SeedSequence([seed, t, n]).generate_state(1)[0] & 0x7FFFFFFF",
+            "budget_seconds": self.budget, "elapsed_seconds": round(self.elapsed, 3), "slice_seconds": self.slice_seconds,
+            "sessions": self.sessions, "started": self.started, "updated": datetime.now(UTC).isoformat(),
+            "examples": total_examples,
+            "examples_per_second": round(total_examples / self.elapsed, 1) if self.elapsed > 0 else 0.0,
+            "failure_kinds": self.failure_kinds, "failure_records": sum(len(s.kinds) for s in self.targets),
+            "targets": [s.to_json() for s in self.targets],
+            "in_flight": [vars(w) for w in self.in_flight],
+            "retry": [vars(w) for w in self.retry],
+            "incidents": self.incidents,
+            "executor": self.executor,
+            "environment": environment(),
+        }
+
+    def checkpoint(self) -> None:
+        """Write campaign.json atomically (temp file, fsync, rename)."""
+        _write_atomically(self.store / CHECKPOINT, json.dumps(self.to_json(), indent=2, default=str, allow_nan=False))
+
+    @property
+    def failure_kinds(self) -> int:
+        """Distinct failures (target, signature) found; each may span several input regions."""
+        return sum(len(s.signatures) for s in self.targets)
+
+    @property
+    def failed(self) -> bool:
+        return any(s.kinds for s in self.targets)
+
+    @property
+    def errors(self) -> list[tuple[str, str]]:
+        return [(s.ref.name, s.error) for s in self.targets if s.error is not None]
 
 
-def _record_nondeterminism(run: _Run, batch: Batch, index: int, seed: int, custom: list, reference: list,
-                           reference_name: str, count: int, mode: str | None, explanation: str) -> None:
-    """One `nondeterminism` finding: ``custom`` holds the batch's gradients in the odd run or
-    mode (row ``index`` is shown), ``reference`` the single example's gradients to compare."""
-    finding = Finding(
-        target=run.target.name, kind="failure", category="nondeterminism", explanation=explanation,
-        inputs=[np.array(x[index]) for x in batch.inputs], cotangents=[np.array(v[index]) for v in batch.cotangents],
-        tangents=[np.array(w[index]) for w in batch.tangents], custom=[np.array(g[index]) for g in custom],
-        reference=[np.array(g[0]) for g in reference], reference_name=reference_name, count=count,
-        signature=f"nondeterminism|{mode or 'repeat'}", seed=seed, region=f"mode={mode}" if mode else "*",
-    )
-    run.groups[finding.signature] = _Group(finding, finding, count=count, shrunk=True)
+def run_campaign(campaign: Campaign, executor: Executor, *, stop_requested: Callable[[], bool] = lambda: False,
+                 on_update: Callable[[Campaign], None] | None = None,
+                 on_result: Callable[[Campaign, SliceResult], None] | None = None) -> Campaign:
+    """Drive ``executor`` until the budget is spent, every target is done, or a stop is requested.
+
+    ``on_update`` is called about every quarter second (progress display); ``on_result``
+    after each slice is recorded (tests inject faults there).
+    """
+    campaign.store.mkdir(parents=True, exist_ok=True)
+    campaign.session_started = time.monotonic()  # starting Ray and the workers is not fuzzing time
+    stop_sent_at: float | None = None
+    with FailureStore(campaign.store) as store:
+        while True:
+            stopping = stop_requested() or campaign.remaining <= 0
+            if not stopping:
+                submitted = False
+                while executor.capacity() > 0 and (work := campaign.next_slice()) is not None:
+                    executor.submit(work)
+                    submitted = True
+                if submitted:  # the checkpoint names every slice in flight, so --resume can re-run it
+                    campaign.in_flight = executor.in_flight()
+                    campaign.checkpoint()
+            elif stop_sent_at is None:
+                executor.stop()
+                stop_sent_at = time.monotonic()
+            if not executor.in_flight() and (stopping or not campaign.has_work()):
+                break
+            results = executor.results(timeout=0.25)
+            for result in results:
+                campaign.record(result, store)
+            campaign.in_flight = executor.in_flight()
+            if results:
+                campaign.checkpoint()
+                for result in results:
+                    if on_result is not None:
+                        on_result(campaign, result)
+            if on_update is not None:
+                on_update(campaign)
+            if stop_sent_at is not None and time.monotonic() - stop_sent_at > STOP_GRACE:
+                for work in campaign.in_flight:
+                    campaign.incidents.append(_incident("unfinished", work, campaign.targets[work.target].ref.name, "dropped",
+                                                        f"still running {STOP_GRACE:.0f} s after the stop; nothing it found was recorded"))
+                campaign.in_flight = []
+                break
+    campaign.status = "interrupted" if stop_requested() else "finished"
+    campaign.elapsed_before, campaign.session_started = campaign.elapsed, time.monotonic()
+    campaign.checkpoint()
+    return campaign
 
 
-def _diagnose_branches(run: _Run, evaluator: Evaluator, points) -> None:
-    """Re-label failures whose custom value is the derivative across a nearby boundary as
-    `branch`, and merge the groups that thereby become one."""
-    for signature, group in list(run.groups.items()):
-        finding = group.representative
-        if (finding.kind != "failure" or finding.category not in BRANCH_CANDIDATES or finding.argument is None
-                or finding.argument >= len(evaluator.specs) or evaluator.specs[finding.argument].is_complex):
-            continue
-        boundary = branch_boundary(evaluator, finding.inputs, finding.cotangents, finding.tangents,
-                                   finding.custom[finding.argument], finding.reference_value, finding.argument,
-                                   finding.element or 0, points[finding.argument])
-        if boundary is None:
-            continue
-        x = float(np.asarray(finding.inputs[finding.argument]).reshape(-1)[finding.element or 0])
-        finding.category = "branch"
-        finding.explanation = (
-            f"The custom gradient uses the formula of the other side of a boundary. The forward switches at "
-            f"{boundary.point:.9g}; at x = {x!r} (argument {finding.argument}) the custom gradient "
-            f"{finding.custom_value:.9g} is not the derivative there ({finding.reference_name}: "
-            f"{finding.reference_value:.9g}) but the one just across the boundary (at {boundary.across!r}: "
-            f"{boundary.derivative_across:.9g}). grad_fn switches branches at a different point than the "
-            f"forward, somewhere between {boundary.point:.9g} and {x!r}: compare their conditions."
+def load_checkpoint(path: Path) -> Campaign:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CampaignError(f"No campaign to resume: {path} does not exist. Start one without --resume.") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise CampaignError(f"{path} is not a readable campaign checkpoint ({error}). Move it aside and start a new "
+                            "campaign without --resume; the failure store is unaffected.") from None
+    if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
+        raise CampaignError(f"{path} has checkpoint version {data.get('version') if isinstance(data, dict) else '?'}; "
+                            f"this gradfuzz reads version {CHECKPOINT_VERSION}.")
+    try:
+        return Campaign(
+            id=data["campaign"], store=Path(data["store"]), seed=data["seed"], budget=data["budget_seconds"],
+            slice_seconds=data["slice_seconds"], targets=[TargetState.from_json(t) for t in data["targets"]],
+            config=data["config"], config_sha256=data["config_sha256"], elapsed_before=data["elapsed_seconds"],
+            sessions=data["sessions"], status=data["status"], started=data["started"], incidents=data["incidents"],
+            in_flight=[Slice(**w) for w in data["in_flight"]] + [Slice(**w) for w in data.get("retry", [])],
+            executor=data.get("executor", {}),
         )
-        new_signature = _signature_of("branch", finding.argument)
-        del run.groups[signature]
-        group.representative.signature = new_signature
-        existing = run.groups.get(new_signature)
-        if existing is None:
-            run.groups[new_signature] = group
-            continue
-        existing.count += group.count
-        if _simplicity(finding.inputs) < _simplicity(existing.representative.inputs):
-            existing.representative = finding
-        if group.worst.abs_error > existing.worst.abs_error:
-            existing.worst = group.worst
-    for group in run.groups.values():  # the worst example travels with its group's category
-        if group.worst is not group.representative:
-            group.worst.category = group.representative.category
-            group.worst.signature = group.representative.signature
+    except (KeyError, TypeError) as error:
+        raise CampaignError(f"{path} is missing {error} — not a gradfuzz campaign checkpoint, or damaged. Move it "
+                            "aside and start a new campaign; the failure store is unaffected.") from None
 
 
-def _record_contract(run: _Run, violation, target: Target, inputs: list[np.ndarray], structure: Structure, seed: int) -> None:
-    signature = f"{violation.category}|arg{'*' if violation.argument is None else violation.argument}|contract"
-    finding = Finding(
-        target=target.name, kind="failure", category=violation.category, explanation=violation.explanation,
-        inputs=[np.asarray(x) for x in inputs], argument=violation.argument, signature=signature, seed=seed,
-        reference_name="gradient contract",
-    )
-    run.groups[signature] = _Group(finding, finding, shrunk=True)
+def _key(row: dict[str, Any]) -> str:
+    return f"{row['signature']}|{row['region']}"
 
 
-def _snapshot(report: CheckReport, run: _Run, started: float) -> CheckReport:
-    report.examples, report.skipped, report.seconds = run.examples, run.skipped, time.monotonic() - started
-    report.first_failure_at = run.first_failure
-    report.warmup_seconds = run.warmup
-    report.failures = [g.representative for g in run.groups.values() if g.representative.kind == "failure"]
-    report.notes = [g.representative for g in run.groups.values() if g.representative.kind == "note"]
-    for group in run.groups.values():
-        group.representative.count = group.count
-        group.representative.worst = group.worst if group.worst is not group.representative else None
-    return report
+def _slice_number(run_id: str) -> int:
+    try:
+        return int(run_id.rsplit("/", 1)[1])
+    except (IndexError, ValueError):
+        return -1
 
 
-def _finish(report: CheckReport, run: _Run, started: float, store: FailureStore | None, device: str | None) -> CheckReport:
-    _snapshot(report, run, started)
-    order = {c: i for i, c in enumerate(("exception", "nondeterminism", "shape", "dtype", "missing-gradient", "non-finite"))}
-    report.failures.sort(key=lambda f: (order.get(f.category, 99), -f.count))
-    if store is not None and report.failures:
-        rows = []
-        groups = {g.representative.signature: g for g in run.groups.values()}
-        run_id = uuid.uuid4().hex
-        for finding in report.failures:
-            group = groups.get(finding.signature)
-            examples = group.examples() if group is not None else [finding]
-            for example in examples:
-                example.count = finding.count
-                example.category, example.signature = finding.category, finding.signature
-                rows.append(failure_row(example, target=run.target.name, fingerprint=run.target.fingerprint,
-                                        specs=[str(s) for s in run.specs], device=device or "", run_id=run_id,
-                                        reference_target=run.target.reference_name))
-        store.append_failures(rows)
-        report.stored = len(rows)
-    return report
+def _incident(kind: str, work: Slice, target: str, action: str, message: str, worker: str = "", hint: str = "") -> dict[str, Any]:
+    incident = {"time": datetime.now(UTC).isoformat(), "kind": kind, "target": target, "slice": work.number,
+                "seed": work.seed, "attempt": work.attempt, "action": action, "message": message, "worker": worker}
+    if hint:
+        incident["reproduce"] = hint
+    return incident
+
+
+def _sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

@@ -1,7 +1,8 @@
 """The ``gradfuzz`` command line.
 
 Exit codes: 0 nothing failed, 1 failures found (or reproduced), 2 usage,
-target, spec or store error — with a message that says what to do.
+target, spec or store error — with a message that says what to do; 130 a
+campaign stopped by Ctrl-C before its budget with nothing found.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-EXIT_OK, EXIT_FAILURES, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_FAILURES, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # Off a terminal (pipes, CI logs) rich would wrap at 80 columns; logs read better wide.
 stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -56,7 +57,7 @@ def main() -> None:
 def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order, reference,
           modes) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
-    from gradfuzz.campaign import check_target, parse_duration
+    from gradfuzz.check import check_target, parse_duration
     from gradfuzz.diagnosis import MODES
     from gradfuzz.spec import SpecError, parse_specs
     from gradfuzz.store import FailureStore, StoreError
@@ -241,7 +242,7 @@ def export_tests(store, output) -> None:
               help="Also write a JUnit XML report for CI systems.")
 def gate(config_path, budget, junit_path) -> None:
     """Release gate: replay every open failure and fuzz every target; exit 0 only if all is clean."""
-    from gradfuzz.campaign import parse_duration
+    from gradfuzz.check import parse_duration
     from gradfuzz.config import ConfigError, load_config
     from gradfuzz.gate import junit_xml, run_gate
     from gradfuzz.store import StoreError
@@ -266,6 +267,199 @@ def gate(config_path, budget, junit_path) -> None:
                  f"{len(result.new_failures)} target(s) with new failures, {len(result.errors)} target error(s) "
                  f"({result.seconds:.0f} s).")
     sys.exit(EXIT_OK if result.ok else EXIT_FAILURES)
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--budget", default=None, help="Total wall-clock time: 90s, 30m, 8h (default: the config's budget, else 10m).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray workers (default: one per GPU, else one per CPU). The local executor has one.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default=None,
+              help="local: in this process (default); ray: Ray actors, on a local Ray instance unless --address.")
+@click.option("--address", default=None, metavar="ADDR",
+              help="Join this Ray cluster (host:6379, or ray://host:10001); implies --executor ray.")
+@click.option("--resume", is_flag=True, help="Continue the campaign checkpointed in the store (after a crash or Ctrl-C).")
+@click.option("--slice", "slice_length", default=None,
+              help="Length of one unit of work on a worker (default: budget/4 per target, between 3 s and 30 s).")
+@click.option("--working-dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Upload this directory to the Ray workers (a cluster whose nodes lack your code).")
+def campaign(config_path, budget, workers, executor_name, address, resume, slice_length, working_dir) -> None:
+    """Fuzz every target of CONFIG.toml for a shared budget, locally or on Ray; checkpointed and resumable."""
+    from gradfuzz.campaign import Campaign, CampaignError, resolve_targets, run_campaign
+    from gradfuzz.check import parse_duration
+    from gradfuzz.config import ConfigError, load_config
+    from gradfuzz.store import StoreError
+
+    executor_name = executor_name or ("ray" if address else "local")
+    if executor_name == "local" and (workers or 1) > 1:
+        _fail(f"--workers {workers} needs --executor ray: the local executor runs one worker in this process.")
+    if executor_name == "local" and address:
+        _fail("--address joins a Ray cluster: use it with --executor ray (or leave --executor out).")
+    try:
+        config = load_config(config_path)
+        seconds = parse_duration(budget) if budget else None
+        slice_seconds = parse_duration(slice_length) if slice_length else None
+        refs = resolve_targets(config)
+        if resume:
+            state = Campaign.resume(config, refs, seconds, slice_seconds)
+        else:
+            _set_aside_unfinished(config.store)
+            state = Campaign.create(config, refs, seconds or config.budget or 600.0, slice_seconds)
+    except (ConfigError, CampaignError, ValueError, StoreError) as error:
+        _fail(str(error))
+    executor = _make_executor(executor_name, [ref for ref, _, _ in refs], workers, address, working_dir)
+    stop = _StopOnSignal()
+    state.executor = {"name": executor_name, "address": address, "workers": executor.workers_alive}
+    try:
+        with stop, _CampaignProgress(state) as progress:
+            state.executor["worker_info"] = executor.worker_info
+            run_campaign(state, executor, stop_requested=stop.requested, on_update=progress.update)
+    except StoreError as error:
+        _fail(str(error))
+    finally:
+        executor.shutdown()
+    _print_campaign(state)
+    if state.failed:
+        sys.exit(EXIT_FAILURES)
+    if state.errors:
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_INTERRUPTED if state.status == "interrupted" else EXIT_OK)
+
+
+def _set_aside_unfinished(store: Path) -> None:
+    from gradfuzz.campaign import CHECKPOINT
+
+    checkpoint = store / CHECKPOINT
+    if not checkpoint.exists():
+        return
+    try:
+        previous = json.loads(checkpoint.read_text())
+        old_id, status = previous["campaign"], previous["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        old_id, status = "unreadable", "unknown"
+    kept = checkpoint.with_name(f"campaign-{old_id}.json")
+    checkpoint.replace(kept)
+    if status != "finished":
+        stderr.print(f"[yellow]note:[/] the {status} campaign {old_id} in {store}/ is kept as {kept.name}; this starts a new "
+                     "campaign (use --resume to continue the last one instead).")
+
+
+def _make_executor(name: str, targets, workers, address, working_dir):
+    from gradfuzz.executors import LocalExecutor, RayExecutor
+
+    if name == "local":
+        return LocalExecutor(targets)
+    try:
+        return RayExecutor(targets, workers=workers, address=address, working_dir=working_dir)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        _fail(f"Could not start the Ray executor on {where}: {error}. Check the address (ray status --address ADDR) "
+              "or run with --executor local.")
+
+
+class _StopOnSignal:
+    """First Ctrl-C (or SIGTERM, as Kubernetes sends before preempting) asks for a clean stop:
+    running slices finish their batch, everything is recorded and a summary printed. A second
+    Ctrl-C stops at once (records already stored are safe; the checkpoint allows --resume)."""
+
+    def __init__(self):
+        self._requested = False
+
+    def requested(self) -> bool:
+        return self._requested
+
+    def _handle(self, signum, frame):
+        import signal
+
+        if self._requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._requested = True
+        stderr.print("\n[yellow]Stopping: running slices finish their current batch and are recorded "
+                     "(Ctrl-C again to stop at once; --resume continues later).[/]")
+
+    def __enter__(self):
+        import signal
+
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+class _CampaignProgress:
+    """Live table on a terminal; a line every 15 s in logs (CI, pipes)."""
+
+    LOG_EVERY = 15.0
+
+    def __init__(self, state):
+        self.state = state
+        self.live = None
+        self._last_line = 0.0
+
+    def __enter__(self):
+        if stdout.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(_campaign_table(self.state), console=stdout, refresh_per_second=2, transient=True)
+            self.live.__enter__()
+        else:
+            stdout.print(f"campaign {self.state.id}: {len(self.state.targets)} target(s), budget "
+                         f"{self.state.budget:.0f} s, slices of {self.state.slice_seconds:.0f} s, store {self.state.store}/")
+        return self
+
+    def update(self, state) -> None:
+        import time
+
+        if self.live is not None:
+            self.live.update(_campaign_table(state))
+        elif time.monotonic() - self._last_line >= self.LOG_EVERY:
+            self._last_line = time.monotonic()
+            parts = [f"{s.ref.name.rsplit(':', 1)[-1]} {s.examples:,} ex {len(s.signatures)} failing" for s in state.targets]
+            stdout.print(f"[{state.elapsed:5.0f}s/{state.budget:.0f}s] " + " | ".join(parts), soft_wrap=True)
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+        return False
+
+
+def _campaign_table(state) -> Table:
+    elapsed = state.elapsed
+    total = sum(s.seconds for s in state.targets) or 1.0
+    table = Table(title=f"campaign {state.id} — {elapsed:.0f} s of {state.budget:.0f} s, {state.remaining:.0f} s left, "
+                        f"{len(state.incidents)} incident(s)")
+    for column in ("target", "examples", "examples/s", "slices", "time", "failures by category", "notes", "status"):
+        table.add_column(column)
+    for s in state.targets:
+        failures = ", ".join(f"{c}×{n:,}" for c, n in s.failures_by_category().items()) or "-"
+        status = "[red]error[/]" if s.error else ("[red]fail[/]" if s.kinds else "[green]ok[/]")
+        table.add_row(escape(s.ref.name), f"{s.examples:,}", f"{s.rate:,.0f}", str(s.slices), f"{100 * s.seconds / total:.0f}%",
+                      escape(failures), str(len(s.notes)), status)
+    return table
+
+
+def _print_campaign(state) -> None:
+    stdout.print(_campaign_table(state))
+    for incident in state.incidents:
+        line = f"[yellow]{incident['kind']}[/] {escape(incident['target'])} slice {incident['slice']} (seed {incident['seed']}): " \
+               f"{escape(incident['message'])} → {incident['action']}"
+        if incident.get("reproduce"):
+            line += f"; reproduce: {escape(incident['reproduce'])}"
+        stdout.print(line, soft_wrap=True)
+    for name, error in state.errors:
+        stdout.print(f"[red]✗ {escape(name)}[/]: {escape(error)}", soft_wrap=True)
+    records = sum(len(s.kinds) for s in state.targets)
+    examples = sum(s.examples for s in state.targets)
+    stdout.print(f"Campaign {state.id} {state.status}: {examples:,} examples, {state.failure_kinds} failure kind(s) "
+                 f"({records} record(s), one per input region) in {state.store}/, checkpoint {state.store}/campaign.json." + (
+                     " Continue with --resume." if state.status == "interrupted" else ""), soft_wrap=True)
+    if records:
+        stdout.print(f"Replay them with: gradfuzz replay {state.store}")
 
 
 @main.group("store")

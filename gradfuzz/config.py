@@ -54,7 +54,7 @@ class CampaignConfig:
 
 
 def load_config(path: str | Path) -> CampaignConfig:
-    from gradfuzz.campaign import parse_duration
+    from gradfuzz.check import parse_duration
 
     path = Path(path)
     try:

@@ -11,7 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from gradfuzz.campaign import check_target
+from gradfuzz.check import check_target
 from gradfuzz.config import CampaignConfig
 from gradfuzz.replay import ReplayResult, replay_store
 from gradfuzz.report import CheckReport

@@ -90,6 +90,7 @@ class CheckReport:
     engine: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # set when the target could not be checked at all
     stored: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)  # store rows of the failures
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,108 @@
+"""Campaigns on a real local Ray instance: GPU scheduling with logical GPUs, and workers that die.
+
+One Ray instance serves the module (starting one takes seconds): 2 CPUs and 2 logical GPUs,
+so the executor asks for one GPU per worker and Ray assigns each its own id.
+"""
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from gradfuzz.campaign import Campaign, resolve_targets, run_campaign
+from gradfuzz.config import load_config
+from gradfuzz.executors import RayExecutor
+from gradfuzz.store import FailureStore
+from tests.conftest import TARGETS
+from tests.test_campaign import recorded_once, write_config
+
+ray = pytest.importorskip("ray")
+OPS = str(TARGETS / "campaign_ops.py")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             runtime_env={"env_vars": {"GRADFUZZ_TEST_ALLOW_EXIT": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}})
+    yield
+    ray.shutdown()
+
+
+def campaign_for(directory: Path, *names: str, budget: float, slice_seconds: float = 2.0):
+    config = load_config(write_config(directory, *(f'target = "{OPS}:{n}"\ninputs = ["float64[]@-10..10"]' for n in names)))
+    refs = resolve_targets(config)
+    return Campaign.create(config, refs, budget=budget, slice_seconds=slice_seconds), [r for r, _, _ in refs]
+
+
+def test_two_workers_get_their_own_gpu_and_share_the_targets(local_ray, tmp_path):
+    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=12)
+    executor = RayExecutor(refs, workers=2)
+    try:
+        info = executor.worker_info
+        assert executor.gpus_per_worker == 1.0
+        assert len({i["pid"] for i in info}) == 2 and os.getpid() not in {i["pid"] for i in info}
+        assert sorted(gpu for i in info for gpu in i["gpu_ids"]) == ["0", "1"], "one logical GPU each"
+        assert {i["cuda_visible_devices"] for i in info} == {"0", "1"}
+        assert {i["device"] for i in info} == {"/CPU:0"}, "no physical GPU: TensorFlow runs on the CPU"
+        workers = set()
+        run_campaign(campaign, executor, on_result=lambda c, r: workers.add(r.worker))
+    finally:
+        executor.shutdown()
+    assert len(workers) == 2, "both workers ran slices"
+    doubled, tanh = campaign.targets
+    assert doubled.slices >= 1 and tanh.slices >= 1 and doubled.examples > 0 and tanh.examples > 0
+    assert "mismatch" in doubled.failures_by_category() and not tanh.kinds
+    assert recorded_once(campaign.store, campaign.id)
+    assert not campaign.incidents
+
+
+@pytest.mark.parametrize("fault", ["os._exit in the actor", "SIGKILL to the actor's pid"])
+def test_a_worker_killed_mid_slice_is_replaced_and_its_slice_rerun(local_ray, tmp_path, fault):
+    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=16, slice_seconds=3)
+    executor = RayExecutor(refs, workers=2)
+    killed, completed = [], []
+
+    def kill_one(campaign, result):
+        if result.crashed is None:
+            completed.append((campaign.targets[result.slice.target].ref.name, result.slice.number, result.slice.attempt))
+        if killed or not executor._busy:
+            return
+        slot, work = next(iter(executor._busy.values()))
+        killed.append(work)
+        actor = executor.actor(slot)  # running a slice now (or, rarely, just done: then its next slice is lost)
+        if fault.startswith("os._exit"):
+            actor.crash.remote(9)
+        else:
+            os.kill(ray.get(actor.pid.remote()), signal.SIGKILL)
+
+    try:
+        run_campaign(campaign, executor, on_result=kill_one)
+        assert executor.replaced >= 1
+    finally:
+        executor.shutdown()
+    assert killed
+    (crash,) = [i for i in campaign.incidents if i["kind"] == "worker-crash"]
+    assert crash["action"] == "re-run" and crash["attempt"] == 1
+    assert (crash["target"], crash["slice"], 2) in completed, "the lost slice ran again on a fresh worker"
+    assert all(t.slices >= 1 for t in campaign.targets)
+    assert sum(t.slices for t in campaign.targets) >= 4
+    assert recorded_once(campaign.store, campaign.id), "no failure recorded twice"
+    records = FailureStore(campaign.store).read().failures
+    assert any(f.category == "mismatch" for f in records), "no failure lost"
+
+
+@pytest.mark.slow
+def test_a_target_that_kills_every_worker_is_logged_and_stopped(local_ray, tmp_path):
+    campaign, refs = campaign_for(tmp_path, "kills_its_process", "doubled", budget=45, slice_seconds=2)
+    executor = RayExecutor(refs, workers=2)
+    try:
+        run_campaign(campaign, executor)
+    finally:
+        executor.shutdown()
+    crasher, doubled = campaign.targets
+    crashes = [i for i in campaign.incidents if i["kind"] == "worker-crash"]
+    assert {i["action"] for i in crashes} == {"re-run", "gave up"}
+    assert all("--seed" in i["reproduce"] for i in crashes)
+    assert crasher.error is not None and "killed" in crasher.error and "gradfuzz check" in crasher.error
+    assert doubled.slices >= 2 and doubled.kinds, "the other target kept being fuzzed"
