@@ -353,7 +353,8 @@ def _make_executor(name: str, targets, workers, address, working_dir):
         return RayExecutor(targets, workers=workers, address=address, working_dir=working_dir)
     except (ConnectionError, RuntimeError, ValueError) as error:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        _fail(f"Could not start the Ray executor on {where}: {error}. Check the address (ray status --address ADDR) "
+        _fail(f"Could not start the Ray executor on {where}: {error}. Check the address (ray status --address ADDR) and, "
+              "for a cluster with token authentication, that RAY_AUTH_TOKEN (or ~/.ray/auth_token) holds its token; "
               "or run with --executor local.")
 
 

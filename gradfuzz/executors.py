@@ -200,6 +200,8 @@ class RayExecutor:
     def __init__(self, targets: list[TargetRef], workers: int | None = None, address: str | None = None,
                  working_dir: str | None = None, gpus_per_worker: float | None = None, cpus_per_worker: float = 1.0,
                  ray_init: dict[str, Any] | None = None):
+        if address:
+            _use_token_auth_if_available()  # before Ray is imported: it reads the mode once
         import ray
 
         self._ray = ray
@@ -225,7 +227,7 @@ class RayExecutor:
         self._actor_class = ray.remote(concurrency_groups={"control": 1})(_RayWorker).options(
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0, max_task_retries=0)
         self._actors: dict[int, Any] = {}  # slot -> actor handle
-        self._busy: dict[Any, tuple[int, Slice]] = {}  # object ref -> (slot, slice)
+        self._busy: dict[Any, tuple[int, Slice, float]] = {}  # object ref -> (slot, slice, submitted at)
         self._info: dict[int, Any] = {}  # slot -> ref of the actor's info()
         self._ready: set[int] = set()  # slots whose actor has started
         self._start_failures: dict[int, int] = {}
@@ -282,7 +284,7 @@ class RayExecutor:
                     elif not self._actors:
                         raise RuntimeError(f"no Ray worker could start ({_first_line(error)}); see the worker logs "
                                            "under /tmp/ray/session_latest/logs") from None
-        busy = {slot for slot, _ in self._busy.values()}
+        busy = {slot for slot, _, _ in self._busy.values()}
         return [slot for slot in sorted(self._ready) if slot in self._actors and slot not in busy]
 
     def capacity(self) -> int:
@@ -291,10 +293,15 @@ class RayExecutor:
     def submit(self, work: Slice) -> None:
         slot = self._idle()[0]
         ref = self._actors[slot].run.remote(work, self.targets[work.target])
-        self._busy[ref] = (slot, work)
+        self._busy[ref] = (slot, work, time.monotonic())
 
     def in_flight(self) -> list[Slice]:
-        return [work for _, work in self._busy.values()]
+        return [work for _, work, _ in self._busy.values()]
+
+    def running(self) -> list[tuple[int, Slice, float]]:
+        """(slot, slice, seconds since it was handed over) for every slice in flight."""
+        now = time.monotonic()
+        return [(slot, work, now - since) for slot, work, since in self._busy.values()]
 
     def results(self, timeout: float) -> list[SliceResult]:
         if not self._busy:
@@ -303,7 +310,7 @@ class RayExecutor:
         ready, _ = self._ray.wait(list(self._busy), num_returns=len(self._busy), timeout=timeout, fetch_local=True)
         done = []
         for ref in ready:
-            slot, work = self._busy.pop(ref)
+            slot, work, _ = self._busy.pop(ref)
             try:
                 done.append(self._ray.get(ref))
             except self._ray.exceptions.RayError as error:
@@ -357,6 +364,14 @@ def _mark_control(cls: type) -> None:
 
     for name in ("stop", "info", "pid", "crash"):
         setattr(cls, name, ray.method(concurrency_group="control")(getattr(cls, name)))
+
+
+def _use_token_auth_if_available() -> None:
+    """Clusters started with ``ray start`` use token authentication (Ray ≥ 2.59); a driver joining
+    one must opt in too. Opt in when a token is at hand and the user has not chosen a mode."""
+    token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(token_file)):
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _python_path() -> str:

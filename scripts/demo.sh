@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
-# The main job: set up, then fuzz the bundled examples for real and replay what was found.
-#   bash scripts/demo.sh            (BUDGET=20s bash scripts/demo.sh for a longer run)
+# The main job: set up, then a real fuzz campaign over the bundled examples on a local Ray
+# instance (started and stopped by gradfuzz), then a replay of every failure it stored.
+#   bash scripts/demo.sh            (BUDGET=5m bash scripts/demo.sh for a longer run)
 source "$(dirname "$0")/_env.sh"
 
 store=.gradfuzz-demo
 rm -rf "$store"
-budget=${BUDGET:-5s}
+budget=${BUDGET:-40s}
 
-echo "== gradfuzz check: the seed article's examples and a set of correct gradients ($budget each)"
+echo "== gradfuzz campaign: the seed article's examples and a set of correct gradients, $budget on Ray workers"
 set +e
-gradfuzz check examples/seed_ops.py examples/stable_ops.py --budget "$budget" --seed 7 --store "$store"
-check=$?
+gradfuzz campaign examples/campaign.toml --executor ray --budget "$budget"
+campaign=$?
+echo
+echo "== gradfuzz triage: the distinct bugs found"
+gradfuzz triage "$store"
 echo
 echo "== gradfuzz replay: re-run every stored failure from its stored bits"
 gradfuzz replay "$store"
 replay=$?
 set -e
 
-# The seed's my_op and type_mismatch_op are buggy on purpose: check and replay must both
-# find them (exit 1). Any other outcome means gradfuzz itself misbehaved.
-if [ "$check" -eq 1 ] && [ "$replay" -eq 1 ]; then
+# The seed's my_op and type_mismatch_op are buggy on purpose: the campaign and the replay must
+# both find them (exit 1). Any other outcome means gradfuzz itself misbehaved.
+if [ "$campaign" -eq 1 ] && [ "$replay" -eq 1 ]; then
   echo
   echo "Demo finished: gradfuzz caught the seed article's finite-difference gradient (my_op) and"
-  echo "type mismatch, passed the correct gradients, and replayed the stored failures ($store/)."
+  echo "type mismatch, passed the correct gradients, and replayed the stored failures ($store/,"
+  echo "campaign.json holds per-target counts, throughput, seeds and the environment)."
   exit 0
 fi
-echo "Demo FAILED: expected check and replay to report the seed bugs (exit 1), got check=$check replay=$replay." >&2
+echo "Demo FAILED: expected the campaign and replay to report the seed bugs (exit 1), got campaign=$campaign replay=$replay." >&2
 exit 1

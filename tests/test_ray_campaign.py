@@ -59,31 +59,36 @@ def test_two_workers_get_their_own_gpu_and_share_the_targets(local_ray, tmp_path
 
 @pytest.mark.parametrize("fault", ["os._exit in the actor", "SIGKILL to the actor's pid"])
 def test_a_worker_killed_mid_slice_is_replaced_and_its_slice_rerun(local_ray, tmp_path, fault):
-    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=16, slice_seconds=3)
+    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=24, slice_seconds=4)
     executor = RayExecutor(refs, workers=2)
     killed, completed = [], []
 
-    def kill_one(campaign, result):
+    def on_result(campaign, result):
         if result.crashed is None:
             completed.append((campaign.targets[result.slice.target].ref.name, result.slice.number, result.slice.attempt))
-        if killed or not executor._busy:
+
+    def kill_one(campaign):
+        # Once every target has finished a slice, kill a worker 1 s into its current slice.
+        if killed or len({name for name, _, _ in completed}) < 2:
             return
-        slot, work = next(iter(executor._busy.values()))
-        killed.append(work)
-        actor = executor.actor(slot)  # running a slice now (or, rarely, just done: then its next slice is lost)
-        if fault.startswith("os._exit"):
-            actor.crash.remote(9)
-        else:
-            os.kill(ray.get(actor.pid.remote()), signal.SIGKILL)
+        for slot, work, seconds in executor.running():
+            if 1.0 <= seconds <= 2.0:
+                killed.append(work)
+                actor = executor.actor(slot)
+                if fault.startswith("os._exit"):
+                    actor.crash.remote(9)
+                else:
+                    os.kill(ray.get(actor.pid.remote()), signal.SIGKILL)
+                return
 
     try:
-        run_campaign(campaign, executor, on_result=kill_one)
-        assert executor.replaced >= 1
+        run_campaign(campaign, executor, on_result=on_result, on_update=kill_one)
+        assert executor.replaced == 1
     finally:
         executor.shutdown()
-    assert killed
+    (lost,) = killed
     (crash,) = [i for i in campaign.incidents if i["kind"] == "worker-crash"]
-    assert crash["action"] == "re-run" and crash["attempt"] == 1
+    assert (crash["slice"], crash["seed"], crash["action"], crash["attempt"]) == (lost.number, lost.seed, "re-run", 1)
     assert (crash["target"], crash["slice"], 2) in completed, "the lost slice ran again on a fresh worker"
     assert all(t.slices >= 1 for t in campaign.targets)
     assert sum(t.slices for t in campaign.targets) >= 4
