@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.detection_targets import BUGS
-from gradfuzz.check import check_target
+from gradfuzz.checker import check_target
 from gradfuzz.strategies import Plan
 from gradfuzz.target import describe_callable, resolve_specs
 

@@ -26,6 +26,21 @@ def product_boundary(x, y):
     return out, grad
 
 
+@gradfuzz.inputs("float32[]@-10..10", "float32[]@-10..10")
+@tf.custom_gradient
+def sin_product_boundary(x, y):
+    """A boundary no graph constant points at: the forward switches at sin(x)·y = 0.5, the
+    gradient at 0.5005 (wrong on a band of relative width 1e-3 along a curve)."""
+    p = tf.sin(x) * y
+    out = tf.where(p > 0.5, p, tf.zeros_like(p))
+
+    def grad(dy):
+        inside = tf.cast(tf.sin(x) * y > 0.5005, dy.dtype)
+        return dy * tf.cos(x) * y * inside, dy * tf.sin(x) * inside
+
+    return out, grad
+
+
 @gradfuzz.inputs("float64[]@-100..100")
 @tf.custom_gradient
 def wrong_below_minus_95(x):
@@ -51,6 +66,7 @@ def wrong_at_exact_zero(x):
 BUGS = {
     "threshold mismatch, width 1e-4": threshold_1e4,
     "x·y > 1 vs x·y > 1.001": product_boundary,
+    "sin(x)·y > 0.5 vs > 0.5005": sin_product_boundary,
     "wrong only below -95": wrong_below_minus_95,
     "float16 overflow |x| ≥ 256": float16_overflow,
     "wrong only at exact zero": wrong_at_exact_zero,

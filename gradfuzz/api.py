@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gradfuzz.check import check_target, parse_duration
+from gradfuzz.checker import check_target, parse_duration
 from gradfuzz.report import CheckReport
-from gradfuzz.spec import ArgSpec, parse_specs
+from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore
-from gradfuzz.target import describe_callable, load_target, resolve_specs, with_reference
+from gradfuzz.target import describe_callable, load_target, resolve_variants, with_reference
 
 
 def check(
@@ -33,7 +33,9 @@ def check(
     TensorFlow function (its registered gradients are checked against central
     differences), or a target name such as ``"examples/seed_ops.py:my_op"``.
     ``inputs`` holds one spec per positional argument, e.g. ``["float32[3]@-5..5"]``;
-    it may be omitted when the function declares them with ``@gradfuzz.inputs``.
+    it may be omitted when the function declares them with ``@gradfuzz.inputs``. Specs with
+    symbolic or ``[*]`` dimensions (``"float32[n,3]"``) are checked at each shape they stand
+    for (zero-size, size-1, broadcasting pairs), sharing the budget; the report merges them.
     The run stops after ``budget`` or ``max_examples`` examples, whichever
     comes first. With ``store``, failures are also written to that directory.
     ``batch_size`` fixes the batch size (default: grown while throughput improves;
@@ -52,15 +54,17 @@ def check(
     True
     """
     target = with_reference(load_target(fn) if isinstance(fn, str) else describe_callable(fn), reference)
-    specs = resolve_specs(target, parse_specs(inputs) if inputs else None)
+    variants = resolve_variants(target, inputs)
     seconds = parse_duration(budget)
     if max_examples is not None and budget == "30s":
         seconds = max(seconds, 600.0)  # an explicit example count is the stopping rule
     failure_store = FailureStore(store) if store is not None else None
     try:
-        return check_target(target, specs, budget=seconds, max_examples=max_examples, seed=seed,
-                            store=failure_store, shrink=shrink, batch_size=batch_size, jit=jit, order=order,
-                            modes=tuple(modes))
+        reports = [check_target(target, specs, budget=seconds / len(variants), seed=seed, store=failure_store, shrink=shrink,
+                                max_examples=None if max_examples is None else max(1, max_examples // len(variants)),
+                                batch_size=batch_size, jit=jit, order=order, modes=tuple(modes))
+                   for specs in variants]
+        return reports[0] if len(reports) == 1 else CheckReport.merge(reports)
     finally:
         if failure_store is not None:
             failure_store.close()

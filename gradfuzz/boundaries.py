@@ -1,16 +1,27 @@
-"""Points of interest read off the target's graph.
+"""Where branches switch: points of interest from the graph, and boundary bisection.
 
-Tracing the custom VJP (forward and grad_fn together) and collecting the
-floating-point constants of the graph — including nested ``If``/``While``
-bodies, which live in the graph's function library — finds thresholds such
-as the ``0`` in ``x > 0`` or the ``0.001`` step of a finite-difference
-gradient. Inputs near these values are where branches switch and where
-approximations show.
+**Graph constants.** Tracing the custom VJP (forward and grad_fn together) and
+collecting the floating-point constants of the graph — including nested
+``If``/``While`` bodies, which live in the graph's function library — finds
+thresholds such as the ``0`` in ``x > 0`` or the ``0.001`` step of a
+finite-difference gradient. Inputs near these values are where branches switch
+and where approximations show.
+
+**Branch signatures and bisection.** A constant says where a branch switches only
+when the comparison sees the input directly. For ``x * y > 1`` or
+``sin(x) > 0.3`` the switch lies elsewhere in input space. `BranchSignature`
+records, per example, which side of every comparison, select, cond predicate and
+kink (relu, abs, sign, maximum/minimum, clip, floor/ceil/round) the forward *and*
+the custom gradient take; `bisect` walks the segment between two examples with
+different signatures down to adjacent representable inputs on either side of the
+switch. Those pairs become a pool that plans draw from (`Plan.boundary`). This
+also maps constants back to input space wherever the path from the input is
+monotone along the segment, without inverting anything symbolically.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -69,3 +80,158 @@ def points_for(target: Target, specs: Sequence[ArgSpec]) -> list[list[float]]:
     """Points of interest per argument (graph constants, their negatives, 0 and ±1)."""
     constants = graph_constants(target, specs)
     return [points_of_interest(constants, spec) for spec in specs]
+
+
+# -- branch signatures -------------------------------------------------------------------
+
+_COMPARISONS = {"Greater", "GreaterEqual", "Less", "LessEqual", "Equal", "NotEqual"}
+_SIGN_OF_INPUT = {"Relu", "Relu6", "LeakyRelu", "Elu", "Selu", "Abs", "Sign"}
+_ROUNDING = {"Floor", "Ceil", "Round", "Rint"}
+
+
+def _branch_bits(op) -> list:
+    """The tensors that say which side of a branch ``op`` is on (empty: not a branching op)."""
+    if op.type in _COMPARISONS:
+        return [op.outputs[0]]
+    if op.type in ("Select", "SelectV2"):
+        return [op.inputs[0]]
+    if op.type in ("If", "StatelessIf"):
+        return [op.inputs[0]]
+    if op.type in _SIGN_OF_INPUT:
+        x = op.inputs[0]
+        bits = [x > 0, x < 0]
+        return bits + ([x < 6] if op.type == "Relu6" else [])
+    if op.type in ("Maximum", "Minimum"):
+        return [op.inputs[0] > op.inputs[1], op.inputs[0] < op.inputs[1]]
+    if op.type == "ClipByValue":
+        return [op.inputs[0] < op.inputs[1], op.inputs[0] > op.inputs[2]]
+    if op.type in _ROUNDING:
+        return [op.outputs[0]]
+    return []
+
+
+class BranchSignature:
+    """Per example, a float64 vector: the side of every branch the forward and grad_fn take.
+
+    Built by tracing the custom VJP once per example inside ``vectorized_map`` and
+    returning, as extra outputs, the branch-deciding tensors of the ops that trace
+    created. Comparisons inside ``tf.cond``/``tf.while_loop`` bodies are not seen
+    (their predicates are). ``available`` is False when the target has no branches
+    (or the signature cannot be traced), and then bisection is skipped.
+    """
+
+    def __init__(self, target: Target, specs: Sequence[ArgSpec], output_dtypes: Sequence[str],
+                 output_shapes: Sequence[Sequence[int]]):
+        self.specs = tuple(specs)
+        self._function = None
+        if any(s.is_complex for s in specs) or not any(s.differentiable for s in specs):
+            return
+        ones = [(tf.as_dtype(d), tuple(shape)) for d, shape in zip(output_dtypes, output_shapes)]
+        empty = [False]
+
+        def per_example(xs):
+            graph = tf.compat.v1.get_default_graph()
+            before = len(graph.get_operations())
+            floats = [x for x, spec in zip(xs, specs) if spec.differentiable]
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(floats)
+                ys = [y for y in tf.nest.flatten(target.fn(*xs))
+                      if getattr(y, "dtype", tf.int32).is_floating or getattr(y, "dtype", tf.int32).is_complex]
+            tape.gradient(ys, floats, output_gradients=[tf.ones(shape, dtype) for dtype, shape in ones][:len(ys)])
+            bits = []
+            for op in graph.get_operations()[before:]:
+                for tensor in _branch_bits(op):
+                    bits.append(tf.reshape(tf.cast(tensor, tf.float64), [-1]))
+            if not bits:
+                empty[0] = True
+                return tf.zeros([1], tf.float64)
+            return tf.concat(bits, 0)
+
+        signature = [tf.TensorSpec([None, *s.shape], s.numpy_dtype) for s in specs]
+        for batched in (lambda xs: tf.vectorized_map(per_example, xs, fallback_to_while_loop=True),
+                        lambda xs: tf.map_fn(per_example, xs, fn_output_signature=tf.TensorSpec([None], tf.float64))):
+            try:
+                function = tf.function(batched, input_signature=[signature])
+                function.get_concrete_function()
+            except Exception:
+                continue
+            if not empty[0]:
+                self._function = function
+            return
+
+    @property
+    def available(self) -> bool:
+        return self._function is not None
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """``[B, K]`` signatures; NaN sides (a NaN input) compare equal to each other."""
+        values = self._function([tf.constant(x) for x in inputs]).numpy()
+        return np.nan_to_num(values, nan=-7.0)
+
+
+# -- bisection (pure numpy) ------------------------------------------------------------------
+
+
+def differing_pairs(signatures: np.ndarray, rng: np.random.Generator, count: int) -> np.ndarray:
+    """Up to ``count`` index pairs ``[P, 2]`` of examples whose signatures differ, each pair
+    across a different bit where possible (so one batch yields several distinct switches)."""
+    if len(signatures) < 2:
+        return np.zeros((0, 2), np.int64)
+    varying = np.flatnonzero((signatures != signatures[:1]).any(axis=0))
+    pairs = []
+    for bit in rng.permutation(varying)[:count]:
+        values = signatures[:, bit]
+        i = rng.integers(len(values))
+        others = np.flatnonzero(values != values[i])
+        pairs.append((i, rng.choice(others)))
+    while 0 < len(pairs) < count and varying.size:
+        i = rng.integers(len(signatures))
+        others = np.flatnonzero((signatures != signatures[i]).any(axis=1))
+        if others.size:
+            pairs.append((i, rng.choice(others)))
+        else:
+            break
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def bisect(start: Sequence[np.ndarray], end: Sequence[np.ndarray], specs: Sequence[ArgSpec],
+           signature: Callable[[Sequence[np.ndarray]], np.ndarray], steps: int = 64) -> list[np.ndarray]:
+    """Walk each segment ``start[k] → end[k]`` (batched over k) to the first switch of signature.
+
+    Returns ``2P`` examples per argument: the last point with ``start``'s signature, then the
+    first point past the switch — adjacent representable inputs when the switch is sharp.
+    Integer and boolean arguments stay at ``start``'s values.
+    """
+    from gradfuzz.strategies import fit
+
+    def at(t: np.ndarray) -> list[np.ndarray]:
+        points = []
+        for a, b, spec in zip(start, end, specs):
+            if not spec.differentiable:
+                points.append(a)
+                continue
+            shape = (-1,) + (1,) * (a.ndim - 1)
+            wide = a.astype(np.float64) + t.reshape(shape) * (b.astype(np.float64) - a.astype(np.float64))
+            points.append(fit(wide.reshape(len(t), -1), spec).reshape(a.shape))
+        return points
+
+    pairs = len(start[0])
+    lo, hi = np.zeros(pairs), np.ones(pairs)
+    reference = signature(at(lo))
+    for _ in range(steps):
+        middle = (lo + hi) / 2
+        same = (signature(at(middle)) == reference).all(axis=1)
+        lo, hi = np.where(same, middle, lo), np.where(same, hi, middle)
+        below, above = at(lo), at(hi)
+        if all(_within_one_ulp(x, y, spec) for x, y, spec in zip(below, above, specs) if spec.differentiable):
+            break
+    return [np.concatenate([x, y]) for x, y in zip(at(lo), at(hi))]
+
+
+def _within_one_ulp(x: np.ndarray, y: np.ndarray, spec: ArgSpec) -> bool:
+    from gradfuzz.strategies import step_ulps
+
+    info = spec.info
+    flat_x, flat_y = x.reshape(-1).astype(info.numpy), y.reshape(-1).astype(info.numpy)
+    up, down = step_ulps(flat_x, 1, info), step_ulps(flat_x, -1, info)
+    return bool(np.all((flat_y == flat_x) | (flat_y == up) | (flat_y == down)))

@@ -138,14 +138,14 @@ class TargetState:
 
 def resolve_targets(config: CampaignConfig) -> list[tuple[TargetRef, float, float | None]]:
     """Each config block's targets with their weight and budget (a block naming a module shares
-    its weight and budget among the targets it declares). Loading them here, in the driver,
+    its weight and budget among the targets it declares, and a target among its shape variants). Loading them here, in the driver,
     makes a bad target fail before any worker starts."""
-    from gradfuzz.target import TargetError, load_targets, resolve_specs
+    from gradfuzz.target import TargetError, load_targets, resolve_variants
 
     refs = []
     for block in config.targets:
         try:
-            planned = [(t, resolve_specs(t, block.inputs)) for t in load_targets(block.target)]
+            planned = [(t, specs) for t in load_targets(block.target) for specs in resolve_variants(t, block.inputs)]
         except TargetError as error:
             raise CampaignError(f"{config.path}: target {block.target!r}: {error}") from None
         share = 1.0 / len(planned)
@@ -309,9 +309,9 @@ class Campaign:
                 if state.crash_streak >= CRASH_LIMIT:
                     state.error = (f"its slices killed {state.crash_streak} worker processes in a row; it probably "
                                    "crashes the process (a segfault or os._exit in an op). Reproduce in one process "
-                                   f"with: gradfuzz check '{state.ref.reference}' --seed {work.seed} --budget {work.seconds:g}s")
+                                   f"with: gradfuzz check {state.ref.reproduce} --seed {work.seed} --budget {work.seconds:g}s")
             self.incidents.append(_incident("worker-crash", work, state.ref.name, action, result.crashed, result.worker,
-                                            hint=f"gradfuzz check '{state.ref.reference}' --seed {work.seed} --budget {work.seconds:g}s"))
+                                            hint=f"gradfuzz check {state.ref.reproduce} --seed {work.seed} --budget {work.seconds:g}s"))
             return []
         state.crash_streak = 0
         state.slices += 1

@@ -37,7 +37,8 @@ def main() -> None:
 @main.command()
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--input", "-i", "inputs", multiple=True, metavar="SPEC",
-              help="One per positional argument, e.g. 'float32[3,5]@-50..50'. Default: the specs declared with @gradfuzz.inputs.")
+              help="One per positional argument, e.g. 'float32[3,5]@-50..50'; 'float32[n,3]' (n = 3, 1, 0) and "
+                   "'float32[*]' (broadcastable shapes) check several shapes. Default: the specs declared with @gradfuzz.inputs.")
 @click.option("--budget", default="30s", show_default=True, help="Time per target: 30s, 5m, 1h.")
 @click.option("--max-examples", type=click.IntRange(min=1), default=None, help="Stop a target after this many examples.")
 @click.option("--seed", type=int, default=None, help="Seed for a reproducible run.")
@@ -57,11 +58,11 @@ def main() -> None:
 def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order, reference,
           modes) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
-    from gradfuzz.check import check_target, parse_duration
+    from gradfuzz.checker import check_target, parse_duration
     from gradfuzz.diagnosis import MODES
-    from gradfuzz.spec import SpecError, parse_specs
+    from gradfuzz.spec import SpecError
     from gradfuzz.store import FailureStore, StoreError
-    from gradfuzz.target import TargetError, load_targets, resolve_specs, with_reference
+    from gradfuzz.target import TargetError, load_targets, resolve_variants, with_reference
 
     mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
     unknown = [m for m in mode_list if m not in MODES]
@@ -69,9 +70,9 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
         _fail(f"Unknown execution mode(s) {', '.join(unknown)}: choose from {', '.join(MODES)}, e.g. --modes eager,function,xla.")
     try:
         seconds = parse_duration(budget)
-        specs = parse_specs(inputs) if inputs else None
         loaded = [with_reference(t, reference) for name in targets for t in load_targets(name)]
-        planned = [(t, resolve_specs(t, specs)) for t in loaded]
+        planned = [(t, specs, 1 / len(variants)) for t in loaded for variants in [resolve_variants(t, inputs or None)]
+                   for specs in variants]
     except (TargetError, SpecError, ValueError) as error:
         _fail(str(error))
     if max_examples is not None and budget == "30s":
@@ -79,9 +80,9 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     reports = []
     try:
         with FailureStore(store) as failure_store:
-            for target, target_specs in planned:
+            for target, target_specs, share in planned:  # shape variants of one target share its budget
                 with _progress(target.name, output_format) as update:
-                    report = check_target(target, target_specs, budget=seconds, max_examples=max_examples, seed=seed,
+                    report = check_target(target, target_specs, budget=seconds * share, max_examples=max_examples, seed=seed,
                                           store=failure_store, shrink=not no_shrink, batch_size=batch_size, jit=jit,
                                           order=int(order), modes=mode_list, on_progress=update)
                 reports.append(report)
@@ -242,7 +243,7 @@ def export_tests(store, output) -> None:
               help="Also write a JUnit XML report for CI systems.")
 def gate(config_path, budget, junit_path) -> None:
     """Release gate: replay every open failure and fuzz every target; exit 0 only if all is clean."""
-    from gradfuzz.check import parse_duration
+    from gradfuzz.checker import parse_duration
     from gradfuzz.config import ConfigError, load_config
     from gradfuzz.gate import junit_xml, run_gate
     from gradfuzz.store import StoreError
@@ -286,7 +287,7 @@ def gate(config_path, budget, junit_path) -> None:
 def campaign(config_path, budget, workers, executor_name, address, resume, slice_length, working_dir) -> None:
     """Fuzz every target of CONFIG.toml for a shared budget, locally or on Ray; checkpointed and resumable."""
     from gradfuzz.campaign import Campaign, CampaignError, resolve_targets, run_campaign
-    from gradfuzz.check import parse_duration
+    from gradfuzz.checker import parse_duration
     from gradfuzz.config import ConfigError, load_config
     from gradfuzz.store import StoreError
 
@@ -436,10 +437,12 @@ def _campaign_table(state) -> Table:
                         f"{len(state.incidents)} incident(s)")
     for column in ("target", "examples", "examples/s", "slices", "time", "failures by category", "notes", "status"):
         table.add_column(column)
+    names = [s.ref.name for s in state.targets]
     for s in state.targets:
+        label = s.ref.name if names.count(s.ref.name) == 1 else f"{s.ref.name} ({', '.join(i.split('@')[0] for i in s.ref.inputs)})"
         failures = ", ".join(f"{c}×{n:,}" for c, n in s.failures_by_category().items()) or "-"
         status = "[red]error[/]" if s.error else ("[red]fail[/]" if s.kinds else "[green]ok[/]")
-        table.add_row(escape(s.ref.name), f"{s.examples:,}", f"{s.rate:,.0f}", str(s.slices), f"{100 * s.seconds / total:.0f}%",
+        table.add_row(escape(label), f"{s.examples:,}", f"{s.rate:,.0f}", str(s.slices), f"{100 * s.seconds / total:.0f}%",
                       escape(failures), str(len(s.notes)), status)
     return table
 

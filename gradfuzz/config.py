@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradfuzz.spec import ArgSpec, SpecError, parse_specs
+from gradfuzz.spec import SpecError, spec_variants
 
 _TOP_KEYS = {"store", "seed", "budget", "targets"}
 _TARGET_KEYS = {"target", "inputs", "weight", "budget"}
@@ -32,7 +32,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class TargetConfig:
     target: str
-    inputs: tuple[ArgSpec, ...] | None = None
+    inputs: tuple[str, ...] | None = None  # spec strings (may use symbolic or [*] dimensions)
     weight: float = 1.0
     budget: float | None = None
 
@@ -54,7 +54,7 @@ class CampaignConfig:
 
 
 def load_config(path: str | Path) -> CampaignConfig:
-    from gradfuzz.check import parse_duration
+    from gradfuzz.checker import parse_duration
 
     path = Path(path)
     try:
@@ -101,7 +101,8 @@ def load_config(path: str | Path) -> CampaignConfig:
             if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
                 raise fail("inputs must be a list of spec strings, e.g. inputs = [\"float64[]\"].", "inputs", block)
             try:
-                inputs = parse_specs(inputs)
+                spec_variants(inputs)
+                inputs = tuple(inputs)
             except SpecError as error:
                 raise fail(str(error), "inputs", block) from None
         weight = entry.get("weight", 1.0)

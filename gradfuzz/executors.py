@@ -1,7 +1,7 @@
 """Where campaign slices run: in this process, or on Ray actors.
 
 A *slice* is one unit of campaign work: check one target for a few seconds
-from one seed (`gradfuzz.check.check_target`). A `Worker` runs slices and
+from one seed (`gradfuzz.checker.check_target`). A `Worker` runs slices and
 keeps each target's compiled functions warm between them. Executors hand
 slices to workers and hand back `SliceResult`s; the campaign driver
 (`gradfuzz.campaign`) decides what to run and records what comes back.
@@ -35,6 +35,11 @@ class TargetRef:
     reference: str  # "examples/seed_ops.py:my_op" (file paths made absolute by the driver) or "pkg.mod:attr"
     name: str  # the loaded target's name (a module reference may load several)
     inputs: tuple[str, ...]  # spec strings
+
+    @property
+    def reproduce(self) -> str:
+        """The ``gradfuzz check`` arguments that check this target alone, in one process."""
+        return " ".join([f"'{self.reference}'", *(f"--input '{spec}'" for spec in self.inputs)])
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ class Worker:
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)
         from gradfuzz._tf import configure_devices, tf
-        from gradfuzz.check import WarmCache
+        from gradfuzz.checker import WarmCache
 
         if threads:
             try:
@@ -115,7 +120,7 @@ class Worker:
         self._stop.set()
 
     def run(self, work: Slice, ref: TargetRef) -> SliceResult:
-        from gradfuzz.check import check_target
+        from gradfuzz.checker import check_target
 
         started = time.monotonic()
         try:

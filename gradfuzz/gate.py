@@ -11,12 +11,12 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from gradfuzz.check import check_target
+from gradfuzz.checker import check_target
 from gradfuzz.config import CampaignConfig
 from gradfuzz.replay import ReplayResult, replay_store
 from gradfuzz.report import CheckReport
 from gradfuzz.store import FailureStore
-from gradfuzz.target import TargetError, load_targets, resolve_specs
+from gradfuzz.target import TargetError, load_targets, resolve_variants
 
 
 @dataclass
@@ -52,7 +52,7 @@ def run_gate(config: CampaignConfig, budget: float) -> GateResult:
         for target_config, seconds in zip(config.targets, config.budgets(remaining)):
             try:
                 targets = load_targets(target_config.target)
-                planned = [(t, resolve_specs(t, target_config.inputs)) for t in targets]
+                planned = [(t, specs) for t in targets for specs in resolve_variants(t, target_config.inputs)]
             except TargetError as error:
                 result.errors.append((target_config.target, str(error)))
                 continue

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from gradfuzz.boundaries import points_for
-from gradfuzz.check import judge_batch, judge_second_order_batch, parse_duration
+from gradfuzz.checker import judge_batch, judge_second_order_batch, parse_duration
 from gradfuzz.diagnosis import branch_boundary, mode_disagreements, nondeterministic
 from gradfuzz.engine import Batch, Evaluator, TargetRaised, probe, second_order_missing, summarize_error
 from gradfuzz.oracle import check_contract

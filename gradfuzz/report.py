@@ -108,6 +108,28 @@ class CheckReport:
         fuzzing = self.seconds - self.warmup_seconds
         return self.examples / fuzzing if fuzzing > 0 else 0.0
 
+    @classmethod
+    def merge(cls, reports: list[CheckReport]) -> CheckReport:
+        """One report for the shape variants of one target (``engine["variants"]`` keeps each)."""
+        first = reports[0]
+        merged = cls(target=first.target, specs=first.specs)
+        seen = 0
+        for report in reports:
+            if merged.first_failure_at is None and report.first_failure_at is not None:
+                merged.first_failure_at = seen + report.first_failure_at
+            seen += report.examples
+            merged.examples += report.examples
+            merged.skipped += report.skipped
+            merged.seconds += report.seconds
+            merged.warmup_seconds += report.warmup_seconds
+            merged.failures += report.failures
+            merged.notes += report.notes
+            merged.stored += report.stored
+            merged.records += report.records
+            merged.error = merged.error or report.error
+        merged.engine = {"variants": [{"inputs": [str(s) for s in r.specs], **r.engine} for r in reports]}
+        return merged
+
     def raise_if_failed(self) -> None:
         if self.ok:
             return

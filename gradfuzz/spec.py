@@ -4,9 +4,15 @@ The compact form, used on the command line, in configs and in code::
 
     float64[]              a scalar over the default domain
     float32[3,5]@-50..50   a 3x5 matrix with every element in [-50, 50]
+    float32[n,3]           n is a symbol: checked at n = 3, 1 and 0 (zero-size), the same n
+                           in every argument that names it (batch dimensions, matching sizes)
+    float32[*]             any shape broadcastable with the other [*] arguments (drawn with
+                           Hypothesis's mutually_broadcastable_shapes)
 
 >>> parse_spec("float32[3,5]@-50..50")
-ArgSpec(dtype='float32', shape=(3, 5), low=-50.0, high=50.0)
+ArgSpec(dtype='float32', shape=(3, 5), low=-50.0, high=50.0, label='')
+>>> [tuple(map(str, v)) for v in spec_variants(["float32[n]@-1..1"])]
+[('float32[3]@-1..1',), ('float32[1]@-1..1',), ('float32[0]@-1..1',)]
 """
 
 from __future__ import annotations
@@ -129,4 +135,96 @@ def parse_spec(text: str) -> ArgSpec:
 
 
 def parse_specs(texts: list[str] | tuple[str, ...]) -> tuple[ArgSpec, ...]:
+    """Concrete specs only; `spec_variants` also takes symbolic and ``[*]`` dimensions."""
     return tuple(spec if isinstance(spec, ArgSpec) else parse_spec(spec) for spec in texts)
+
+
+# -- shape families ---------------------------------------------------------------------------
+
+SYMBOL_SIZES = (3, 1, 0)  # a typical size, size-1 (broadcasting, squeezing), zero-size
+BROADCAST_VARIANTS = 4
+_SYMBOL = re.compile(r"^[A-Za-z_]\w*$")
+
+
+def spec_variants(texts: list[str] | tuple[str, ...]) -> list[tuple[ArgSpec, ...]]:
+    """The concrete spec tuples a list of specs stands for.
+
+    Concrete specs give one tuple. A symbolic dimension (``float32[n,3]``) takes each of
+    `SYMBOL_SIZES` — every symbol at once, the same size wherever it appears. Arguments
+    written ``[*]`` get shapes that broadcast together: `BROADCAST_VARIANTS` draws of
+    ``hypothesis.extra.numpy.mutually_broadcastable_shapes`` (ranks 0–3, sides 0–4), chosen to
+    include a 1-against-n broadcast, a rank difference and a zero-size dimension.
+    """
+    if all(isinstance(t, ArgSpec) for t in texts):
+        return [tuple(texts)]
+    parsed = [_parse_family(t) if isinstance(t, str) else (t, tuple(t.shape)) for t in texts]
+    symbols = list(dict.fromkeys(d for _, dims in parsed if dims is not None for d in dims if isinstance(d, str)))
+    stars = [i for i, (_, dims) in enumerate(parsed) if dims is None]
+    assignments = [dict.fromkeys(symbols, size) for size in SYMBOL_SIZES] if symbols else [{}]
+    broadcasts = _broadcast_shapes(len(stars)) if stars else [()]
+    variants: list[tuple[ArgSpec, ...]] = []
+    for k in range(max(len(assignments), len(broadcasts))):
+        sizes, star_shapes = assignments[k % len(assignments)], broadcasts[k % len(broadcasts)]
+        variant = []
+        for i, (base, dims) in enumerate(parsed):
+            shape = star_shapes[stars.index(i)] if dims is None else tuple(sizes.get(d, d) for d in dims)
+            variant.append(ArgSpec(base.dtype, tuple(int(d) for d in shape), base.low, base.high, base.label))
+        if tuple(variant) not in variants:
+            variants.append(tuple(variant))
+    return variants
+
+
+def _parse_family(text: str) -> tuple[ArgSpec, tuple | None]:
+    """(the spec without its dimensions, the dimension tokens; None for ``[*]``)."""
+    compact = text.replace(" ", "") if isinstance(text, str) else text
+    match = _SPEC.match(compact) if isinstance(compact, str) else None
+    if match is None:
+        return parse_spec(text), ()  # raises the usual, helpful SpecError
+    dims_text = match["dims"]
+    base = parse_spec(compact.replace(f"[{dims_text}]", "[]", 1))
+    if dims_text == "*":
+        return base, None
+    dims: list[int | str] = []
+    for token in dims_text.split(",") if dims_text else []:
+        if token.isdigit():
+            dims.append(int(token))
+        elif _SYMBOL.match(token):
+            dims.append(token)
+        else:
+            raise SpecError(
+                f"Input spec {text!r}: a dimension is a whole number or a symbol such as n (checked at "
+                f"sizes {', '.join(map(str, SYMBOL_SIZES))}); [*] means any broadcastable shape. Got [{dims_text}]."
+            )
+    return base, tuple(dims)
+
+
+def _broadcast_shapes(count: int) -> list[tuple[tuple[int, ...], ...]]:
+    """Deterministic draws of mutually broadcastable shapes, picked to cover the edge cases."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
+    drawn: list[tuple[tuple[int, ...], ...]] = []
+
+    @settings(max_examples=200, database=None, derandomize=True, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(mutually_broadcastable_shapes(num_shapes=count, min_dims=0, max_dims=3, min_side=0, max_side=4))
+    def collect(shapes) -> None:
+        if shapes.input_shapes not in drawn:
+            drawn.append(shapes.input_shapes)
+
+    collect()
+    wanted = [
+        lambda s: any(1 in pair and max(pair) > 1 for pair in _aligned_pairs(s)),  # 1 against n
+        lambda s: len({len(shape) for shape in s}) > 1,  # different ranks
+        lambda s: any(0 in shape for shape in s),  # zero-size
+        lambda s: sum(math.prod(shape) for shape in s) >= 8,  # plain, larger
+    ]
+    chosen = [next((s for s in drawn if want(s)), drawn[0]) for want in wanted]
+    return list(dict.fromkeys(chosen))[:BROADCAST_VARIANTS]
+
+
+def _aligned_pairs(shapes: tuple[tuple[int, ...], ...]) -> list[tuple[int, ...]]:
+    """Per trailing-aligned dimension, the sizes the shapes have there."""
+    rank = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    return [tuple(p[d] for p in padded) for d in range(rank)]

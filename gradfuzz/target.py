@@ -15,12 +15,12 @@ import importlib.util
 import inspect
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradfuzz._tf import tf_decorator
-from gradfuzz.spec import ArgSpec, SpecError, parse_specs
+from gradfuzz.spec import ArgSpec, SpecError, spec_variants
 
 _SPEC_ATTRIBUTE = "__gradfuzz_inputs__"
 
@@ -38,12 +38,14 @@ def inputs(*specs: str | ArgSpec) -> Callable[[Callable], Callable]:
         @tf.custom_gradient
         def clipped_relu(x): ...
 
-    Specs are parsed immediately, so a malformed one fails at import time.
+    Specs are parsed immediately, so a malformed one fails at import time. Symbolic and
+    ``[*]`` dimensions (``"float32[n,3]"``) declare a family of shapes (`spec_variants`).
     """
-    parsed = parse_specs(specs)
+    spec_variants(specs)  # validate now
+    declared = tuple(specs)
 
     def declare(fn: Callable) -> Callable:
-        setattr(fn, _SPEC_ATTRIBUTE, parsed)
+        setattr(fn, _SPEC_ATTRIBUTE, declared)
         return fn
 
     return declare
@@ -56,7 +58,7 @@ class Target:
     name: str  # how to load it again: "pkg.mod:attr" or "path/file.py:attr"
     fn: Callable
     forward: Callable | None  # unwrapped custom-gradient forward, None for plain TF functions
-    declared_specs: tuple[ArgSpec, ...] | None = None
+    declared_specs: tuple[str | ArgSpec, ...] | None = None  # as declared (may name a family of shapes)
     fingerprint: str = field(default="")
     variables: list = field(default_factory=list)  # trainable tf.Variables the function reads (found by the probe)
     reference_name: str = ""  # a user-supplied reference function's target name, if any
@@ -102,9 +104,28 @@ def with_reference(target: Target, reference: Callable | str | None) -> Target:
     return target
 
 
-def resolve_specs(target: Target, specs: tuple[ArgSpec, ...] | None) -> tuple[ArgSpec, ...]:
-    """Pick the specs to fuzz with and check that they fit the function's arguments."""
+def resolve_variants(target: Target, specs: Sequence[str | ArgSpec] | None) -> list[tuple[ArgSpec, ...]]:
+    """The concrete spec tuples to fuzz with (several when the specs use symbolic or ``[*]``
+    dimensions), each checked against the function's arguments."""
     chosen = specs if specs else target.declared_specs
+    if not chosen:
+        return [resolve_specs(target, None)]  # raises the helpful error
+    try:
+        variants = spec_variants(tuple(chosen))
+    except SpecError as error:
+        raise TargetError(f"{target.name}: {error}") from None
+    return [resolve_specs(target, variant) for variant in variants]
+
+
+def resolve_specs(target: Target, specs: Sequence[str | ArgSpec] | None) -> tuple[ArgSpec, ...]:
+    """Pick the (concrete) specs to fuzz with and check that they fit the function's arguments."""
+    chosen = specs if specs else target.declared_specs
+    if chosen:
+        variants = spec_variants(tuple(chosen))
+        if len(variants) > 1:
+            raise TargetError(f"{target.name}: {', '.join(map(str, chosen))} stand for {len(variants)} shapes; "
+                              "check each (resolve_variants) or give concrete dimensions.")
+        chosen = variants[0]
     if not chosen:
         raise TargetError(
             f"{target.name}: no input specs. Give one --input SPEC per positional argument "
@@ -248,4 +269,5 @@ def _fingerprint(fn: Callable) -> str:
     return hashlib.sha256(source).hexdigest()[:16]
 
 
-__all__ = ["SpecError", "Target", "TargetError", "describe_callable", "inputs", "load_target", "load_targets", "resolve_specs"]
+__all__ = ["SpecError", "Target", "TargetError", "describe_callable", "inputs", "load_target", "load_targets", "resolve_specs",
+           "resolve_variants"]

@@ -39,6 +39,8 @@ class Plan:
     ulps:    half-width, in units in the last place, of the neighbourhood around a point.
     rel_exp: relative neighbourhoods reach up to 10**-rel_exp around a point.
     sparsity: a share sparsity/4 of the elements of multi-element arguments is exactly zero.
+    boundary: a share boundary/8 of the examples comes from the run's pool of bisected branch
+              switches (`gradfuzz.boundaries.bisect`), moved a few ULPs; none while it is empty.
     """
 
     seed: int
@@ -47,6 +49,7 @@ class Plan:
     ulps: int = 4
     rel_exp: int = 4
     sparsity: int = 0
+    boundary: int = 0
 
 
 def plans(points: int = 0) -> st.SearchStrategy[Plan]:
@@ -63,6 +66,7 @@ def plans(points: int = 0) -> st.SearchStrategy[Plan]:
         ulps=st.integers(0, 2**20),
         rel_exp=st.integers(1, 12),
         sparsity=st.integers(0, 3),
+        boundary=st.integers(0, 4),
     )
 
 
@@ -103,11 +107,16 @@ def near(points: Sequence[float], spec: ArgSpec, rng: np.random.Generator, count
     relative = 10.0 ** rng.uniform(smallest, max(-rel_exp, smallest), size=count)
     scaled = centre + sides * relative * np.maximum(np.abs(centre), info.tiny)
     values = np.where(rng.random(count) < 0.5, stepped, scaled)
-    return _fit(values, spec)
+    return fit(values, spec)
 
 
-def expand(plan: Plan, specs: Sequence[ArgSpec], points: Sequence[Sequence[float]], size: int) -> list[np.ndarray]:
-    """Turn a plan into a batch: one ``[size, *shape]`` array per argument."""
+def expand(plan: Plan, specs: Sequence[ArgSpec], points: Sequence[Sequence[float]], size: int,
+           boundary: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Turn a plan into a batch: one ``[size, *shape]`` array per argument.
+
+    ``boundary`` is the pool of examples found on either side of branch switches (one
+    ``[P, *shape]`` array per argument); ``plan.boundary`` says how much of the batch uses it.
+    """
     rng = np.random.default_rng(plan.seed)
     weights = np.asarray(plan.weights, dtype=np.float64)
     if weights.sum() == 0:
@@ -130,7 +139,30 @@ def expand(plan: Plan, specs: Sequence[ArgSpec], points: Sequence[Sequence[float
             if rows.size:
                 values[rows] = _structured_matrices(spec, rng, rows.size)
         batch.append(values)
+    if boundary is not None and plan.boundary and len(boundary[0]):
+        rows = np.flatnonzero(rng.random(size) < plan.boundary / 8)
+        for arg, replacement in enumerate(around(boundary, specs, rng, rows.size, plan.ulps)):
+            batch[arg][rows] = replacement
     return batch
+
+
+def around(pool: Sequence[np.ndarray], specs: Sequence[ArgSpec], rng: np.random.Generator, count: int,
+           ulps: int = 64) -> list[np.ndarray]:
+    """``count`` examples drawn from ``pool`` (whole examples, all arguments together, so a
+    joint boundary such as x·y = 1 is kept), each float element left exactly as it is or moved
+    log-uniformly up to min(``ulps``, 1024) units in the last place to either side."""
+    picks = rng.integers(len(pool[0]), size=count)
+    reach = min(max(ulps, 1), 1024)
+    drawn = []
+    for values, spec in zip(pool, specs):
+        chosen = np.array(values[picks])
+        if spec.differentiable and not spec.is_complex and chosen.size:
+            flat = chosen.reshape(-1)
+            steps = np.floor(np.expm1(rng.uniform(0, np.log1p(reach), size=flat.size))).astype(np.int64)
+            steps *= rng.choice([-1, 1], size=flat.size) * (rng.random(flat.size) < 0.5)
+            chosen = fit(step_ulps(flat, steps, spec.info).astype(np.float64), spec).reshape(chosen.shape)
+        drawn.append(chosen)
+    return drawn
 
 
 def _square(spec: ArgSpec) -> bool:
@@ -159,7 +191,7 @@ def _structured_matrices(spec: ArgSpec, rng: np.random.Generator, count: int) ->
     bound = min(abs(spec.low), abs(spec.high)) if spec.low < 0 < spec.high else max(abs(spec.low), abs(spec.high))
     peak = np.maximum(np.abs(chosen).max(axis=(-1, -2), keepdims=True), 1e-300)
     scaled = np.where(peak > bound, chosen * (bound / peak), chosen)
-    return _fit(scaled.reshape(count, -1), spec).reshape(count, *spec.shape)
+    return fit(scaled.reshape(count, -1), spec).reshape(count, *spec.shape)
 
 
 def _expand_real(plan: Plan, spec: ArgSpec, points: Sequence[float], regions: np.ndarray,
@@ -174,7 +206,7 @@ def _expand_real(plan: Plan, spec: ArgSpec, points: Sequence[float], regions: np
     if plan.sparsity and n > 1:
         dense = np.isin(regions, (2, 3))[:, None]
         values[dense & (rng.random((size, n)) < plan.sparsity / 4)] = 0.0
-    return _fit(values, spec)
+    return fit(values, spec)
 
 
 def directions(rng: np.random.Generator, inputs: Sequence[np.ndarray],
@@ -260,7 +292,7 @@ def _log_scale(spec: ArgSpec, rng: np.random.Generator, count: int) -> np.ndarra
     return signs * 10.0**exponent
 
 
-def _fit(values: np.ndarray, spec: ArgSpec) -> np.ndarray:
+def fit(values: np.ndarray, spec: ArgSpec) -> np.ndarray:
     """Clip into the range, then round to the dtype (clipping again after rounding)."""
     info = spec.info
     clipped = np.clip(values, spec.low, spec.high)
@@ -274,4 +306,4 @@ def _fit(values: np.ndarray, spec: ArgSpec) -> np.ndarray:
     return np.where(rounded < low, low, np.where(rounded > high, high, rounded)).astype(info.numpy)
 
 
-__all__ = ["REGIONS", "Plan", "directions", "expand", "near", "plans", "special_values", "step_ulps"]
+__all__ = ["REGIONS", "Plan", "around", "directions", "expand", "fit", "near", "plans", "special_values", "step_ulps"]

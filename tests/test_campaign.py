@@ -217,3 +217,16 @@ def test_resume_refuses_a_config_with_other_targets(tmp_path):
     campaign.checkpoint()
     with pytest.raises(CampaignError, match="other targets"):
         Campaign.resume(base, [(TargetRef("b.py:b", "b", ()), 1.0, None)])
+
+
+def test_a_shape_family_becomes_one_scheduled_target_per_shape(tmp_path):
+    from gradfuzz.campaign import resolve_targets
+    from gradfuzz.config import load_config
+
+    config = load_config(write_config(tmp_path, f'target = "{TARGETS / "planted.py"}:squeezes_gradient"\n'
+                                                'inputs = ["float32[n,3]"]\nweight = 3.0\nbudget = "30s"'))
+    refs = resolve_targets(config)
+    assert [ref.inputs for ref, _, _ in refs] == [("float32[3,3]@-100..100",), ("float32[1,3]@-100..100",),
+                                                  ("float32[0,3]@-100..100",)]
+    assert [weight for _, weight, _ in refs] == [1.0, 1.0, 1.0] and [b for _, _, b in refs] == [10.0, 10.0, 10.0]
+    assert "--input 'float32[1,3]@-100..100'" in refs[1][0].reproduce

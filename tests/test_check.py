@@ -1,12 +1,14 @@
 """gradfuzz.check on the seed article's examples and on planted bugs of every contract category."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import gradfuzz
 from gradfuzz.target import load_target
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, TARGETS
 from tests.targets import planted
 
 
@@ -279,3 +281,27 @@ def test_plain_functions_get_a_forward_mode_reference():
     report = gradfuzz.check(tf.math.sqrt, inputs=["float32[]@0..100"], max_examples=2048, seed=92)
     assert report.ok
     assert not any(n.category == "inconclusive" for n in report.notes), "forward mode decides where differences cannot"
+
+
+def test_shape_families_find_bugs_that_only_some_shapes_show():
+    squeezed = gradfuzz.check(planted.squeezes_gradient, inputs=["float32[n,3]"], max_examples=3072, seed=10)
+    assert [f.category for f in squeezed.failures] == ["shape"]
+    assert [np.shape(f.inputs[0]) for f in squeezed.failures] == [(1, 3)], "only n = 1 squeezes away a dimension"
+    assert [v["inputs"] for v in squeezed.engine["variants"]] == [["float32[3,3]@-100..100"], ["float32[1,3]@-100..100"],
+                                                                  ["float32[0,3]@-100..100"]]
+
+    unreduced = gradfuzz.check(planted.broadcast_add_unreduced, inputs=["float32[*]", "float32[*]"], max_examples=4096, seed=10)
+    assert unreduced.failures and {f.category for f in unreduced.failures} == {"shape"}
+
+    reduced = gradfuzz.check(planted.broadcast_add, inputs=["float32[*]", "float32[*]"], max_examples=4096, seed=10)
+    assert reduced.ok, [f.explanation for f in reduced.failures]
+    assert len(reduced.engine["variants"]) >= 3 and reduced.examples >= 4000
+
+
+def test_cli_checks_every_shape_of_a_family(cli):
+    result = cli("check", f"{TARGETS / 'planted.py'}:squeezes_gradient", "--input", "float32[n,3]", "--max-examples", "1024",
+                 "--seed", "3", "--format", "json")
+    assert result.exit_code == 1
+    reports = json.loads(result.stdout)["targets"]
+    assert [r["inputs"] for r in reports] == [["float32[3,3]@-100..100"], ["float32[1,3]@-100..100"], ["float32[0,3]@-100..100"]]
+    assert [r["verdict"] for r in reports] == ["pass", "fail", "pass"]

@@ -50,3 +50,43 @@ def test_malformed_specs_say_what_is_wrong(text, fragment):
     with pytest.raises(SpecError) as error:
         parse_spec(text)
     assert fragment in str(error.value)
+
+
+def test_symbolic_dimensions_take_typical_size_one_and_zero_together():
+    from gradfuzz.spec import spec_variants
+
+    variants = spec_variants(["float32[n,3]@-1..1", "float64[n]"])
+    assert [tuple(s.shape for s in v) for v in variants] == [((3, 3), (3,)), ((1, 3), (1,)), ((0, 3), (0,))]
+    assert all(v[0].dtype == "float32" and v[0].low == -1 and v[1].dtype == "float64" for v in variants)
+    assert spec_variants(["float64[]"]) == [(parse_spec("float64[]"),)]
+
+
+def test_star_dimensions_are_broadcastable_and_cover_the_edge_cases():
+    import numpy as np
+
+    from gradfuzz.spec import spec_variants
+
+    variants = spec_variants(["float32[*]", "float32[*]"])
+    shapes = [tuple(s.shape for s in v) for v in variants]
+    assert 2 <= len(shapes) <= 4
+    for pair in shapes:
+        np.broadcast_shapes(*pair)  # raises if not broadcastable
+    assert any(len(a) != len(b) for a, b in shapes), "ranks differ in some variant"
+    assert any(0 in a + b for a, b in shapes), "a zero-size variant"
+    assert shapes == [tuple(s.shape for s in v) for v in spec_variants(["float32[*]", "float32[*]"])], "deterministic"
+
+
+@pytest.mark.parametrize("text", ["float32[3,n-1]", "float32[*,3]", "float32[2.5]"])
+def test_malformed_dimensions_say_what_a_dimension_can_be(text):
+    from gradfuzz.spec import spec_variants
+
+    with pytest.raises(SpecError, match="dimension"):
+        spec_variants([text])
+
+
+def test_module_examples_run():
+    import doctest
+
+    import gradfuzz.spec
+
+    assert doctest.testmod(gradfuzz.spec).failed == 0

@@ -72,3 +72,27 @@ def threshold_mismatch(x):
 
 
 not_a_function = 42
+
+
+@tf.custom_gradient
+def squeezes_gradient(x):
+    """tf.squeeze in grad_fn: the gradient loses its size-1 dimensions (a `shape` bug at size 1 only)."""
+    return x * 2.0, lambda dy: tf.squeeze(dy * 2.0)
+
+
+@tf.custom_gradient
+def broadcast_add_unreduced(x, b):
+    """x + b with the incoming gradient passed through: wrong whenever the shapes broadcast."""
+    return x + b, lambda dy: (dy, dy)
+
+
+@tf.custom_gradient
+def broadcast_add(x, b):
+    """x + b with each gradient summed back to its argument's shape (correct for every broadcast)."""
+
+    def grad(dy):
+        reduce_x, reduce_b = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(x), s1=tf.shape(b))
+        return (tf.reshape(tf.reduce_sum(dy, reduce_x), tf.shape(x)),
+                tf.reshape(tf.reduce_sum(dy, reduce_b), tf.shape(b)))
+
+    return x + b, grad

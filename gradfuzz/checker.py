@@ -24,7 +24,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import target as hypothesis_target
 from hypothesis.errors import HypothesisException
 
-from gradfuzz.boundaries import points_for
+from gradfuzz.boundaries import BranchSignature, bisect, differing_pairs, points_for
 from gradfuzz.diagnosis import branch_boundary, mode_disagreements, nondeterministic
 from gradfuzz.engine import (
     Batch,
@@ -60,6 +60,10 @@ PLANS_PER_ROUND = 25
 MAX_BATCH = 1024
 ELEMENTS_PER_BATCH = 1 << 16  # keeps large-tensor batches within a modest memory budget
 SHRINK_SHARE = 0.25  # at most this share of the budget goes to shrinking
+BISECT_SHARE = 0.1  # at most this share of the time goes to boundary bisection
+BISECT_PAIRS = 32  # segments bisected per round
+BISECT_SAMPLE = 256  # examples whose branch signatures are compared per round
+POOL_SIZE = 4096  # boundary examples kept per target (the newest)
 
 
 def parse_duration(text: str | float | int | None) -> float | None:
@@ -147,6 +151,8 @@ class WarmCache:
         self._evaluators: dict[tuple, Evaluator] = {}
         self._points: dict[tuple, list] = {}
         self._sizers: dict[tuple, BatchSizer] = {}
+        self._signatures: dict[tuple, BranchSignature] = {}
+        self._pools: dict[tuple, BoundaryPool] = {}
 
     @staticmethod
     def key(target: Target, specs: Sequence[ArgSpec], *extra: object) -> tuple:
@@ -170,8 +176,31 @@ class WarmCache:
             self._sizers[key] = BatchSizer(specs, fixed)
         return self._sizers[key]
 
+    def signature(self, target: Target, specs: Sequence[ArgSpec], structure: Structure) -> BranchSignature:
+        key = self.key(target, specs, structure)
+        if key not in self._signatures:
+            self._signatures[key] = BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes)
+        return self._signatures[key]
+
+    def pool(self, target: Target, specs: Sequence[ArgSpec]) -> BoundaryPool:
+        """Examples either side of branch switches found so far (kept across checks)."""
+        return self._pools.setdefault(self.key(target, specs), BoundaryPool())
+
     def __len__(self) -> int:
         return len(self._evaluators)
+
+
+@dataclass
+class BoundaryPool:
+    """The newest `POOL_SIZE` examples found on either side of a branch switch."""
+
+    examples: list[np.ndarray] | None = None  # per argument, [P, *shape]
+    switches: int = 0  # bisections that ended at a switch, ever
+
+    def add(self, found: list[np.ndarray]) -> None:
+        self.switches += len(found[0]) // 2
+        merged = found if self.examples is None else [np.concatenate([old, new]) for old, new in zip(self.examples, found)]
+        self.examples = [m[-POOL_SIZE:] for m in merged]
 
 
 class _Timings(dict):
@@ -218,6 +247,7 @@ class _Run:
     first_failure: int | None = None  # examples evaluated up to and including the first failing one
     groups: dict[str, _Group] = field(default_factory=dict)
     run_id: str = ""
+    recent: list | None = None  # a sample of the last batch's inputs (for bisection)
 
     stop_at_first_failure: bool = False
     should_stop: Callable[[], bool] | None = None  # asked between batches (a campaign's clean stop)
@@ -313,6 +343,8 @@ def check_target(
         _record_exception(run, TargetRaised("tracing", error), first, seed)
         return _finish(report, run, started, store, None)
     points = run.points = warm.points(target, specs)
+    signature = warm.signature(target, specs, structure)
+    pool = warm.pool(target, specs)
     _check_repeatability(run, evaluator, structure, points, seed, modes)
     run.warmup = time.monotonic() - started
     n_points = max(len(p) for p in points)
@@ -326,7 +358,7 @@ def check_target(
         if count == 0:
             return None
         tick = time.perf_counter()
-        inputs = expand(plan, specs, points, count)
+        inputs = expand(plan, specs, points, count, boundary=pool.examples)
         cotangents, tangents = directions(np.random.default_rng([plan.seed, 1]), inputs, structure.output_shapes, output_dtypes)
         batch = Batch(inputs, cotangents, tangents)
         tick = timings.add("generate", tick)
@@ -372,6 +404,7 @@ def check_target(
         if judged is None:
             return
         evaluation, judgement = judged[0]
+        run.recent = [x[:BISECT_SAMPLE] for x in evaluation.batch.inputs]
         run.examples += evaluation.batch.size
         run.skipped += judgement.skipped
         tick = time.perf_counter()
@@ -394,6 +427,10 @@ def check_target(
 
     round_number = 0
     while not run.exhausted():
+        if signature.available and timings.get("bisect", 0.0) <= BISECT_SHARE * (time.monotonic() - started):
+            tick = time.perf_counter()
+            _bisect_round(run, signature, pool, seed * 1_000_003 + round_number)
+            timings.add("bisect", tick)
         shrinking.clear()
         try:
             hypothesis_seed(seed * 1_000_003 + round_number)(fuzz)()
@@ -420,6 +457,7 @@ def check_target(
         "differences_dtype": evaluator.fd_dtype,
         "device": evaluator.device,
         "points_of_interest": [[float(p) for p in ps] for ps in points],
+        "branch_switches_found": pool.switches if signature.available else None,
         "seed": seed,
     }
     return _finish(report, run, started, store, evaluator.device)
@@ -454,6 +492,21 @@ def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, po
 
 
 PROBE_ATTEMPTS = 8
+
+
+def _bisect_round(run: _Run, signature: BranchSignature, pool: BoundaryPool, seed: int) -> None:
+    """Compare the branch signatures of a sample of examples (the last batch's, or a fresh
+    mixed batch before the first) and bisect pairs that differ down to the switch."""
+    rng = np.random.default_rng(seed)
+    sample = run.recent or expand(Plan(seed=seed, weights=(1, 1, 1, 1)), run.specs, run.points, BISECT_SAMPLE)
+    try:
+        signatures = signature(sample)
+        pairs = differing_pairs(signatures, rng, BISECT_PAIRS)
+        if len(pairs):
+            found = bisect([x[pairs[:, 0]] for x in sample], [x[pairs[:, 1]] for x in sample], run.specs, signature)
+            pool.add(found)
+    except Exception:
+        return
 
 
 def _probe_somewhere(run: _Run, seed: int) -> tuple[Structure | None, list[np.ndarray]]:
