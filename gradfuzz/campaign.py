@@ -140,13 +140,14 @@ def resolve_targets(config: CampaignConfig) -> list[tuple[TargetRef, float, floa
     """Each config block's targets with their weight and budget (a block naming a module shares
     its weight and budget among the targets it declares, and a target among its shape variants). Loading them here, in the driver,
     makes a bad target fail before any worker starts."""
+    from gradfuzz.spec import SpecError
     from gradfuzz.target import TargetError, load_targets, resolve_variants
 
     refs = []
     for block in config.targets:
         try:
             planned = [(t, specs) for t in load_targets(block.target) for specs in resolve_variants(t, block.inputs)]
-        except TargetError as error:
+        except (TargetError, SpecError) as error:
             raise CampaignError(f"{config.path}: target {block.target!r}: {error}") from None
         share = 1.0 / len(planned)
         for target, specs in planned:

@@ -436,6 +436,9 @@ def check_target(
             hypothesis_seed(seed * 1_000_003 + round_number)(fuzz)()
         except _NewFailure as found:
             _adopt_shrunk(run, found, seed)
+            tick = time.perf_counter()
+            _shrink_elements(run, evaluator, found.signature, found.plan, seed)
+            timings.add("shrink", tick)
         except HypothesisException as error:
             # Shrinking could not replay a new failure (e.g. a target that is itself
             # nondeterministic): keep the unshrunk representative already collected.
@@ -719,6 +722,89 @@ def _adopt_shrunk(run: _Run, found: _NewFailure, seed: int) -> None:
         if (int(simplicity[0][best]), float(simplicity[1][best])) <= _simplicity(group.representative.inputs):
             group.representative = _finding(found.judgement.verdict(best), found.evaluation, run, found.plan, seed)
     group.shrunk = True
+
+
+SHRINK_PASSES = 24  # element-wise simplification steps per failure kind
+SHRINK_ELEMENTS = 64  # examples with more elements are left as the plan shrink made them
+
+
+def _shrink_elements(run: _Run, evaluator: Evaluator, signature: str, plan: Plan, seed: int) -> None:
+    """Simplify the representative element by element while it keeps failing the same way.
+
+    Hypothesis shrinks the *plan*; this pass finishes the job on the one stored example:
+    each step evaluates, in one batch, every single-element change to a simpler value (0, ±1,
+    ±2, the integer part, the nearest integer, 1–3 significant digits, half the value) and keeps
+    the simplest that
+    still shows ``signature`` — fewest non-zero elements, then fewest significant digits, then
+    smallest magnitudes. The stored input is the result, as raw bits.
+    """
+    group = run.groups.get(signature)
+    if group is None or group.representative.kind != "failure" or run.exhausted():
+        return
+    current = group.representative
+    specs = evaluator.specs
+    if any(s.is_complex for s in specs) or sum(np.asarray(x).size for x in current.inputs) > SHRINK_ELEMENTS:
+        return
+    for _ in range(SHRINK_PASSES):
+        rows = _element_candidates(current.inputs, specs)
+        if not rows:
+            break
+        count = len(rows)
+        batch = Batch([np.stack([row[a] for row in rows]) for a in range(len(specs))],
+                      [np.repeat(np.asarray(v)[None], count, 0) for v in current.cotangents],
+                      [np.repeat(np.asarray(w)[None], count, 0) for w in current.tangents])
+        try:
+            evaluation = evaluator.evaluate(batch)
+        except (TargetRaised, OutOfMemory):
+            break
+        judgement = judge_batch(evaluator, evaluation, run.target, run.points)
+        still = _group_indices(judgement, FAILURE).get(signature)
+        if still is None:
+            break
+        best = min(still, key=lambda i: _shrink_order([x[i] for x in batch.inputs]))
+        if _shrink_order([x[best] for x in batch.inputs]) >= _shrink_order(current.inputs):
+            break
+        current = _finding(judgement.verdict(int(best)), evaluation, run, plan, seed)
+    group.representative = current
+
+
+def _element_candidates(inputs: Sequence[np.ndarray], specs: Sequence[ArgSpec]) -> list[list[np.ndarray]]:
+    """Every copy of the example with one element replaced by a simpler value in its range."""
+    rows = []
+    for a, (x, spec) in enumerate(zip(inputs, specs)):
+        if not spec.differentiable:
+            continue
+        flat = np.asarray(x).reshape(-1)
+        for e, value in enumerate(flat.astype(np.float64)):
+            if not np.isfinite(value):
+                continue
+            sign = 1.0 if value >= 0 else -1.0
+            options = {0.0, sign, 2 * sign, float(np.trunc(value)), float(np.round(value)), float(f"{value / 2:.1g}")}
+            options |= {float(f"{value:.{digits}g}") for digits in (1, 2, 3)}
+            for option in sorted(options, key=abs):
+                cast = np.asarray(option, dtype=flat.dtype)
+                if option == value or not spec.low <= float(cast) <= spec.high or _digits(float(cast)) > _digits(value):
+                    continue
+                changed = flat.copy()
+                changed[e] = cast
+                rows.append([*(np.asarray(y) for y in inputs[:a]), changed.reshape(np.shape(x)),
+                             *(np.asarray(y) for y in inputs[a + 1:])])
+    return rows
+
+
+def _digits(value: float) -> int:
+    """Significant decimal digits needed to write ``value`` exactly (as a float64)."""
+    if value == 0 or not np.isfinite(value):
+        return 0
+    return next((d for d in range(1, 18) if float(f"{value:.{d}g}") == value), 17)
+
+
+def _shrink_order(inputs: Sequence[np.ndarray]) -> tuple[int, int, float]:
+    """Fewest non-zero elements, then fewest significant digits, then smallest magnitudes."""
+    flat = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in inputs]) if inputs else np.zeros(0)
+    finite = flat[np.isfinite(flat)]
+    return (int(np.count_nonzero(flat)), sum(_digits(float(v)) for v in finite),
+            float(np.sum(np.log1p(np.abs(finite)))))
 
 
 def _isolate_raising(run: _Run, evaluator: Evaluator, batch: Batch, plan: Plan, seed: int) -> None:

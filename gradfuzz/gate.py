@@ -15,6 +15,7 @@ from gradfuzz.checker import check_target
 from gradfuzz.config import CampaignConfig
 from gradfuzz.replay import ReplayResult, replay_store
 from gradfuzz.report import CheckReport
+from gradfuzz.spec import SpecError
 from gradfuzz.store import FailureStore
 from gradfuzz.target import TargetError, load_targets, resolve_variants
 
@@ -53,7 +54,7 @@ def run_gate(config: CampaignConfig, budget: float) -> GateResult:
             try:
                 targets = load_targets(target_config.target)
                 planned = [(t, specs) for t in targets for specs in resolve_variants(t, target_config.inputs)]
-            except TargetError as error:
+            except (TargetError, SpecError) as error:
                 result.errors.append((target_config.target, str(error)))
                 continue
             for target, specs in planned:

@@ -110,11 +110,7 @@ def resolve_variants(target: Target, specs: Sequence[str | ArgSpec] | None) -> l
     chosen = specs if specs else target.declared_specs
     if not chosen:
         return [resolve_specs(target, None)]  # raises the helpful error
-    try:
-        variants = spec_variants(tuple(chosen))
-    except SpecError as error:
-        raise TargetError(f"{target.name}: {error}") from None
-    return [resolve_specs(target, variant) for variant in variants]
+    return [resolve_specs(target, variant) for variant in spec_variants(tuple(chosen))]
 
 
 def resolve_specs(target: Target, specs: Sequence[str | ArgSpec] | None) -> tuple[ArgSpec, ...]:

@@ -305,3 +305,14 @@ def test_cli_checks_every_shape_of_a_family(cli):
     reports = json.loads(result.stdout)["targets"]
     assert [r["inputs"] for r in reports] == [["float32[3,3]@-100..100"], ["float32[1,3]@-100..100"], ["float32[0,3]@-100..100"]]
     assert [r["verdict"] for r in reports] == ["pass", "fail", "pass"]
+
+
+def test_the_stored_input_is_shrunk_element_by_element():
+    fn, specs = planted.first_element_scaled_above_one, ["float64[8]@-50..50"]
+    unshrunk = gradfuzz.check(fn, inputs=specs, max_examples=4096, seed=12, shrink=False)
+    shrunk = gradfuzz.check(fn, inputs=specs, max_examples=4096, seed=12)
+    assert unshrunk.failures and shrunk.failures
+    assert np.count_nonzero(unshrunk.failures[0].inputs[0]) > 1, "without shrinking the example is busy"
+    (x,) = shrunk.failures[0].inputs
+    assert np.count_nonzero(x) == 1 and x[0] > 1, x
+    assert float(f"{x[0]:.1g}") == x[0], f"the value is simple: {x[0]!r}"

@@ -96,3 +96,10 @@ def broadcast_add(x, b):
                 tf.reshape(tf.reduce_sum(dy, reduce_b), tf.shape(b)))
 
     return x + b, grad
+
+
+@tf.custom_gradient
+def first_element_scaled_above_one(x):
+    """sum(x²) whose gradient is 3·x₀ instead of 2·x₀ when x₀ > 1: only x₀ matters for the bug."""
+    scale = tf.where((tf.range(tf.shape(x)[0]) == 0) & (x > 1.0), 3.0 * tf.ones_like(x), 2.0 * tf.ones_like(x))
+    return tf.reduce_sum(x * x), lambda dy: dy * scale * x
