@@ -34,7 +34,9 @@ from gradfuzz._tf import tf, tf_decorator
 
 
 def _specs(fn):
-    return fn.__gradfuzz_inputs__
+    from gradfuzz.spec import parse_specs
+
+    return parse_specs(fn.__gradfuzz_inputs__)
 
 
 def _inputs(spec, count, seed=0):

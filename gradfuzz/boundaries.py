@@ -31,6 +31,15 @@ from gradfuzz.target import Target
 
 MAX_POINTS = 32
 _ALWAYS = (0.0, 1.0, -1.0)
+# Where an op is singular or switches, though the graph holds no such constant: poles of tan,
+# the half-integers where round/rint switch and the integers where floor/ceil jump (a few; the
+# branch-signature bisection finds the others), the ends of acos/asin/atanh's domain.
+_OP_POINTS = {
+    "Tan": (np.pi / 2, -np.pi / 2, 3 * np.pi / 2),
+    "Round": (0.5, -0.5, 1.5, 2.5), "Rint": (0.5, -0.5, 1.5, 2.5),
+    "Floor": (2.0, -2.0, 3.0), "Ceil": (2.0, -2.0, 3.0),
+    "Acos": (1.0, -1.0), "Asin": (1.0, -1.0), "Atanh": (1.0, -1.0), "Log1p": (-1.0,),
+}
 
 
 def graph_constants(target: Target, specs: Sequence[ArgSpec]) -> list[float]:
@@ -52,6 +61,8 @@ def graph_constants(target: Target, specs: Sequence[ArgSpec]) -> list[float]:
         nodes.extend(function.node_def)
     counts: dict[float, int] = {}
     for node in nodes:
+        for value in _OP_POINTS.get(node.op, ()):  # kinks and poles no constant names
+            counts[value] = counts.get(value, 0) + 1
         if node.op != "Const":
             continue
         tensor = node.attr["value"].tensor

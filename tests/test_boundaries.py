@@ -81,3 +81,12 @@ def test_bisection_finds_a_boundary_no_constant_points_at():
     with_bisection, without = first(0.1), first(-1.0)
     assert with_bisection is not None and with_bisection <= 2048
     assert without is None or without > 4 * with_bisection
+
+
+def test_poles_and_rounding_switches_are_points_of_interest():
+    from gradfuzz.boundaries import points_for
+
+    (tan_points,) = points_for(describe_callable(tf.math.tan), parse_specs(["float64[]@-3..3"]))
+    assert np.pi / 2 in tan_points and -np.pi / 2 in tan_points and 3 * np.pi / 2 not in tan_points  # outside the range
+    (round_points,) = points_for(describe_callable(tf.math.round), parse_specs(["float32[]@-3..3"]))
+    assert {0.5, -0.5, 1.5, -1.5, 2.5} <= set(round_points)
