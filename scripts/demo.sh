@@ -22,13 +22,21 @@ replay=$?
 set -e
 
 # The seed's my_op and type_mismatch_op are buggy on purpose: the campaign and the replay must
-# both find them (exit 1). Any other outcome means gradfuzz itself misbehaved.
-if [ "$campaign" -eq 1 ] && [ "$replay" -eq 1 ]; then
+# both find them (exit 1), and nothing else may be flagged. Anything else means gradfuzz misbehaved.
+failing=$(python - "$store/campaign.json" <<'PY'
+import json, sys
+targets = json.load(open(sys.argv[1]))["targets"]
+print(" ".join(sorted(t["target"].rsplit(":", 1)[1] for t in targets if t["failures_by_category"] or t["error"])))
+PY
+)
+echo "targets with failures: $failing"
+if [ "$campaign" -eq 1 ] && [ "$replay" -eq 1 ] && [ "$failing" = "my_op type_mismatch_op" ]; then
   echo
   echo "Demo finished: gradfuzz caught the seed article's finite-difference gradient (my_op) and"
   echo "type mismatch, passed the correct gradients, and replayed the stored failures ($store/,"
   echo "campaign.json holds per-target counts, throughput, seeds and the environment)."
   exit 0
 fi
-echo "Demo FAILED: expected the campaign and replay to report the seed bugs (exit 1), got campaign=$campaign replay=$replay." >&2
+echo "Demo FAILED: expected the campaign and replay to report exactly my_op and type_mismatch_op (exit 1)," \
+     "got campaign=$campaign replay=$replay, failing: $failing." >&2
 exit 1
