@@ -19,7 +19,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,7 +214,9 @@ class RayExecutor:
         self.working_dir = working_dir
         self.started_ray = False
         if not ray.is_initialized():
-            runtime_env: dict[str, Any] = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": _python_path()}}
+            runtime_env: dict[str, Any] = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
+            if not address:  # a local instance: workers import what this process imports
+                runtime_env["env_vars"]["PYTHONPATH"] = _python_path()
             if working_dir:
                 runtime_env["working_dir"] = working_dir
                 runtime_env["excludes"] = [".venv", ".git", ".gradfuzz", "__pycache__"]
@@ -393,4 +394,3 @@ def _first_line(error: BaseException) -> str:
 
 
 Executor = LocalExecutor | RayExecutor
-ExecutorFactory = Callable[[list[TargetRef]], Executor]
