@@ -239,6 +239,47 @@ def bisect(start: Sequence[np.ndarray], end: Sequence[np.ndarray], specs: Sequen
     return [np.concatenate([x, y]) for x, y in zip(at(lo), at(hi))]
 
 
+def axis_switches(signature: Callable[[Sequence[np.ndarray]], np.ndarray], inputs: Sequence[np.ndarray],
+                  specs: Sequence[ArgSpec], argument: int, element: int) -> list[float]:
+    """Where the branch signature changes when only one element moves, on each side of it.
+
+    From the element's value x, distances growing by powers of two (one batched call) find the
+    first change on each side, then `bisect` narrows it to adjacent floats. Returns the values
+    of the element just past each switch — the boundaries a diagnosis can name even where no
+    graph constant lies (x·y > 1 seen along x is a switch at 1/y).
+    """
+    spec = specs[argument]
+    if not spec.differentiable or spec.is_complex:
+        return []
+    flat = np.asarray(inputs[argument]).reshape(-1)
+    x = float(flat[element])
+    base = signature([np.asarray(a)[None] for a in inputs])[0]
+    start = max(abs(x), 1.0) * 2.0**-40
+    found = []
+    for direction in (-1.0, 1.0):
+        candidates = np.clip(x + direction * start * 2.0 ** np.arange(64), spec.low, spec.high)
+        rows = [np.repeat(np.asarray(a)[None], len(candidates), 0) for a in inputs]
+        moved = rows[argument].reshape(len(candidates), -1)
+        moved[:, element] = candidates
+        rows[argument] = moved.reshape(rows[argument].shape)
+        rows[argument] = fit_rows(rows[argument], spec)
+        differs = np.flatnonzero((signature(rows) != base).any(axis=1))
+        if not differs.size:
+            continue
+        k = int(differs[0])
+        before = [np.asarray(a)[None] for a in inputs] if k == 0 else [r[k - 1:k] for r in rows]
+        after = [r[k:k + 1] for r in rows]
+        ends = bisect(before, after, specs, signature)
+        found.append(float(np.asarray(ends[argument][1]).reshape(-1)[element]))
+    return found
+
+
+def fit_rows(values: np.ndarray, spec: ArgSpec) -> np.ndarray:
+    from gradfuzz.strategies import fit
+
+    return fit(np.asarray(values, dtype=np.float64).reshape(len(values), -1), spec).reshape(np.shape(values))
+
+
 def _within_one_ulp(x: np.ndarray, y: np.ndarray, spec: ArgSpec) -> bool:
     from gradfuzz.strategies import step_ulps
 

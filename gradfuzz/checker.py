@@ -24,7 +24,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import target as hypothesis_target
 from hypothesis.errors import HypothesisException
 
-from gradfuzz.boundaries import BranchSignature, bisect, differing_pairs, points_for
+from gradfuzz.boundaries import BranchSignature, axis_switches, bisect, differing_pairs, points_for
 from gradfuzz.diagnosis import branch_boundary, mode_disagreements, nondeterministic
 from gradfuzz.engine import (
     Batch,
@@ -449,7 +449,7 @@ def check_target(
         if round_number > 1_000_000:  # pragma: no cover - defensive: a budget always ends a run
             break
     if target.has_custom_gradient:
-        _diagnose_branches(run, evaluator, points)
+        _diagnose_branches(run, evaluator, points, signature)
     report.engine = {
         **sizer.describe(),
         "order": evaluator.order,
@@ -918,17 +918,26 @@ def _record_nondeterminism(run: _Run, batch: Batch, index: int, seed: int, custo
     run.groups[finding.signature] = _Group(finding, finding, count=count, shrunk=True)
 
 
-def _diagnose_branches(run: _Run, evaluator: Evaluator, points) -> None:
+def _diagnose_branches(run: _Run, evaluator: Evaluator, points, branches: BranchSignature | None = None) -> None:
     """Re-label failures whose custom value is the derivative across a nearby boundary as
-    `branch`, and merge the groups that thereby become one."""
+    `branch`, and merge the groups that thereby become one. Candidate boundaries: where the
+    branch signature switches along the failing element (found by bisection), then the
+    argument's points of interest."""
     for signature, group in list(run.groups.items()):
         finding = group.representative
         if (finding.kind != "failure" or finding.category not in BRANCH_CANDIDATES or finding.argument is None
                 or finding.argument >= len(evaluator.specs) or evaluator.specs[finding.argument].is_complex):
             continue
+        candidates = list(points[finding.argument])
+        if branches is not None and branches.available:
+            try:
+                candidates = axis_switches(branches, finding.inputs, evaluator.specs, finding.argument,
+                                           finding.element or 0) + candidates
+            except Exception:
+                pass
         boundary = branch_boundary(evaluator, finding.inputs, finding.cotangents, finding.tangents,
                                    finding.custom[finding.argument], finding.reference_value, finding.argument,
-                                   finding.element or 0, points[finding.argument])
+                                   finding.element or 0, candidates)
         if boundary is None:
             continue
         x = float(np.asarray(finding.inputs[finding.argument]).reshape(-1)[finding.element or 0])

@@ -90,3 +90,19 @@ def test_poles_and_rounding_switches_are_points_of_interest():
     assert np.pi / 2 in tan_points and -np.pi / 2 in tan_points and 3 * np.pi / 2 not in tan_points  # outside the range
     (round_points,) = points_for(describe_callable(tf.math.round), parse_specs(["float32[]@-3..3"]))
     assert {0.5, -0.5, 1.5, -1.5, 2.5} <= set(round_points)
+
+
+def test_branch_diagnosis_names_a_curved_switch_found_by_bisection():
+    import re
+
+    import gradfuzz
+
+    report = gradfuzz.check(sin_product_boundary, max_examples=8192, seed=0)
+    branch = [f for f in report.failures if f.category == "branch"]
+    assert branch, [(f.category, f.explanation[:120]) for f in report.failures]
+    for finding in branch:
+        x, y = (float(v) for v in finding.inputs)
+        switch = float(re.search(r"The forward switches at (\S+);", finding.explanation).group(1))
+        # Along argument 0 the forward switches where sin(x)·y = 0.5, along argument 1 where y = 0.5/sin(x).
+        expected = np.arcsin(0.5 / y) if finding.argument == 0 else 0.5 / np.sin(x)
+        assert abs(switch - expected) < 1e-5 * max(1.0, abs(expected)), (finding.argument, x, y, switch, expected)
