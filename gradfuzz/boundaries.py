@@ -27,6 +27,7 @@ import numpy as np
 
 from gradfuzz._tf import tf
 from gradfuzz.spec import ArgSpec
+from gradfuzz.strategies import fit, step_ulps
 from gradfuzz.target import Target
 
 MAX_POINTS = 32
@@ -213,8 +214,6 @@ def bisect(start: Sequence[np.ndarray], end: Sequence[np.ndarray], specs: Sequen
     first point past the switch — adjacent representable inputs when the switch is sharp.
     Integer and boolean arguments stay at ``start``'s values.
     """
-    from gradfuzz.strategies import fit
-
     def at(t: np.ndarray) -> list[np.ndarray]:
         points = []
         for a, b, spec in zip(start, end, specs):
@@ -223,7 +222,7 @@ def bisect(start: Sequence[np.ndarray], end: Sequence[np.ndarray], specs: Sequen
                 continue
             shape = (-1,) + (1,) * (a.ndim - 1)
             wide = a.astype(np.float64) + t.reshape(shape) * (b.astype(np.float64) - a.astype(np.float64))
-            points.append(fit(wide.reshape(len(t), -1), spec).reshape(a.shape))
+            points.append(fit_rows(wide, spec))
         return points
 
     pairs = len(start[0])
@@ -261,8 +260,7 @@ def axis_switches(signature: Callable[[Sequence[np.ndarray]], np.ndarray], input
         rows = [np.repeat(np.asarray(a)[None], len(candidates), 0) for a in inputs]
         moved = rows[argument].reshape(len(candidates), -1)
         moved[:, element] = candidates
-        rows[argument] = moved.reshape(rows[argument].shape)
-        rows[argument] = fit_rows(rows[argument], spec)
+        rows[argument] = fit_rows(moved.reshape(rows[argument].shape), spec)
         differs = np.flatnonzero((signature(rows) != base).any(axis=1))
         if not differs.size:
             continue
@@ -275,14 +273,11 @@ def axis_switches(signature: Callable[[Sequence[np.ndarray]], np.ndarray], input
 
 
 def fit_rows(values: np.ndarray, spec: ArgSpec) -> np.ndarray:
-    from gradfuzz.strategies import fit
-
+    """`gradfuzz.strategies.fit` (clip, round to the dtype) for a batch ``[B, *shape]``."""
     return fit(np.asarray(values, dtype=np.float64).reshape(len(values), -1), spec).reshape(np.shape(values))
 
 
 def _within_one_ulp(x: np.ndarray, y: np.ndarray, spec: ArgSpec) -> bool:
-    from gradfuzz.strategies import step_ulps
-
     info = spec.info
     flat_x, flat_y = x.reshape(-1).astype(info.numpy), y.reshape(-1).astype(info.numpy)
     up, down = step_ulps(flat_x, 1, info), step_ulps(flat_x, -1, info)

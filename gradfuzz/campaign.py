@@ -95,6 +95,7 @@ class TargetState:
     seeds: list[list[int]] = field(default_factory=list)  # [slice, seed] of each dispatched slice
     crash_streak: int = 0
     error: str | None = None
+    engine: dict[str, Any] = field(default_factory=dict)  # the last slice's engine facts (batch size, fallbacks)
     pending: float = 0.0  # seconds of slices in flight (not persisted)
 
     @property
@@ -120,6 +121,7 @@ class TargetState:
             "failures_by_category": self.failures_by_category(),
             "kinds": {key: vars(kind) for key, kind in self.kinds.items()}, "signatures": self.signatures,
             "notes": self.notes, "seeds": self.seeds, "crash_streak": self.crash_streak, "error": self.error,
+            "engine": self.engine,
         }
 
     @classmethod
@@ -132,7 +134,7 @@ class TargetState:
         state.kinds = {key: Kind(**kind) for key, kind in data["kinds"].items()}
         state.signatures = {key: list(value) for key, value in data["signatures"].items()}
         state.notes, state.seeds = dict(data["notes"]), [list(s) for s in data["seeds"]]
-        state.crash_streak, state.error = data["crash_streak"], data["error"]
+        state.crash_streak, state.error, state.engine = data["crash_streak"], data["error"], data.get("engine", {})
         return state
 
 
@@ -184,6 +186,7 @@ class Campaign:
     in_flight: list[Slice] = field(default_factory=list)  # at the last checkpoint
     retry: list[Slice] = field(default_factory=list)  # lost slices to run first
     executor: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=environment)  # of this session's driver
     session_started: float = field(default_factory=time.monotonic)
 
     # -- starting and resuming ----------------------------------------------------------
@@ -226,15 +229,20 @@ class Campaign:
         return campaign
 
     def _reconcile_with_store(self) -> None:
-        """After a killed driver: records the checkpoint missed are known kinds; their slices are done."""
-        recorded = self.recorded_run_ids()
-        for number, state in enumerate(self.targets):
-            for row in self._rows(number):
-                key = _key(row)
-                if key not in state.kinds:
-                    state.kinds[key] = Kind(row["category"], row["signature"], row["region"], row["explanation"],
-                                            _slice_number(row["run_id"]), 1)
-                    state.signatures.setdefault(row["signature"], [row["category"], int(row["count"])])
+        """After a killed driver: records the checkpoint missed are known kinds; their slices are done.
+
+        Reads the store once; only this campaign's records (run id ``<campaign>/<target>/<slice>``) count."""
+        mine = []
+        if (self.store / "failures").is_dir():
+            mine = [f for f in FailureStore(self.store).read().failures if f.run_id.startswith(f"{self.id}/")]
+        for failure in mine:
+            state = self.targets[int(failure.run_id.split("/")[1])]
+            key = _key(failure.signature, failure.region)
+            if key not in state.kinds:
+                state.kinds[key] = Kind(failure.category, failure.signature, failure.region, failure.explanation,
+                                        _slice_number(failure.run_id), 1)
+                state.signatures.setdefault(failure.signature, [failure.category, int(failure.count)])
+        recorded = {f.run_id for f in mine}
         for work in self.in_flight:
             if work.run_id in recorded:
                 self.targets[work.target].slices += 1
@@ -245,19 +253,6 @@ class Campaign:
                 self.incidents.append(_incident("driver-stopped", work, self.targets[work.target].ref.name, "re-run",
                                                 "in flight when the driver stopped; its results never arrived"))
         self.in_flight = []
-
-    def _rows(self, target: int) -> list[dict[str, Any]]:
-        if not (self.store / "failures").is_dir():
-            return []
-        prefix = f"{self.id}/{target}/"
-        read = FailureStore(self.store).read()
-        return [{"run_id": f.run_id, "category": f.category, "signature": f.signature, "region": f.region,
-                 "explanation": f.explanation, "count": f.count} for f in read.failures if f.run_id.startswith(prefix)]
-
-    def recorded_run_ids(self) -> set[str]:
-        if not (self.store / "failures").is_dir():
-            return set()
-        return {f.run_id for f in FailureStore(self.store).read().failures if f.run_id.startswith(f"{self.id}/")}
 
     # -- time --------------------------------------------------------------------------
 
@@ -302,6 +297,7 @@ class Campaign:
         state.pending = max(0.0, state.pending - work.seconds)
         if result.crashed is not None:
             state.crash_streak += 1
+            reproduce = f"gradfuzz check {state.ref.reproduce} --seed {work.seed} --budget {work.seconds:g}s"
             if work.attempt < MAX_ATTEMPTS:
                 self.retry.append(Slice(work.campaign, work.target, work.number, work.seed, work.seconds, work.attempt + 1))
                 action = "re-run"
@@ -309,10 +305,9 @@ class Campaign:
                 action = "gave up"
                 if state.crash_streak >= CRASH_LIMIT:
                     state.error = (f"its slices killed {state.crash_streak} worker processes in a row; it probably "
-                                   "crashes the process (a segfault or os._exit in an op). Reproduce in one process "
-                                   f"with: gradfuzz check {state.ref.reproduce} --seed {work.seed} --budget {work.seconds:g}s")
+                                   f"crashes the process (a segfault or os._exit in an op). Reproduce in one process with: {reproduce}")
             self.incidents.append(_incident("worker-crash", work, state.ref.name, action, result.crashed, result.worker,
-                                            hint=f"gradfuzz check {state.ref.reproduce} --seed {work.seed} --budget {work.seconds:g}s"))
+                                            hint=reproduce))
             return []
         state.crash_streak = 0
         state.slices += 1
@@ -320,15 +315,18 @@ class Campaign:
         state.fuzz_seconds += max(0.0, result.seconds - result.warmup_seconds)
         state.examples += result.examples
         state.skipped += result.skipped
+        state.engine = result.engine
         if result.error is not None:
             state.error = result.error
             self.incidents.append(_incident("target-error", work, state.ref.name, "stopped", result.error, result.worker))
             return []
-        new = {_key(row) for row in result.records} - set(state.kinds)
-        fresh = [row for row in result.records if _key(row) in new]  # a group's rows in a new region all go in
+        seen_keys = {_key(row["signature"], row["region"]) for row in result.records}
+        new = seen_keys - set(state.kinds)
+        fresh = [row for row in result.records if _key(row["signature"], row["region"]) in new]  # all rows of a new key
         for row in fresh:
-            state.kinds.setdefault(_key(row), Kind(row["category"], row["signature"], row["region"], row["explanation"], work.number))
-        for key in {_key(row) for row in result.records}:
+            state.kinds.setdefault(_key(row["signature"], row["region"]),
+                                   Kind(row["category"], row["signature"], row["region"], row["explanation"], work.number))
+        for key in seen_keys:
             state.kinds[key].slices += 1
         for signature, (category, count) in {r["signature"]: (r["category"], int(r["count"])) for r in result.records}.items():
             seen = state.signatures.setdefault(signature, [category, 0])
@@ -361,7 +359,7 @@ class Campaign:
             "retry": [vars(w) for w in self.retry],
             "incidents": self.incidents,
             "executor": self.executor,
-            "environment": environment(),
+            "environment": self.environment,
         }
 
     def checkpoint(self) -> None:
@@ -457,8 +455,9 @@ def load_checkpoint(path: Path) -> Campaign:
                             "aside and start a new campaign; the failure store is unaffected.") from None
 
 
-def _key(row: dict[str, Any]) -> str:
-    return f"{row['signature']}|{row['region']}"
+def _key(signature: str, region: str) -> str:
+    """A failure kind in one input region: what a campaign records once."""
+    return f"{signature}|{region}"
 
 
 def _slice_number(run_id: str) -> int:

@@ -148,46 +148,34 @@ class WarmCache:
     """
 
     def __init__(self) -> None:
-        self._evaluators: dict[tuple, Evaluator] = {}
-        self._points: dict[tuple, list] = {}
-        self._sizers: dict[tuple, BatchSizer] = {}
-        self._signatures: dict[tuple, BranchSignature] = {}
-        self._pools: dict[tuple, BoundaryPool] = {}
+        self._items: dict[tuple, object] = {}
 
     @staticmethod
     def key(target: Target, specs: Sequence[ArgSpec], *extra: object) -> tuple:
         return (target.name, target.fingerprint, tuple(str(s) for s in specs), *extra)
 
+    def _get(self, key: tuple, build: Callable[[], object]):
+        if key not in self._items:
+            self._items[key] = build()
+        return self._items[key]
+
     def evaluator(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, jit: bool, order: int) -> Evaluator:
-        key = self.key(target, specs, structure, jit, order)
-        if key not in self._evaluators:
-            self._evaluators[key] = Evaluator(target, specs, structure, jit=jit, order=order)
-        return self._evaluators[key]
+        return self._get(self.key(target, specs, "evaluator", structure, jit, order),
+                         lambda: Evaluator(target, specs, structure, jit=jit, order=order))
 
     def points(self, target: Target, specs: Sequence[ArgSpec]) -> list:
-        key = self.key(target, specs)
-        if key not in self._points:
-            self._points[key] = points_for(target, specs)
-        return self._points[key]
+        return self._get(self.key(target, specs, "points"), lambda: points_for(target, specs))
 
     def sizer(self, target: Target, specs: Sequence[ArgSpec], fixed: int | None) -> BatchSizer:
-        key = self.key(target, specs, fixed)
-        if key not in self._sizers:
-            self._sizers[key] = BatchSizer(specs, fixed)
-        return self._sizers[key]
+        return self._get(self.key(target, specs, "sizer", fixed), lambda: BatchSizer(specs, fixed))
 
     def signature(self, target: Target, specs: Sequence[ArgSpec], structure: Structure) -> BranchSignature:
-        key = self.key(target, specs, structure)
-        if key not in self._signatures:
-            self._signatures[key] = BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes)
-        return self._signatures[key]
+        return self._get(self.key(target, specs, "signature", structure),
+                         lambda: BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes))
 
     def pool(self, target: Target, specs: Sequence[ArgSpec]) -> BoundaryPool:
         """Examples either side of branch switches found so far (kept across checks)."""
-        return self._pools.setdefault(self.key(target, specs), BoundaryPool())
-
-    def __len__(self) -> int:
-        return len(self._evaluators)
+        return self._get(self.key(target, specs, "pool"), BoundaryPool)
 
 
 @dataclass
@@ -800,11 +788,11 @@ def _digits(value: float) -> int:
 
 
 def _shrink_order(inputs: Sequence[np.ndarray]) -> tuple[int, int, float]:
-    """Fewest non-zero elements, then fewest significant digits, then smallest magnitudes."""
-    flat = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1) for x in inputs]) if inputs else np.zeros(0)
-    finite = flat[np.isfinite(flat)]
-    return (int(np.count_nonzero(flat)), sum(_digits(float(v)) for v in finite),
-            float(np.sum(np.log1p(np.abs(finite)))))
+    """`_simplicity` with significant digits between its two keys: fewest non-zero elements,
+    then fewest digits, then smallest magnitudes."""
+    nonzero, magnitude = _simplicity(inputs)
+    digits = sum(_digits(float(v)) for x in inputs for v in np.asarray(x, dtype=np.float64).reshape(-1))
+    return nonzero, digits, magnitude
 
 
 def _isolate_raising(run: _Run, evaluator: Evaluator, batch: Batch, plan: Plan, seed: int) -> None:

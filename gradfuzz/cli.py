@@ -71,8 +71,10 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     try:
         seconds = parse_duration(budget)
         loaded = [with_reference(t, reference) for name in targets for t in load_targets(name)]
-        planned = [(t, specs, 1 / len(variants)) for t in loaded for variants in [resolve_variants(t, inputs or None)]
-                   for specs in variants]
+        planned = []  # (target, concrete specs, share of the target's budget)
+        for target in loaded:
+            variants = resolve_variants(target, inputs or None)
+            planned += [(target, specs, 1 / len(variants)) for specs in variants]
     except (TargetError, SpecError, ValueError) as error:
         _fail(str(error))
     if max_examples is not None and budget == "30s":
@@ -328,15 +330,15 @@ def campaign(config_path, budget, workers, executor_name, address, resume, slice
 
 
 def _set_aside_unfinished(store: Path) -> None:
-    from gradfuzz.campaign import CHECKPOINT
+    from gradfuzz.campaign import CHECKPOINT, CampaignError, load_checkpoint
 
     checkpoint = store / CHECKPOINT
     if not checkpoint.exists():
         return
     try:
-        previous = json.loads(checkpoint.read_text())
-        old_id, status = previous["campaign"], previous["status"]
-    except (OSError, ValueError, KeyError, TypeError):
+        previous = load_checkpoint(checkpoint)
+        old_id, status = previous.id, previous.status
+    except CampaignError:
         old_id, status = "unreadable", "unknown"
     kept = checkpoint.with_name(f"campaign-{old_id}.json")
     checkpoint.replace(kept)

@@ -66,7 +66,7 @@ class SliceResult:
     warmup_seconds: float = 0.0
     records: list[dict[str, Any]] = field(default_factory=list)  # store rows of the failures found
     notes: list[tuple[str, str, str]] = field(default_factory=list)  # (category, signature, region) of observations
-    engine: dict[str, Any] = field(default_factory=dict)
+    engine: dict[str, Any] = field(default_factory=dict)  # batch size, device, traces, fallbacks (map_fn, XLA)
     error: str | None = None  # the target could not be loaded or checked on the worker
     crashed: str | None = None  # the worker process died while running it (set by the executor)
 
@@ -142,13 +142,12 @@ class Worker:
 
     def _load(self, ref: TargetRef):
         if ref not in self._targets:
-            from gradfuzz.spec import parse_specs
             from gradfuzz.target import TargetError, load_targets, resolve_specs
 
             matches = [t for t in load_targets(ref.reference) if t.name == ref.name]
             if not matches:
                 raise TargetError(f"{ref.reference} has no target named {ref.name!r} here")
-            specs = resolve_specs(matches[0], parse_specs(ref.inputs) if ref.inputs else None)
+            specs = resolve_specs(matches[0], ref.inputs or None)
             self._targets[ref] = (matches[0], specs)
         return self._targets[ref]
 
@@ -343,13 +342,9 @@ class RayExecutor:
 
 
 class _RayWorker(Worker):
-    """`Worker` as a Ray actor: ``run`` in the default group, ``stop``/``info`` on a control thread."""
-
-    def __init__(self, threads: int | None = None, cwd: str | None = None):
-        super().__init__(threads, cwd)
-
-    def run(self, work: Slice, ref: TargetRef) -> SliceResult:
-        return super().run(work, ref)
+    """`Worker` as a Ray actor: ``run`` in the default group; ``stop``, ``info``, ``pid`` and
+    ``crash`` on a control thread (`_mark_control`), so they answer while ``run`` is busy.
+    They are redefined here so that marking them leaves `Worker` itself untouched."""
 
     def stop(self) -> None:
         super().stop()

@@ -176,8 +176,8 @@ def spec_variants(texts: list[str] | tuple[str, ...]) -> list[tuple[ArgSpec, ...
 
 def _parse_family(text: str) -> tuple[ArgSpec, tuple | None]:
     """(the spec without its dimensions, the dimension tokens; None for ``[*]``)."""
-    compact = text.replace(" ", "") if isinstance(text, str) else text
-    match = _SPEC.match(compact) if isinstance(compact, str) else None
+    compact = text.replace(" ", "")
+    match = _SPEC.match(compact)
     if match is None:
         return parse_spec(text), ()  # raises the usual, helpful SpecError
     dims_text = match["dims"]
