@@ -8,7 +8,9 @@ For each benchmark target (benchmarks/targets.py), in one run on one machine:
   (b) an eager GradientTape loop per example (custom VJP and reference VJP);
   (c) the ceiling: a hand-written batched tf.function computing forward, custom VJP and
       reference VJP on pre-generated inputs (best of a few batch sizes);
-  (d) gradfuzz end to end: generation, evaluation, oracle, store (throughput after warm-up).
+  (d) gradfuzz end to end: generation, screen, evaluation, oracle, store — steady state: the
+      second half of a run of 2×seconds (tracing, batch-size search and the first shrink are
+      behind it); the whole run's rate is printed too.
 
 Prints a table, the time split of (d), how (d) scaled with batch size, and a last line
 ``throughput: vs_compute_gradient=<d/a> vs_ceiling=<d/c>`` for the scalar target.
@@ -31,6 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gradfuzz
 from benchmarks.targets import TARGETS
 from gradfuzz._tf import tf, tf_decorator
+from gradfuzz.checker import check_target
+from gradfuzz.store import FailureStore
+from gradfuzz.target import describe_callable, resolve_variants
 
 
 def _specs(fn):
@@ -109,7 +114,7 @@ def ceiling(fn, seconds: float) -> tuple[float, int]:
 
     batched = tf.function(lambda xs: tf.vectorized_map(one, xs))
     best = (0.0, 0)
-    for size in (1024, 8192, 32768):
+    for size in (1024, 8192, 32768, 65536):
         if size * max(spec.size, 1) > (1 << 22):
             break
         xs = tf.constant(_inputs(spec, size))
@@ -124,10 +129,21 @@ def ceiling(fn, seconds: float) -> tuple[float, int]:
     return best
 
 
-def gradfuzz_end_to_end(fn, seconds: float):
-    with tempfile.TemporaryDirectory() as store:
-        report = gradfuzz.check(fn, budget=f"{seconds + 3}s", seed=1, store=store)
-    return report
+def gradfuzz_end_to_end(fn, seconds: float) -> tuple[float, object]:
+    """Steady-state examples/s (the second half of the run, after tracing, batch-size search and
+    the first shrink), and the report (whole-run rate and time split)."""
+    target = describe_callable(fn)
+    (specs,) = resolve_variants(target, None)
+    progress = []
+    with tempfile.TemporaryDirectory() as directory:
+        store = FailureStore(directory)
+        report = check_target(target, specs, budget=2 * seconds + 3, seed=1, store=store,
+                              on_progress=lambda r: progress.append((r.seconds, r.examples)))
+        store.close()
+    halfway = report.warmup_seconds + (report.seconds - report.warmup_seconds) / 2
+    start = next(((t, n) for t, n in progress if t >= halfway), progress[0])
+    end = progress[-1]
+    return (end[1] - start[1]) / max(end[0] - start[0], 1e-9), report
 
 
 def main() -> None:
@@ -140,14 +156,15 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, cores={_cores()}, "
           f"python {platform.python_version()}, tensorflow {tf.__version__}, gradfuzz {gradfuzz.__version__}, "
           f"device {'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}")
-    rows, splits, scaling = [], {}, {}
+    rows, splits, scaling, whole_run = [], {}, {}, {}
     for name, fn in chosen.items():
         a = hypothesis_compute_gradient(fn, min(args.seconds, 4.0))
         b = eager_tape(fn, min(args.seconds, 4.0))
         c, c_batch = ceiling(fn, args.seconds)
-        report = gradfuzz_end_to_end(fn, args.seconds)
-        d = report.examples_per_second
+        d, report = gradfuzz_end_to_end(fn, args.seconds)
         rows.append((name, a, b, c, c_batch, d, report.engine["batch_size"]))
+        whole_run[name] = (report.examples_per_second, report.judged, report.flagged, report.examples,
+                           report.engine["screen"])
         splits[name] = report.engine["time_split"]
         scaling[name] = report.engine["batch_sizes_tried"]
         print(f"  measured {name}", flush=True)
@@ -166,6 +183,11 @@ def main() -> None:
         parts = ", ".join(f"{stage} {seconds:.2f} ({seconds / total:.0%})" for stage, seconds in split.items())
         largest = max(split, key=split.get)
         print(f"  {name:26s} {parts}   largest: {largest}")
+    print("\n(d) whole run (warm-up excluded, batch-size search and shrinking included), and the screen:")
+    for name, (rate, judged, flagged, examples, screen) in whole_run.items():
+        used = "screened" if screen["used"] else f"not screened ({screen['why_not']})"
+        print(f"  {name:26s} {rate:>11,.0f}/s; {examples:,} examples, {used}: {flagged:,} flagged, "
+              f"{judged:,} judged in full by the oracle")
     print("\n(d) examples/s by batch size (the batch sizer's measurements):")
     for name, sizes in scaling.items():
         print(f"  {name:26s} " + ", ".join(f"{size}: {rate:,.0f}" for size, rate in sizes.items()))

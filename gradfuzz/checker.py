@@ -51,9 +51,10 @@ from gradfuzz.oracle import (
     judge_second_order,
 )
 from gradfuzz.report import CheckReport, Finding
+from gradfuzz.screen import JudgingQuota, Screen, ScreenResult
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore, failure_row
-from gradfuzz.strategies import Plan, directions, expand, plans
+from gradfuzz.strategies import Plan, cotangents, directions, expand, plans, tangents
 from gradfuzz.target import Target
 
 PLANS_PER_ROUND = 25
@@ -173,6 +174,10 @@ class WarmCache:
         return self._get(self.key(target, specs, "signature", structure),
                          lambda: BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes))
 
+    def screen(self, evaluator: Evaluator, points: Sequence[Sequence[float]]) -> Screen:
+        key = self.key(evaluator.target, evaluator.specs, "screen", evaluator.structure, evaluator.order)
+        return self._get(key, lambda: Screen(evaluator, points))
+
     def pool(self, target: Target, specs: Sequence[ArgSpec]) -> BoundaryPool:
         """Examples either side of branch switches found so far (kept across checks)."""
         return self._get(self.key(target, specs, "pool"), BoundaryPool)
@@ -236,6 +241,8 @@ class _Run:
     groups: dict[str, _Group] = field(default_factory=dict)
     run_id: str = ""
     recent: list | None = None  # a sample of the last batch's inputs (for bisection)
+    flagged: int = 0  # examples the screen sent on (they did not plainly agree with autodiff)
+    judged: int = 0  # examples the oracle judged in full
 
     stop_at_first_failure: bool = False
     should_stop: Callable[[], bool] | None = None  # asked between batches (a campaign's clean stop)
@@ -246,6 +253,31 @@ class _Run:
         if self.should_stop is not None and self.should_stop():
             return True
         return time.monotonic() >= self.deadline or (self.max_examples is not None and self.examples >= self.max_examples)
+
+
+@dataclass
+class _Judged:
+    """One batch: every example generated, the judged ones with their verdicts."""
+
+    batch: Batch  # the whole batch (tangents only for judged examples)
+    judged: list[tuple[Evaluation, Judgement]]  # first order, and second order with order=2
+    rows: np.ndarray  # batch row of each judged example
+    screened: ScreenResult | None  # None: every example was judged
+
+    @property
+    def skipped(self) -> int:
+        return self.screened.skipped if self.screened is not None else (self.judged[0][1].skipped if self.judged else 0)
+
+    @property
+    def flagged(self) -> int:
+        return self.screened.flagged if self.screened is not None else 0
+
+    @property
+    def score(self) -> float:
+        """What Hypothesis' target() maximises: the error in units of the tolerance (screen) or in ULPs."""
+        if self.screened is not None:
+            return self.screened.score
+        return self.judged[0][1].worst_ulps if self.judged else 0.0
 
 
 class _NewFailure(Exception):
@@ -334,24 +366,43 @@ def check_target(
     signature = warm.signature(target, specs, structure)
     pool = warm.pool(target, specs)
     _check_repeatability(run, evaluator, structure, points, seed, modes)
+    screen = warm.screen(evaluator, points)
     run.warmup = time.monotonic() - started
     n_points = max(len(p) for p in points)
     shrink_until = [0.0]
     shrinking: dict[str, object] = {}
 
     output_dtypes = [np.dtype(_np(d)) for d in structure.output_dtypes]
+    quota = JudgingQuota()
 
-    def evaluate_plan(plan: Plan, count: int) -> list[tuple[Evaluation, Judgement]] | None:
-        """The batch's judgements: first order, and second order with ``order=2``."""
+    def evaluate_plan(plan: Plan, count: int, timings: _Timings, complete: bool = False) -> _Judged | None:
+        """Generate, screen and judge one batch. With the screen, the oracle judges only the
+        examples `JudgingQuota` picks from those the screen flagged (``complete``: while
+        shrinking, the first and worst of every kind); without it, every example."""
         if count == 0:
             return None
         tick = time.perf_counter()
         inputs = expand(plan, specs, points, count, boundary=pool.examples)
-        cotangents, tangents = directions(np.random.default_rng([plan.seed, 1]), inputs, structure.output_shapes, output_dtypes)
-        batch = Batch(inputs, cotangents, tangents)
+        rng = np.random.default_rng([plan.seed, 1])
+        batch = Batch(inputs, cotangents(rng, count, structure.output_shapes, output_dtypes), [])
         tick = timings.add("generate", tick)
+        screened = None
         try:
-            evaluation = evaluator.evaluate(batch)
+            if screen.available:
+                try:
+                    screened = screen(batch)
+                except OutOfMemory:
+                    raise
+                except Exception as error:  # e.g. XLA cannot compile the comparison on this device
+                    screen.available, screen.reason = False, f"screen failed: {summarize_error(error)[:200]}"
+                tick = timings.add("screen", tick)
+            rows = np.arange(count) if screened is None else quota.choose(screened, complete)
+            if rows.size == 0:
+                return _Judged(batch, [], rows, screened)
+            subset = batch if screened is None else Batch([x[rows] for x in inputs], [v[rows] for v in batch.cotangents], [])
+            subset.tangents = tangents(rng, subset.inputs)
+            tick = timings.add("generate", tick)
+            evaluation = evaluator.evaluate(subset)
         except OutOfMemory:
             sizer.out_of_memory()
             return None
@@ -359,11 +410,12 @@ def check_target(
             _isolate_raising(run, evaluator, batch, plan, seed)
             return None
         tick = timings.add("evaluate", tick)
-        judged = [(evaluation, judge_batch(evaluator, evaluation, target, points))]
+        typical = screened.typical if screened is not None else None
+        judged = [(evaluation, judge_batch(evaluator, evaluation, target, points, typical))]
         if evaluator.order == 2:
             judged.append(judge_second_order_batch(evaluator, evaluation, second_missing))
         timings.add("judge", tick)
-        return judged
+        return _Judged(batch, judged, rows, screened)
 
     @settings(
         max_examples=PLANS_PER_ROUND, deadline=None, database=None, derandomize=False,
@@ -376,9 +428,10 @@ def check_target(
             if time.monotonic() > shrink_until[0] and plan != shrinking["best"]:
                 return
             tick = time.perf_counter()
-            judged = evaluate_plan(plan, shrinking["count"]) or []  # shrinking does not spend the example budget
+            # Shrinking does not spend the example budget; its time counts as "shrink" only.
+            outcome = evaluate_plan(plan, shrinking["count"], _Timings(), complete=True)
             timings.add("shrink", tick)
-            for pair in judged:
+            for pair in outcome.judged if outcome is not None else []:
                 if shrinking["signature"] in _failure_signatures(pair[1]):
                     shrinking["best"] = plan
                     _raise_new_failure(shrinking["signature"], plan, *pair)
@@ -388,28 +441,30 @@ def check_target(
         size = sizer.size
         count = size if max_examples is None else max(0, min(size, max_examples - run.examples))
         batch_started = time.perf_counter()
-        judged = evaluate_plan(plan, count)
-        if judged is None:
+        outcome = evaluate_plan(plan, count, timings)
+        if outcome is None:
             return
-        evaluation, judgement = judged[0]
-        run.recent = [x[:BISECT_SAMPLE] for x in evaluation.batch.inputs]
-        run.examples += evaluation.batch.size
-        run.skipped += judgement.skipped
+        run.recent = [x[:BISECT_SAMPLE] for x in outcome.batch.inputs]
+        run.examples += outcome.batch.size
+        run.skipped += outcome.skipped
+        run.flagged += outcome.flagged
+        run.judged += outcome.rows.size
         tick = time.perf_counter()
         new = []
-        for pair in judged:
+        for pair in outcome.judged:
             failing = pair[1].outcome == FAILURE
             if run.first_failure is None and failing.any():
-                run.first_failure = run.examples - evaluation.batch.size + int(np.argmax(failing)) + 1
+                row = int(outcome.rows[int(np.argmax(failing))])
+                run.first_failure = run.examples - outcome.batch.size + row + 1
             new.extend((signature, pair) for signature in _collect(run, *pair, plan, seed))
         timings.add("collect", tick)
         sizer.record(count, time.perf_counter() - batch_started)
-        hypothesis_target(float(np.log10(1.0 + min(judgement.worst_ulps, 1e300))), label="log10 ULP error")
+        hypothesis_target(float(np.log10(1.0 + min(outcome.score, 1e300))), label="log10 error")
         if on_progress is not None:
             on_progress(_snapshot(report, run, started))
         if new and shrink:
             signature, pair = new[0]
-            shrinking.update(signature=signature, best=plan, count=evaluation.batch.size)
+            shrinking.update(signature=signature, best=plan, count=outcome.batch.size)
             shrink_until[0] = min(run.deadline, time.monotonic() + SHRINK_SHARE * budget)
             _raise_new_failure(signature, plan, *pair)
 
@@ -449,15 +504,19 @@ def check_target(
         "device": evaluator.device,
         "points_of_interest": [[float(p) for p in ps] for ps in points],
         "branch_switches_found": pool.switches if signature.available else None,
+        "screen": {"used": screen.available, "why_not": screen.reason, "traces": screen.traces},
         "seed": seed,
     }
     return _finish(report, run, started, store, evaluator.device)
 
 
-def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]]) -> Judgement:
+def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]],
+                typical: Sequence[float] | None = None) -> Judgement:
     """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
-    (a custom gradient at a kink may legitimately differ from autodiff)."""
-    judgement = judge(evaluation, evaluator.judged_specs, evaluator.structure, has_reference=target.has_custom_gradient)
+    (a custom gradient at a kink may legitimately differ from autodiff). ``typical`` is the
+    per-argument gradient scale of the batch the examples were picked from (see `judge`)."""
+    judgement = judge(evaluation, evaluator.judged_specs, evaluator.structure, has_reference=target.has_custom_gradient,
+                      typical=typical)
     # Approximations (small, smooth errors) are looked at again only where a kink is possible:
     # the differences see one, or an element sits on a point of interest. Re-evaluating every
     # example of a uniformly wrong gradient would quadruple the cost.
@@ -477,7 +536,7 @@ def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, po
     # Judge only the suspects again (with their neighbourhoods), on the batch's own scales.
     neighbours.indices = np.arange(indices.size)
     again = judge(select_evaluation(evaluation, indices), evaluator.judged_specs, evaluator.structure,
-                  has_reference=target.has_custom_gradient, neighbours=neighbours, typical=judgement.typical or None)
+                  has_reference=target.has_custom_gradient, neighbours=neighbours, typical=typical or judgement.typical or None)
     judgement.update(indices, again)
     return judgement
 
@@ -968,6 +1027,7 @@ def _record_contract(run: _Run, violation, target: Target, inputs: list[np.ndarr
 
 def _snapshot(report: CheckReport, run: _Run, started: float) -> CheckReport:
     report.examples, report.skipped, report.seconds = run.examples, run.skipped, time.monotonic() - started
+    report.flagged, report.judged = run.flagged, run.judged
     report.first_failure_at = run.first_failure
     report.warmup_seconds = run.warmup
     report.failures = [g.representative for g in run.groups.values() if g.representative.kind == "failure"]

@@ -237,7 +237,7 @@ class Evaluator:
         return [tf.TensorSpec([None, *s.shape], tf.complex128 if s.is_complex else tf.float64) for s in self.specs]
 
     # -- compilation ------------------------------------------------------------
-    def _parts(self) -> dict[str, tuple[Callable, list]]:
+    def _define_parts(self) -> dict[str, tuple[Callable, list]]:
         """The per-example functions of one evaluation, with their batched signatures."""
         specs, structure = self.specs, self.structure
         arg_sig = [tf.TensorSpec([None, *s.shape], s.numpy_dtype) for s in specs]
@@ -276,12 +276,13 @@ class Evaluator:
     def _compile(self) -> Callable:
         """Trace the batch function once; if pfor cannot convert some part, find which
         parts fail on their own and switch only those to map_fn."""
-        parts = self._parts()
+        parts = self._define_parts()
         signature = [
             parts["custom VJP"][1][0],
             parts["custom VJP"][1][1],
             self._tangent_signature(),
         ]
+        self._parts, self._mapped = parts, set()
         try:
             with _quiet_tensorflow():
                 function = self._build(parts, set(), signature)
@@ -289,7 +290,7 @@ class Evaluator:
             return function
         except Exception:
             pass
-        mapped = set()
+        mapped = self._mapped
         for name, (per_example, part_signature) in parts.items():
             try:
                 with _quiet_tensorflow():
@@ -308,6 +309,13 @@ class Evaluator:
         function = self._build(parts, mapped, signature)
         function.get_concrete_function()  # errors here are the target's own: let them raise
         return function
+
+    def batched(self, name: str) -> Callable | None:
+        """One part of the evaluation (e.g. "custom VJP") over a batch, vectorised or mapped
+        as the compiled function does it; None if this evaluator has no such part."""
+        if name not in self._parts:
+            return None
+        return (_mapped if name in self._mapped else _vectorized)(self._parts[name][0])
 
     def _build(self, parts: dict, mapped: set[str], signature: list) -> Callable:
         batched = {name: (_mapped if name in mapped else _vectorized)(fn) for name, (fn, _) in parts.items()}

@@ -82,6 +82,8 @@ class CheckReport:
     specs: tuple[ArgSpec, ...]
     examples: int = 0
     skipped: int = 0  # examples where the forward was not finite (outside the domain)
+    flagged: int = 0  # examples the screen sent on (disagreeing with autodiff, non-finite, or on a point of interest)
+    judged: int = 0  # examples the oracle judged in full (all of them when there is no screen)
     seconds: float = 0.0
     warmup_seconds: float = 0.0  # probing and compiling, before the first batch
     first_failure_at: int | None = None  # examples evaluated until the first failing one (inclusive)
@@ -120,6 +122,8 @@ class CheckReport:
             seen += report.examples
             merged.examples += report.examples
             merged.skipped += report.skipped
+            merged.flagged += report.flagged
+            merged.judged += report.judged
             merged.seconds += report.seconds
             merged.warmup_seconds += report.warmup_seconds
             merged.failures += report.failures
@@ -147,6 +151,8 @@ class CheckReport:
             "verdict": self.verdict,
             "examples": self.examples,
             "skipped_outside_domain": self.skipped,
+            "flagged_by_screen": self.flagged,
+            "judged_in_full": self.judged,
             "seconds": round(self.seconds, 3),
             "warmup_seconds": round(self.warmup_seconds, 3),
             "first_failure_at": self.first_failure_at,

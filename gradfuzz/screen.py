@@ -1,0 +1,332 @@
+"""The screen: a compiled first pass, so the oracle only judges what needs judging.
+
+The numpy oracle costs about a microsecond per example and a full evaluation
+(five references, finite differences) several times the ceiling's work. Most
+examples need neither: they agree with autodiff to the last few ULPs. The
+screen computes, in one ``tf.function`` call per batch, the custom VJP and
+the autodiff reference VJP (float64, and at the argument's dtype for the
+calibration) and applies the oracle's first test in the graph: does the custom
+gradient agree with autodiff within the self-calibrated tolerance? Its
+tolerance is never looser than the oracle's (`SCREEN_SLACK`), so an example it
+passes the oracle would pass too; the test ``tests/test_screen.py`` holds it to that.
+
+Examples it flags are summarised per *key* — which argument holds the worst
+element, whether custom or reference is non-finite there, the decade of
+error/tolerance, and the input region of that element among the points of
+interest — with a count, the first and the worst example. `JudgingQuota` then
+picks which of them the oracle judges in full (with differences, forward mode
+and neighbours): the first and worst of every key until the key has been
+judged `JUDGED_PER_KEY` times, afterwards only a key's new worst (twice as far
+out), and every key again every `REVISIT_EVERY` batches. A target that fails
+everywhere is judged on a few hundred examples per kind, not on millions, and a
+rare kind (a thin region, another argument, a NaN) is a new key and is judged
+the first time it shows.
+
+Only custom-gradient targets with real arguments are screened at first order;
+plain TF functions (no autodiff reference to screen against), complex
+arguments and second-order checks take the full path for every example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gradfuzz._tf import tf
+from gradfuzz.dtypes import info_for
+from gradfuzz.engine import Batch, Evaluator, OutOfMemory, summarize_error
+from gradfuzz.oracle import TOLERANCES
+
+# The screen's ULP is a lower bound (|x|·2⁻ᵐ⁻¹ ≤ ulp(x)); halving the tolerance on top keeps it
+# strictly inside the oracle's, whatever rounding the graph's arithmetic adds.
+SCREEN_SLACK = 0.5
+# 0 disagrees, 1 custom not finite, 2 reference not finite, 3 agrees but sits on a point of
+# interest (the oracle's differences may see a kink there: worth a `kink` note).
+KINDS = 4
+DECADES = 16  # error/tolerance in [10^d, 10^(d+1)), d = 0..15 (15: beyond, or infinite)
+ROW_LIMIT = 2**31 - 1  # rows are int32
+CHUNK_ELEMENTS = 1 << 15  # gradient elements per compiled comparison (the batch is padded to whole chunks)
+TYPICAL_SAMPLE = 256  # rows whose |reference| give the batch's typical gradient size
+
+JUDGED_PER_KEY = 4  # batches in which each key's first and worst example are judged in full
+WORSE_FACTOR = 2.0  # afterwards, a key's worst is judged again when this much further out
+REVISIT_EVERY = 16  # and every this many batches, every key is judged again
+
+
+@dataclass
+class ScreenResult:
+    """One batch through the screen. Per-key arrays hold only the keys present."""
+
+    size: int
+    flags: np.ndarray  # bool per example, within the domain: disagrees with autodiff, is not finite, or
+    # agrees but sits on a point of interest
+    skipped: int  # examples outside the domain (forward not finite)
+    score: float  # largest finite error/tolerance (what Hypothesis' target() steers by)
+    typical: list[float]  # per judged argument: median |reference| of a sample of the batch
+    keys: np.ndarray
+    first: np.ndarray  # batch row of each key's first example
+    worst: np.ndarray  # batch row of each key's largest error/tolerance
+    worst_ratio: np.ndarray
+
+    @property
+    def flagged(self) -> int:
+        return int(np.count_nonzero(self.flags))
+
+
+def screen_unavailable(evaluator: Evaluator) -> str | None:
+    """Why this evaluator's targets cannot be screened (None: they can)."""
+    if evaluator.target.forward is None:
+        return "no autodiff reference (plain TF function): every example is judged against differences"
+    if evaluator.order != 1:
+        return "second-order checks judge every example"
+    structure = evaluator.structure
+    for a, spec in enumerate(evaluator.judged_specs):
+        if spec.is_complex:
+            return "complex arguments are judged in full"
+        shape = structure.gradient_shapes[a] if a < len(structure.gradient_shapes) else None
+        if spec.differentiable and shape is not None and tuple(shape) != spec.shape:
+            return "a gradient's shape differs from its argument's"
+    return None
+
+
+class Screen:
+    """The compiled first pass for one evaluator; ``points`` are its arguments' points of
+    interest (the input regions of the keys)."""
+
+    def __init__(self, evaluator: Evaluator, points: Sequence[Sequence[float]]):
+        self.evaluator = evaluator
+        self.reason = screen_unavailable(evaluator)
+        self.available = self.reason is None
+        self.traces = 0
+        self._points = [np.unique(np.asarray(p, dtype=np.float64)) for p in points]
+        self._regions = 2 * max((len(p) for p in self._points), default=0) + 1
+        self._segments = len(evaluator.judged_specs) * KINDS * DECADES * self._regions
+        elements = max(1, sum(s.size for s in evaluator.judged_specs))
+        self._chunk = max(16, CHUNK_ELEMENTS // elements)
+        self._function = None
+        if self.available:
+            try:
+                self._function = self._build()
+            except Exception as error:  # the full path still checks every example
+                self.available, self.reason = False, f"screen could not be traced: {summarize_error(error)[:200]}"
+
+    def __call__(self, batch: Batch) -> ScreenResult:
+        try:
+            with tf.device(self.evaluator.device):
+                raw = self._function([tf.constant(a) for a in batch.inputs], [tf.constant(v) for v in batch.cotangents])
+        except tf.errors.ResourceExhaustedError as error:
+            raise OutOfMemory(batch.size) from error
+        raw = {name: value.numpy() for name, value in raw.items()}
+        return ScreenResult(
+            size=batch.size, flags=raw["flags"], skipped=int(raw["skipped"]),
+            score=float(raw["score"]), typical=[float(t) for t in raw["typical"]],
+            keys=raw["keys"], first=raw["first"], worst=raw["worst_row"], worst_ratio=raw["worst_ratio"],
+        )
+
+    # -- the graph ----------------------------------------------------------------------
+    def _build(self):
+        evaluator = self.evaluator
+        specs, judged = evaluator.specs, evaluator.judged_specs
+        structure = evaluator.structure
+        custom_vjp = evaluator.batched("custom VJP")
+        reference64 = evaluator.batched("reference VJP (float64)")
+        native = evaluator.batched("reference VJP")
+        # Per judged argument: (floor ULPs, mantissa bits, absolute floor) at the precision it is
+        # judged in — the lower of the argument's and its gradient's, as the oracle does.
+        limits = []
+        for a, spec in enumerate(judged):
+            if not spec.differentiable:
+                limits.append(None)
+                continue
+            gradient_dtype = structure.gradient_dtypes[a] if a < len(structure.gradient_dtypes) else None
+            info = min(spec.info, info_for(gradient_dtype or spec.dtype) or spec.info, key=lambda i: i.mantissa_bits)
+            tol = TOLERANCES[info.name]
+            # floor ULPs of |g| with the ULP's lower bound |g|·2⁻ᵐ⁻¹ (below tiny the absolute floor rules).
+            ulps_allowed = SCREEN_SLACK * tol.floor_ulps * 2.0 ** (-info.mantissa_bits - 1)
+            limits.append((ulps_allowed, SCREEN_SLACK * tol.absolute_floor, SCREEN_SLACK * tol.calibration_factor))
+        points = [tf.constant(p, tf.float64) for p in self._points]
+        regions, segments = self._regions, self._segments
+
+        def wide(tensors):
+            return [tf.cast(t, tf.float64) if spec.differentiable else t for t, spec in zip(tensors, specs)]
+
+        # Arguments whose worst element's region goes into the key (drawn, with points of interest).
+        located = [a for a, limit in enumerate(limits) if limit is not None and a < len(specs) and self._points[a].size]
+        chunk = self._chunk
+
+        def region_of(value, points):
+            """As `gradfuzz.checker.region_label`: 2i+1 on the i-th point, 2i between points i-1 and i."""
+            below = tf.reduce_sum(tf.cast(points[None, :] < value[:, None], tf.int32), axis=1)
+            return 2 * below + tf.cast(tf.reduce_any(tf.equal(points[None, :], value[:, None]), axis=1), tf.int32)
+
+        def compare(offset, valid, xs, ys, custom, reference, calibration):
+            """One chunk of `chunk` rows (rows ≥ ``valid`` are padding). Per example the key (-1: plain
+            pass) and error/tolerance; returned per key: count, first and worst row, worst error."""
+            batch = chunk
+            zero, infinity = tf.constant(0.0, tf.float64), tf.constant(np.inf, tf.float64)
+            rows = offset + tf.range(batch)
+            domain = rows < valid
+            for y in ys:
+                domain &= tf.reduce_all(tf.reshape(tf.math.is_finite(y), [batch, -1]), axis=1)
+            worst, location, region, kind = [], [], [], []
+            hits, hit_regions = [], []  # per located argument: an element on a point, and that point's region
+            for a, limit in enumerate(limits):
+                n = int(np.prod(judged[a].shape))
+                if limit is None or n == 0:
+                    continue
+                ulps_allowed, absolute_floor, factor = limit
+                gc = tf.reshape(tf.cast(custom[a], tf.float64), [batch, n])
+                gr = tf.reshape(tf.cast(reference[a], tf.float64), [batch, n])
+                allowed = tf.constant(absolute_floor, tf.float64)
+                if calibration is not reference:  # how far autodiff at the argument's dtype is from float64
+                    spread = tf.abs(tf.reshape(tf.cast(calibration[a], tf.float64), [batch, n]) - gr)
+                    spread = tf.reduce_max(tf.where(tf.math.is_finite(spread), spread, tf.zeros_like(spread)), axis=1, keepdims=True)
+                    allowed = tf.maximum(factor * spread, absolute_floor)
+                tolerance = tf.maximum(allowed, ulps_allowed * tf.abs(gr))
+                ratio = tf.abs(gc - gr) / tolerance
+                # NaN (NaN or inf on either side) counts as infinitely far; equal values (inf == inf) as agreeing.
+                ratio = tf.where(tf.math.is_nan(ratio), tf.where(tf.equal(gc, gr), zero, infinity), ratio)
+                finite_c, finite_r = tf.math.is_finite(gc), tf.math.is_finite(gr)
+                kind.append(tf.where(tf.reduce_any(~finite_c & finite_r, axis=1), 1,
+                                     tf.where(tf.reduce_any(~finite_r & finite_c, axis=1), 2, 0)))
+                worst.append(tf.reduce_max(ratio, axis=1))
+                location.append(a)
+                if a in located:  # the region of the worst element among the points of interest
+                    x = tf.reshape(tf.cast(xs[located.index(a)], tf.float64), [batch, n])
+                    value = x[:, 0] if n == 1 else tf.gather(x, tf.argmax(ratio, axis=1, output_type=tf.int32), batch_dims=1)
+                    region.append(region_of(value, points[a]))
+                    on_point = tf.reduce_any(tf.equal(x[:, :, None], points[a][None, None, :]), axis=2)
+                    hits.append(tf.reduce_any(on_point, axis=1))
+                    on_value = x[:, 0] if n == 1 else tf.gather(x, tf.argmax(tf.cast(on_point, tf.int32), axis=1,
+                                                                               output_type=tf.int32), batch_dims=1)
+                    hit_regions.append(region_of(on_value, points[a]))
+                else:  # variables are not drawn: no region
+                    region.append(tf.zeros([batch], tf.int32))
+            if not worst:  # nothing comparable (all arguments zero-size or not differentiable)
+                zeros = tf.zeros([batch], tf.int32)
+                worst, location, region, kind = tf.zeros([batch], tf.float64), zeros, zeros, zeros
+            elif len(worst) == 1:
+                worst, location, region, kind = worst[0], tf.fill([batch], location[0]), region[0], kind[0]
+            else:
+                which = tf.argmax(tf.stack(worst, axis=1), axis=1, output_type=tf.int32)
+                pick = lambda values: tf.gather(tf.stack(values, axis=1), which, batch_dims=1)  # noqa: E731
+                worst, location, region, kind = pick(worst), tf.gather(location, which), pick(region), pick(kind)
+            if hits:  # agreeing examples with an element on a point of interest go on as kind 3
+                on = (worst <= 1.0) & (kind == 0) & tf.reduce_any(tf.stack(hits, axis=1), axis=1)
+                first_hit = tf.argmax(tf.cast(tf.stack(hits, axis=1), tf.int32), axis=1, output_type=tf.int32)
+                kind = tf.where(on, 3, kind)
+                location = tf.where(on, tf.gather(tf.constant(located, tf.int32), first_hit), location)
+                region = tf.where(on, tf.gather(tf.stack(hit_regions, axis=1), first_hit, batch_dims=1), region)
+            flagged = domain & ((worst > 1.0) | (kind > 0))
+            decade = tf.cast(tf.clip_by_value(tf.floor(tf.math.log(worst) / np.log(10.0)), 0.0, DECADES - 1.0), tf.int32)
+            key = ((location * KINDS + kind) * DECADES + decade) * regions + region
+            key = tf.where(flagged, key, -1)  # negative ids are dropped by the segment ops
+            # One scatter-max finds each key's worst example: the error/tolerance's float32 bits
+            # (monotone for non-negative floats) above the complement of the row (ties: first row).
+            packed = tf.bitwise.left_shift(tf.cast(tf.bitcast(tf.cast(worst, tf.float32), tf.int32), tf.int64), 32) \
+                + tf.cast(ROW_LIMIT - rows, tf.int64)
+            finite = domain & tf.math.is_finite(worst)
+            return {
+                "first": tf.math.unsorted_segment_min(rows, key, segments),
+                "worst": tf.math.unsorted_segment_max(tf.where(flagged, packed, -1), key, segments),
+                "flags": flagged,
+                "skipped": tf.reduce_sum(tf.cast(~domain & (rows < valid), tf.int32)),
+                # Hypothesis' target(): the largest finite error in units of the tolerance.
+                "score": tf.reduce_max(tf.where(finite, worst, tf.zeros_like(worst))),
+            }
+
+        compare = tf.function(compare, jit_compile=True)
+        output_signature = {
+            "first": tf.TensorSpec([segments], tf.int32), "worst": tf.TensorSpec([segments], tf.int64),
+            "flags": tf.TensorSpec([chunk], tf.bool), "skipped": tf.TensorSpec([], tf.int32),
+            "score": tf.TensorSpec([], tf.float64),
+        }
+
+        def in_chunks(batch, *tensors):
+            """XLA compiles per shape: pad the batch to whole chunks, so it compiles once."""
+            count = (batch + chunk - 1) // chunk
+
+            def split(t):
+                t = tf.pad(t, [[0, count * chunk - batch]] + [[0, 0]] * (t.shape.rank - 1))
+                return tf.reshape(t, tf.concat([[count, chunk], tf.shape(t)[1:]], 0))
+
+            offsets = tf.range(count) * chunk
+            per_chunk = tf.map_fn(lambda e: compare(e[0], batch, *e[1:]), (offsets, *tf.nest.map_structure(split, tensors)),
+                                  fn_output_signature=output_signature)
+            worst = tf.reduce_max(per_chunk["worst"], axis=0)
+            return {
+                "first": tf.reduce_min(per_chunk["first"], axis=0),
+                "worst_row": ROW_LIMIT - tf.cast(tf.bitwise.bitwise_and(worst, 0xFFFFFFFF), tf.int32),
+                "worst_ratio": tf.bitcast(tf.cast(tf.bitwise.right_shift(worst, 32), tf.int32), tf.float32),
+                "flags": tf.reshape(per_chunk["flags"], [-1])[:batch], "skipped": tf.reduce_sum(per_chunk["skipped"]),
+                "score": tf.reduce_max(per_chunk["score"]),
+            }
+
+        def screen(xs, vs):
+            self.traces += 1  # Python side effect: runs once per trace, never per call
+            ys, custom = custom_vjp([xs, vs])
+            vs64 = [tf.cast(v, tf.float64) for v in vs]
+            reference = reference64([wide(xs), vs64]) if reference64 is not None else native([xs, vs])
+            calibration = native([xs, vs]) if (native is not None and reference64 is not None) else reference
+            batch = tf.shape(xs[0])[0]
+            result = in_chunks(batch, [xs[a] for a in located], ys, custom, reference, calibration)
+            present = tf.reshape(tf.where(result["first"] < batch), [-1])
+            typical = [_median_of_sample(tf.abs(tf.cast(reference[a], tf.float64)), batch)
+                       if limit is not None and int(np.prod(judged[a].shape)) else tf.constant(0.0, tf.float64)
+                       for a, limit in enumerate(limits)]
+            return {
+                **{name: tf.gather(result[name], present) for name in ("first", "worst_row", "worst_ratio")},
+                "keys": present, **{name: result[name] for name in ("flags", "skipped", "score")},
+                "typical": tf.stack(typical) if typical else tf.zeros([0], tf.float64),
+            }
+
+        signature = [
+            [tf.TensorSpec([None, *s.shape], s.numpy_dtype) for s in specs],
+            [tf.TensorSpec([None, *shape], dtype) for dtype, shape in zip(structure.output_dtypes, structure.output_shapes)],
+        ]
+        # Traced now, with the other warm-up work; calling the concrete function skips tf.function's
+        # argument binding, a measurable share of a call at these batch sizes.
+        return tf.function(screen, input_signature=signature).get_concrete_function()
+
+
+def _log10(x: tf.Tensor) -> tf.Tensor:
+    return tf.math.log(x) / np.log(10.0)
+
+
+def _median_of_sample(magnitudes: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+    """np.median of the finite values of a strided sample of rows (the oracle's typical size)."""
+    stride = tf.maximum(1, batch // TYPICAL_SAMPLE)
+    sample = tf.reshape(magnitudes[::stride], [-1])
+    sample = tf.sort(tf.boolean_mask(sample, tf.math.is_finite(sample)))
+    count = tf.size(sample)
+    if_empty = tf.constant(0.0, tf.float64)
+    middle = (tf.gather(sample, tf.maximum((count - 1) // 2, 0)) + tf.gather(sample, tf.minimum(count // 2, tf.maximum(count - 1, 0)))) / 2
+    return tf.cond(count > 0, lambda: middle, lambda: if_empty)
+
+
+@dataclass
+class JudgingQuota:
+    """Which flagged examples the oracle judges in full (see the module docstring)."""
+
+    judged: dict[int, int] = field(default_factory=dict)  # key -> batches it was judged in
+    best: dict[int, float] = field(default_factory=dict)  # key -> largest error/tolerance judged
+    batches: int = 0
+
+    def choose(self, result: ScreenResult, complete: bool = False) -> np.ndarray:
+        """Batch rows to judge; ``complete`` (while shrinking) takes the first and worst of every key."""
+        self.batches += 1
+        revisit = complete or self.batches % REVISIT_EVERY == 0
+        rows = []
+        for key, first, worst, ratio in zip(result.keys.tolist(), result.first.tolist(), result.worst.tolist(),
+                                            result.worst_ratio.tolist()):
+            times = self.judged.get(key, 0)
+            if revisit or times < JUDGED_PER_KEY:
+                rows += [first, worst]
+                self.judged[key] = times + 1
+                self.best[key] = max(self.best.get(key, 0.0), ratio)
+            elif ratio > WORSE_FACTOR * self.best[key]:
+                rows.append(worst)
+                self.best[key] = ratio
+        return np.unique(np.asarray(rows, dtype=np.int64))

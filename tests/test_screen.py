@@ -1,0 +1,157 @@
+"""The screen: what it passes the oracle passes too; what it flags reaches the oracle."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import gradfuzz
+from examples.seed_ops import my_op, my_op_fixed
+from gradfuzz.checker import WarmCache, judge_batch
+from gradfuzz.engine import Batch, probe
+from gradfuzz.oracle import CATEGORY_CODE, FAILURE, NOTE
+from gradfuzz.screen import JUDGED_PER_KEY, REVISIT_EVERY, JudgingQuota, ScreenResult
+from gradfuzz.strategies import Plan, cotangents, expand, tangents
+from gradfuzz.target import describe_callable, resolve_specs
+from tests.corpus import bugs, correct
+
+MIXED = [(1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (1, 1, 1, 1)]  # special, near points, uniform, all
+
+
+def _screen_and_oracle(fn, size=512, regions=MIXED):
+    """Screen flags and full-oracle judgement of the same batch (by default mixed: special
+    values, near points of interest, uniform, log-scale) of one target."""
+    target = describe_callable(fn)
+    specs = resolve_specs(target, None)
+    warm = WarmCache()
+    points = warm.points(target, specs)
+    inputs = [np.concatenate(parts) for parts in zip(*[
+        expand(Plan(seed=seed, weights=weights, ulps=64), specs, points, size // len(regions))
+        for seed, weights in enumerate(regions)
+    ])]
+    structure = probe(target, specs, [x[0] for x in inputs])
+    evaluator = warm.evaluator(target, specs, structure, False, 1)
+    screen = warm.screen(evaluator, points)
+    rng = np.random.default_rng(0)
+    batch = Batch(inputs, cotangents(rng, len(inputs[0]), structure.output_shapes, structure.output_dtypes), [])
+    batch.tangents = tangents(rng, inputs)
+    result = screen(batch)
+    judgement = judge_batch(evaluator, evaluator.evaluate(batch), target, points)
+    return screen, result, judgement
+
+
+def _assert_conservative(result: ScreenResult, judgement):
+    """Every example the screen passed is a pass (or a kink note) for the full oracle."""
+    passed = ~result.flags
+    failures = passed & (judgement.outcome == FAILURE)
+    notes = passed & (judgement.outcome == NOTE) & (judgement.category != CATEGORY_CODE["kink"])
+    assert not failures.any(), f"the screen passed {failures.sum()} examples the oracle fails"
+    assert not notes.any(), f"the screen passed {notes.sum()} examples the oracle notes"
+
+
+@pytest.mark.parametrize("fn", [my_op, my_op_fixed, bugs.wrong_sign, bugs.truncated_series, correct.relu,
+                                correct.logsumexp])
+def test_what_the_screen_passes_the_oracle_passes(fn):
+    screen, result, judgement = _screen_and_oracle(fn)
+    assert screen.available, screen.reason
+    _assert_conservative(result, judgement)
+    # ...and it is not trivially conservative: flagged examples are the oracle's failures.
+    failing = judgement.outcome == FAILURE
+    if failing.any():
+        assert result.flags[failing].all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(bugs.EXPECTED) + sorted(
+    name for name, fn in vars(correct).items() if hasattr(fn, "__gradfuzz_inputs__")))
+def test_screen_is_conservative_on_the_corpus(name):
+    fn = getattr(bugs, name, None) or getattr(correct, name)
+    screen, result, judgement = _screen_and_oracle(fn)
+    if not screen.available:
+        pytest.skip(screen.reason)
+    _assert_conservative(result, judgement)
+
+
+def test_a_correct_gradient_is_screened_out_except_on_points_of_interest():
+    _, uniform, judgement = _screen_and_oracle(my_op_fixed, regions=[(0, 0, 1, 0)])
+    assert (judgement.outcome == FAILURE).sum() == 0
+    assert uniform.flagged <= 0.01 * uniform.size
+    # Special values sit on points of interest: they go on to the oracle (a kink note is possible there).
+    _, special, _ = _screen_and_oracle(my_op_fixed, regions=[(1, 0, 0, 0)])
+    assert special.flagged > 0.2 * special.size
+
+
+def _result(keys, first, worst, ratio, size=100) -> ScreenResult:
+    flags = np.zeros(size, bool)
+    flags[list(first) + list(worst)] = True
+    return ScreenResult(size=size, flags=flags, skipped=0, score=0.0, typical=[1.0], keys=np.array(keys),
+                        first=np.array(first), worst=np.array(worst), worst_ratio=np.array(ratio, dtype=np.float64))
+
+
+def test_quota_judges_each_kind_a_few_times_then_only_new_extremes():
+    quota = JudgingQuota()
+    common = _result([7], [0], [5], [10.0])
+    for _ in range(JUDGED_PER_KEY):
+        assert quota.choose(common).tolist() == [0, 5]
+    assert quota.choose(common).size == 0  # saturated
+    assert quota.choose(_result([7], [0], [9], [25.0])).tolist() == [9]  # more than twice as far out
+    # A key never seen before is judged at once, however rare, next to a saturated one.
+    rare = _result([7, 300], [0, 63], [5, 63], [10.0, 1e9])
+    assert 63 in quota.choose(rare).tolist()
+
+
+def test_quota_revisits_every_key_and_judges_everything_when_complete():
+    quota = JudgingQuota()
+    common = _result([7], [0], [5], [10.0])
+    chosen = [quota.choose(common).size for _ in range(2 * REVISIT_EVERY)]
+    assert sum(size > 0 for size in chosen[JUDGED_PER_KEY:]) == 2  # the revisits
+    assert quota.choose(common, complete=True).tolist() == [0, 5]
+
+
+def test_screened_check_counts_flagged_and_judged():
+    report = gradfuzz.check(my_op, budget="4s", seed=3)
+    assert report.engine["screen"]["used"]
+    assert report.flagged == report.examples  # the finite-difference gradient is off everywhere
+    assert 0 < report.judged < report.examples
+    assert [f.category for f in report.failures] == ["approximation"]
+    assert report.failures[0].count <= report.judged
+
+    fixed = gradfuzz.check(my_op_fixed, budget="3s", seed=3)
+    # Only examples on points of interest go on (no disagreement), and few of them are judged.
+    assert fixed.ok and fixed.flagged < 0.5 * fixed.examples and fixed.judged < 0.01 * fixed.examples
+
+
+def test_a_rare_failure_among_common_ones_is_found():
+    # Off everywhere by 0.1% (an approximation) and by a factor 3 below -99.9 (0.05% of the range).
+    @gradfuzz.inputs("float32[]@-100..100")
+    @tf.custom_gradient
+    def two_bugs(x):
+        def grad(dy):
+            return dy * tf.where(x < -99.9, 3.0, 1.001) * tf.cos(x)
+
+        return tf.sin(x), grad
+
+    report = gradfuzz.check(two_bugs, budget="6s", seed=5)
+    categories = {f.category for f in report.failures}
+    assert "mismatch" in categories, [(f.category, f.region) for f in report.failures]
+    assert report.judged < report.examples / 10
+
+
+def test_screen_traces_once_across_batch_sizes():
+    target = describe_callable(my_op)
+    specs = resolve_specs(target, None)
+    warm = WarmCache()
+    points = warm.points(target, specs)
+    structure = probe(target, specs, [np.zeros(s.shape, s.numpy_dtype) for s in specs])
+    screen = warm.screen(warm.evaluator(target, specs, structure, False, 1), points)
+    for size in (1, 7, 100, 4096, 40000):
+        inputs = expand(Plan(seed=size), specs, points, size)
+        screen(Batch(inputs, cotangents(np.random.default_rng(size), size, structure.output_shapes,
+                                        structure.output_dtypes), []))
+    assert screen.traces == 1
+
+
+def test_plain_functions_and_second_order_are_not_screened():
+    plain = gradfuzz.check(tf.math.softplus, inputs=["float32[]"], max_examples=2048)
+    assert not plain.engine["screen"]["used"] and plain.judged == plain.examples
+    second = gradfuzz.check(my_op_fixed, max_examples=2048, order=2)
+    assert not second.engine["screen"]["used"] and second.judged == second.examples
