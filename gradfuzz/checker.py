@@ -262,6 +262,7 @@ class _Judged:
     batch: Batch  # the whole batch (tangents only for judged examples)
     judged: list[tuple[Evaluation, Judgement]]  # first order, and second order with order=2
     rows: np.ndarray  # batch row of each judged example
+    weights: np.ndarray | None  # flagged examples each judged one stands for (None: itself only)
     screened: ScreenResult | None  # None: every example was judged
 
     @property
@@ -396,9 +397,9 @@ def check_target(
                 except Exception as error:  # e.g. XLA cannot compile the comparison on this device
                     screen.available, screen.reason = False, f"screen failed: {summarize_error(error)[:200]}"
                 tick = timings.add("screen", tick)
-            rows = np.arange(count) if screened is None else quota.choose(screened, complete)
+            rows, weights = (np.arange(count), None) if screened is None else quota.choose(screened, complete)
             if rows.size == 0:
-                return _Judged(batch, [], rows, screened)
+                return _Judged(batch, [], rows, weights, screened)
             subset = batch if screened is None else Batch([x[rows] for x in inputs], [v[rows] for v in batch.cotangents], [])
             subset.tangents = tangents(rng, subset.inputs)
             tick = timings.add("generate", tick)
@@ -415,7 +416,7 @@ def check_target(
         if evaluator.order == 2:
             judged.append(judge_second_order_batch(evaluator, evaluation, second_missing))
         timings.add("judge", tick)
-        return _Judged(batch, judged, rows, screened)
+        return _Judged(batch, judged, rows, weights, screened)
 
     @settings(
         max_examples=PLANS_PER_ROUND, deadline=None, database=None, derandomize=False,
@@ -456,7 +457,7 @@ def check_target(
             if run.first_failure is None and failing.any():
                 row = int(outcome.rows[int(np.argmax(failing))])
                 run.first_failure = run.examples - outcome.batch.size + row + 1
-            new.extend((signature, pair) for signature in _collect(run, *pair, plan, seed))
+            new.extend((signature, pair) for signature in _collect(run, *pair, plan, seed, outcome.weights))
         timings.add("collect", tick)
         sizer.record(count, time.perf_counter() - batch_started)
         hypothesis_target(float(np.log10(1.0 + min(outcome.score, 1e300))), label="log10 error")
@@ -706,10 +707,13 @@ def _simplest(indices: np.ndarray, simplicity: tuple[np.ndarray, np.ndarray]) ->
     return int(indices[order[0]])
 
 
-def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan, seed: int) -> list[str]:
+def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan, seed: int,
+             weights: np.ndarray | None = None) -> list[str]:
     """Fold a batch's verdicts into the run's groups; return signatures of new failure kinds.
 
-    Only the batch's simplest and worst example of each signature become `Finding`s.
+    Only the batch's simplest and worst example of each signature become `Finding`s. ``weights``
+    (from the screen) says how many flagged examples each judged one stands for: group counts
+    estimate how widespread a kind is, not how often the oracle happened to look at it.
     """
     new = []
     simplicity = _batch_simplicity(evaluation.batch.inputs)
@@ -721,13 +725,13 @@ def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan
         if group is None:
             representative = _finding(simplest, evaluation, run, plan, seed)
             worst_finding = representative if worst.index == simplest.index else _finding(worst, evaluation, run, plan, seed)
-            group = run.groups[signature] = _Group(representative, worst_finding, count=len(indices))
+            group = run.groups[signature] = _Group(representative, worst_finding, count=_count(indices, weights))
             group.regions[representative.region] = representative
             _note_regions(group, indices, judgement, evaluation, run, plan, seed)
             if simplest.outcome == "failure":
                 new.append(signature)
             continue
-        group.count += len(indices)
+        group.count += _count(indices, weights)
         if len(group.regions) < MAX_REGIONS:
             _note_regions(group, indices, judgement, evaluation, run, plan, seed)
         if worst.abs_error > group.worst.abs_error or (np.isnan(group.worst.abs_error) and not np.isnan(worst.abs_error)):
@@ -736,6 +740,10 @@ def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan
         if not group.shrunk and candidate < _simplicity(group.representative.inputs):
             group.representative = _finding(simplest, evaluation, run, plan, seed)
     return new
+
+
+def _count(indices: np.ndarray, weights: np.ndarray | None) -> float:
+    return float(len(indices) if weights is None else np.sum(weights[indices]))
 
 
 def _note_regions(group: _Group, indices: np.ndarray, judgement: Judgement, evaluation: Evaluation, run: _Run,
@@ -1033,14 +1041,16 @@ def _snapshot(report: CheckReport, run: _Run, started: float) -> CheckReport:
     report.failures = [g.representative for g in run.groups.values() if g.representative.kind == "failure"]
     report.notes = [g.representative for g in run.groups.values() if g.representative.kind == "note"]
     for group in run.groups.values():
-        group.representative.count = group.count
+        group.representative.count = max(1, round(group.count))
         group.representative.worst = group.worst if group.worst is not group.representative else None
     return report
 
 
 def _finish(report: CheckReport, run: _Run, started: float, store: FailureStore | None, device: str | None) -> CheckReport:
     _snapshot(report, run, started)
-    order = {c: i for i, c in enumerate(("exception", "nondeterminism", "shape", "dtype", "missing-gradient", "non-finite"))}
+    # Specific causes first; a `branch` finding names the boundary that often explains the mismatches too.
+    order = {c: i for i, c in enumerate(("exception", "nondeterminism", "shape", "dtype", "missing-gradient", "non-finite",
+                                         "branch"))}
     report.failures.sort(key=lambda f: (order.get(f.category, 99), -f.count))
     if report.failures:
         rows = []

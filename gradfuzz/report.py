@@ -40,7 +40,7 @@ class Finding:
     abs_error: float = float("nan")
     rel_error: float = float("nan")
     ulp_error: float = float("nan")
-    count: int = 1  # examples in this run that shared the signature
+    count: int = 1  # examples in this run that shared the signature (screened runs: estimated, see screen.py)
     signature: str = ""
     plan: str = ""
     seed: int | None = None

@@ -66,6 +66,7 @@ class ScreenResult:
     score: float  # largest finite error/tolerance (what Hypothesis' target() steers by)
     typical: list[float]  # per judged argument: median |reference| of a sample of the batch
     keys: np.ndarray
+    counts: np.ndarray  # flagged examples per key
     first: np.ndarray  # batch row of each key's first example
     worst: np.ndarray  # batch row of each key's largest error/tolerance
     worst_ratio: np.ndarray
@@ -122,7 +123,7 @@ class Screen:
         return ScreenResult(
             size=batch.size, flags=raw["flags"], skipped=int(raw["skipped"]),
             score=float(raw["score"]), typical=[float(t) for t in raw["typical"]],
-            keys=raw["keys"], first=raw["first"], worst=raw["worst_row"], worst_ratio=raw["worst_ratio"],
+            keys=raw["keys"], counts=raw["counts"], first=raw["first"], worst=raw["worst_row"], worst_ratio=raw["worst_ratio"],
         )
 
     # -- the graph ----------------------------------------------------------------------
@@ -229,6 +230,7 @@ class Screen:
                 + tf.cast(ROW_LIMIT - rows, tf.int64)
             finite = domain & tf.math.is_finite(worst)
             return {
+                "counts": tf.math.unsorted_segment_sum(tf.ones([batch], tf.int32), key, segments),
                 "first": tf.math.unsorted_segment_min(rows, key, segments),
                 "worst": tf.math.unsorted_segment_max(tf.where(flagged, packed, -1), key, segments),
                 "flags": flagged,
@@ -237,9 +239,12 @@ class Screen:
                 "score": tf.reduce_max(tf.where(finite, worst, tf.zeros_like(worst))),
             }
 
-        compare = tf.function(compare, jit_compile=True)
+        # AutoGraph is left to the target's own code (as in the evaluator): converting these
+        # helpers, plain Python loops over arguments, cost more than a second per target.
+        compare = tf.function(compare, jit_compile=True, autograph=False)
         output_signature = {
-            "first": tf.TensorSpec([segments], tf.int32), "worst": tf.TensorSpec([segments], tf.int64),
+            "counts": tf.TensorSpec([segments], tf.int32), "first": tf.TensorSpec([segments], tf.int32),
+            "worst": tf.TensorSpec([segments], tf.int64),
             "flags": tf.TensorSpec([chunk], tf.bool), "skipped": tf.TensorSpec([], tf.int32),
             "score": tf.TensorSpec([], tf.float64),
         }
@@ -257,7 +262,7 @@ class Screen:
                                   fn_output_signature=output_signature)
             worst = tf.reduce_max(per_chunk["worst"], axis=0)
             return {
-                "first": tf.reduce_min(per_chunk["first"], axis=0),
+                "counts": tf.reduce_sum(per_chunk["counts"], axis=0), "first": tf.reduce_min(per_chunk["first"], axis=0),
                 "worst_row": ROW_LIMIT - tf.cast(tf.bitwise.bitwise_and(worst, 0xFFFFFFFF), tf.int32),
                 "worst_ratio": tf.bitcast(tf.cast(tf.bitwise.right_shift(worst, 32), tf.int32), tf.float32),
                 "flags": tf.reshape(per_chunk["flags"], [-1])[:batch], "skipped": tf.reduce_sum(per_chunk["skipped"]),
@@ -277,7 +282,7 @@ class Screen:
                        if limit is not None and int(np.prod(judged[a].shape)) else tf.constant(0.0, tf.float64)
                        for a, limit in enumerate(limits)]
             return {
-                **{name: tf.gather(result[name], present) for name in ("first", "worst_row", "worst_ratio")},
+                **{name: tf.gather(result[name], present) for name in ("counts", "first", "worst_row", "worst_ratio")},
                 "keys": present, **{name: result[name] for name in ("flags", "skipped", "score")},
                 "typical": tf.stack(typical) if typical else tf.zeros([0], tf.float64),
             }
@@ -288,6 +293,7 @@ class Screen:
         ]
         # Traced now, with the other warm-up work; calling the concrete function skips tf.function's
         # argument binding, a measurable share of a call at these batch sizes.
+        in_chunks = tf.autograph.experimental.do_not_convert(in_chunks)
         return tf.function(screen, input_signature=signature).get_concrete_function()
 
 
@@ -295,6 +301,7 @@ def _log10(x: tf.Tensor) -> tf.Tensor:
     return tf.math.log(x) / np.log(10.0)
 
 
+@tf.autograph.experimental.do_not_convert
 def _median_of_sample(magnitudes: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
     """np.median of the finite values of a strided sample of rows (the oracle's typical size)."""
     stride = tf.maximum(1, batch // TYPICAL_SAMPLE)
@@ -314,19 +321,25 @@ class JudgingQuota:
     best: dict[int, float] = field(default_factory=dict)  # key -> largest error/tolerance judged
     batches: int = 0
 
-    def choose(self, result: ScreenResult, complete: bool = False) -> np.ndarray:
-        """Batch rows to judge; ``complete`` (while shrinking) takes the first and worst of every key."""
+    def choose(self, result: ScreenResult, complete: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Batch rows to judge, ascending, and how many of the batch's flagged examples each stands
+        for (its key's count, shared by the key's judged rows). ``complete`` (while shrinking)
+        takes the first and worst of every key."""
         self.batches += 1
         revisit = complete or self.batches % REVISIT_EVERY == 0
-        rows = []
-        for key, first, worst, ratio in zip(result.keys.tolist(), result.first.tolist(), result.worst.tolist(),
-                                            result.worst_ratio.tolist()):
+        chosen: dict[int, float] = {}
+        for key, count, first, worst, ratio in zip(result.keys.tolist(), result.counts.tolist(), result.first.tolist(),
+                                                   result.worst.tolist(), result.worst_ratio.tolist()):
             times = self.judged.get(key, 0)
             if revisit or times < JUDGED_PER_KEY:
-                rows += [first, worst]
+                rows = {first, worst}
                 self.judged[key] = times + 1
                 self.best[key] = max(self.best.get(key, 0.0), ratio)
             elif ratio > WORSE_FACTOR * self.best[key]:
-                rows.append(worst)
+                rows = {worst}
                 self.best[key] = ratio
-        return np.unique(np.asarray(rows, dtype=np.int64))
+            else:
+                continue
+            chosen.update((row, count / len(rows)) for row in rows)
+        rows = np.array(sorted(chosen), dtype=np.int64)
+        return rows, np.array([chosen[row] for row in rows.tolist()], dtype=np.float64)
