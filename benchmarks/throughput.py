@@ -114,7 +114,7 @@ def ceiling(fn, seconds: float) -> tuple[float, int]:
 
     batched = tf.function(lambda xs: tf.vectorized_map(one, xs))
     best = (0.0, 0)
-    for size in (1024, 8192, 32768, 65536):
+    for size in (1024, 8192, 32768, 65536, 131072, 262144):
         if size * max(spec.size, 1) > (1 << 22):
             break
         xs = tf.constant(_inputs(spec, size))

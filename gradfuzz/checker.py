@@ -95,18 +95,19 @@ class BatchSizer:
 
     Each size is measured over `SAMPLES` batches (median examples/s); the next doubling is
     kept only if it is at least `GAIN` times faster, within a memory budget of
-    `MAX_ELEMENTS` argument elements per batch. A fixed size (``--batch-size``) disables
+    `MAX_ELEMENTS` argument elements and `MAX_EXAMPLES` examples per batch. A fixed size (``--batch-size``) disables
     growth, which also makes a seeded run reproducible batch for batch.
     """
 
     SAMPLES = 3
-    GAIN = 1.1
+    GAIN = 1.05
     MAX_ELEMENTS = 1 << 22
+    MAX_EXAMPLES = 1 << 18  # keeps a batch's latency (deadlines, shrink steps) to a fraction of a second
 
     def __init__(self, specs: Sequence[ArgSpec], fixed: int | None = None):
         self.size = fixed or batch_size_for(specs)
-        self.limit = fixed or batch_size_for(specs, self.MAX_ELEMENTS) * 64
-        self.limit = min(self.limit, max(self.size, self.MAX_ELEMENTS // max(1, sum(s.size for s in specs))))
+        elements = max(1, sum(s.size for s in specs))
+        self.limit = fixed or max(self.size, min(self.MAX_EXAMPLES, self.MAX_ELEMENTS // elements))
         self.growing = fixed is None
         self.rates: dict[int, list[float]] = {}
         self.halvings: list[int] = []
@@ -375,6 +376,13 @@ def check_target(
 
     output_dtypes = [np.dtype(_np(d)) for d in structure.output_dtypes]
     quota = JudgingQuota()
+    pace = {"start": 0.0, "count": 0}  # the last batch: when it started, its size
+
+    def generate(plan: Plan, count: int) -> Batch:
+        """A plan's batch: inputs and cotangents (tangents come later, for judged examples only)."""
+        inputs = expand(plan, specs, points, count, boundary=pool.examples)
+        rng = np.random.default_rng([plan.seed, 1])
+        return Batch(inputs, cotangents(rng, count, structure.output_shapes, output_dtypes), [])
 
     def evaluate_plan(plan: Plan, count: int, timings: _Timings, complete: bool = False) -> _Judged | None:
         """Generate, screen and judge one batch. With the screen, the oracle judges only the
@@ -383,12 +391,10 @@ def check_target(
         if count == 0:
             return None
         tick = time.perf_counter()
-        inputs = expand(plan, specs, points, count, boundary=pool.examples)
-        rng = np.random.default_rng([plan.seed, 1])
-        batch = Batch(inputs, cotangents(rng, count, structure.output_shapes, output_dtypes), [])
-        tick = timings.add("generate", tick)
         screened = None
         try:
+            batch = generate(plan, count)
+            tick = timings.add("generate", tick)
             if screen.available:
                 try:
                     screened = screen(batch)
@@ -400,8 +406,8 @@ def check_target(
             rows, weights = (np.arange(count), None) if screened is None else quota.choose(screened, complete)
             if rows.size == 0:
                 return _Judged(batch, [], rows, weights, screened)
-            subset = batch if screened is None else Batch([x[rows] for x in inputs], [v[rows] for v in batch.cotangents], [])
-            subset.tangents = tangents(rng, subset.inputs)
+            subset = batch if screened is None else Batch([x[rows] for x in batch.inputs], [v[rows] for v in batch.cotangents], [])
+            subset.tangents = tangents(np.random.default_rng([plan.seed, 2]), subset.inputs)
             tick = timings.add("generate", tick)
             evaluation = evaluator.evaluate(subset)
         except OutOfMemory:
@@ -441,7 +447,12 @@ def check_target(
             return
         size = sizer.size
         count = size if max_examples is None else max(0, min(size, max_examples - run.examples))
+        # The sizer is fed whole intervals between batch starts: per-plan costs outside the batch
+        # (Hypothesis drawing the plan, progress) are what larger batches amortise.
         batch_started = time.perf_counter()
+        if pace["count"]:
+            sizer.record(pace["count"], batch_started - pace["start"])
+        pace.update(start=batch_started, count=count)
         outcome = evaluate_plan(plan, count, timings)
         if outcome is None:
             return
@@ -459,7 +470,6 @@ def check_target(
                 run.first_failure = run.examples - outcome.batch.size + row + 1
             new.extend((signature, pair) for signature in _collect(run, *pair, plan, seed, outcome.weights))
         timings.add("collect", tick)
-        sizer.record(count, time.perf_counter() - batch_started)
         hypothesis_target(float(np.log10(1.0 + min(outcome.score, 1e300))), label="log10 error")
         if on_progress is not None:
             on_progress(_snapshot(report, run, started))

@@ -162,7 +162,7 @@ class Screen:
             below = tf.reduce_sum(tf.cast(points[None, :] < value[:, None], tf.int32), axis=1)
             return 2 * below + tf.cast(tf.reduce_any(tf.equal(points[None, :], value[:, None]), axis=1), tf.int32)
 
-        def compare(offset, valid, xs, ys, custom, reference, calibration):
+        def compare(offset, valid, xs, ys, custom, reference, calibration=None):
             """One chunk of `chunk` rows (rows ≥ ``valid`` are padding). Per example the key (-1: plain
             pass) and error/tolerance; returned per key: count, first and worst row, worst error."""
             batch = chunk
@@ -181,7 +181,7 @@ class Screen:
                 gc = tf.reshape(tf.cast(custom[a], tf.float64), [batch, n])
                 gr = tf.reshape(tf.cast(reference[a], tf.float64), [batch, n])
                 allowed = tf.constant(absolute_floor, tf.float64)
-                if calibration is not reference:  # how far autodiff at the argument's dtype is from float64
+                if calibration:  # how far autodiff at the argument's dtype is from float64
                     spread = tf.abs(tf.reshape(tf.cast(calibration[a], tf.float64), [batch, n]) - gr)
                     spread = tf.reduce_max(tf.where(tf.math.is_finite(spread), spread, tf.zeros_like(spread)), axis=1, keepdims=True)
                     allowed = tf.maximum(factor * spread, absolute_floor)
@@ -198,11 +198,15 @@ class Screen:
                     x = tf.reshape(tf.cast(xs[located.index(a)], tf.float64), [batch, n])
                     value = x[:, 0] if n == 1 else tf.gather(x, tf.argmax(ratio, axis=1, output_type=tf.int32), batch_dims=1)
                     region.append(region_of(value, points[a]))
-                    on_point = tf.reduce_any(tf.equal(x[:, :, None], points[a][None, None, :]), axis=2)
-                    hits.append(tf.reduce_any(on_point, axis=1))
-                    on_value = x[:, 0] if n == 1 else tf.gather(x, tf.argmax(tf.cast(on_point, tf.int32), axis=1,
-                                                                               output_type=tf.int32), batch_dims=1)
-                    hit_regions.append(region_of(on_value, points[a]))
+                    if n == 1:  # the worst element is the only one: its region says whether it is on a point
+                        hits.append(tf.equal(region[-1] % 2, 1))
+                        hit_regions.append(region[-1])
+                    else:
+                        on_point = tf.reduce_any(tf.equal(x[:, :, None], points[a][None, None, :]), axis=2)
+                        hits.append(tf.reduce_any(on_point, axis=1))
+                        on_value = tf.gather(x, tf.argmax(tf.cast(on_point, tf.int32), axis=1, output_type=tf.int32),
+                                             batch_dims=1)
+                        hit_regions.append(region_of(on_value, points[a]))
                 else:  # variables are not drawn: no region
                     region.append(tf.zeros([batch], tf.int32))
             if not worst:  # nothing comparable (all arguments zero-size or not differentiable)
@@ -274,7 +278,8 @@ class Screen:
             ys, custom = custom_vjp([xs, vs])
             vs64 = [tf.cast(v, tf.float64) for v in vs]
             reference = reference64([wide(xs), vs64]) if reference64 is not None else native([xs, vs])
-            calibration = native([xs, vs]) if (native is not None and reference64 is not None) else reference
+            # At float64 the reference is its own calibration (no spread): nothing to pass.
+            calibration = native([xs, vs]) if (native is not None and reference64 is not None) else []
             batch = tf.shape(xs[0])[0]
             result = in_chunks(batch, [xs[a] for a in located], ys, custom, reference, calibration)
             present = tf.reshape(tf.where(result["first"] < batch), [-1])
