@@ -163,7 +163,7 @@ def main() -> None:
         c, c_batch = ceiling(fn, args.seconds)
         d, report = gradfuzz_end_to_end(fn, args.seconds)
         rows.append((name, a, b, c, c_batch, d, report.engine["batch_size"]))
-        whole_run[name] = (report.examples_per_second, report.judged, report.flagged, report.examples,
+        whole_run[name] = (report.examples_per_second, report.judged, report.disagreed, report.examples,
                            report.engine["screen"])
         splits[name] = report.engine["time_split"]
         scaling[name] = report.engine["batch_sizes_tried"]
@@ -184,10 +184,10 @@ def main() -> None:
         largest = max(split, key=split.get)
         print(f"  {name:26s} {parts}   largest: {largest}")
     print("\n(d) whole run (warm-up excluded, batch-size search and shrinking included), and the screen:")
-    for name, (rate, judged, flagged, examples, screen) in whole_run.items():
+    for name, (rate, judged, disagreed, examples, screen) in whole_run.items():
         used = "screened" if screen["used"] else f"not screened ({screen['why_not']})"
-        print(f"  {name:26s} {rate:>11,.0f}/s; {examples:,} examples, {used}: {flagged:,} flagged, "
-              f"{judged:,} judged in full by the oracle")
+        print(f"  {name:26s} {rate:>11,.0f}/s; {examples:,} examples, {used}: {disagreed:,} disagreed with "
+              f"autodiff, {judged:,} judged in full by the oracle")
     print("\n(d) examples/s by batch size (the batch sizer's measurements):")
     for name, sizes in scaling.items():
         print(f"  {name:26s} " + ", ".join(f"{size}: {rate:,.0f}" for size, rate in sizes.items()))

@@ -242,7 +242,7 @@ class _Run:
     groups: dict[str, _Group] = field(default_factory=dict)
     run_id: str = ""
     recent: list | None = None  # a sample of the last batch's inputs (for bisection)
-    flagged: int = 0  # examples the screen sent on (they did not plainly agree with autodiff)
+    disagreed: int = 0  # examples the screen found disagreeing with autodiff (or not finite)
     judged: int = 0  # examples the oracle judged in full
 
     stop_at_first_failure: bool = False
@@ -271,8 +271,8 @@ class _Judged:
         return self.screened.skipped if self.screened is not None else (self.judged[0][1].skipped if self.judged else 0)
 
     @property
-    def flagged(self) -> int:
-        return self.screened.flagged if self.screened is not None else 0
+    def disagreed(self) -> int:
+        return self.screened.disagreed if self.screened is not None else 0
 
     @property
     def score(self) -> float:
@@ -459,7 +459,7 @@ def check_target(
         run.recent = [x[:BISECT_SAMPLE] for x in outcome.batch.inputs]
         run.examples += outcome.batch.size
         run.skipped += outcome.skipped
-        run.flagged += outcome.flagged
+        run.disagreed += outcome.disagreed
         run.judged += outcome.rows.size
         tick = time.perf_counter()
         new = []
@@ -1045,7 +1045,7 @@ def _record_contract(run: _Run, violation, target: Target, inputs: list[np.ndarr
 
 def _snapshot(report: CheckReport, run: _Run, started: float) -> CheckReport:
     report.examples, report.skipped, report.seconds = run.examples, run.skipped, time.monotonic() - started
-    report.flagged, report.judged = run.flagged, run.judged
+    report.disagreed, report.judged = run.disagreed, run.judged
     report.first_failure_at = run.first_failure
     report.warmup_seconds = run.warmup
     report.failures = [g.representative for g in run.groups.values() if g.representative.kind == "failure"]

@@ -547,7 +547,7 @@ def _print_report(report) -> None:
     )
     if (report.engine.get("screen") or {}).get("used"):
         # Counts (×N) below are of examples the oracle judged in full.
-        stdout.print(f"  [dim]screen: {report.flagged:,} examples sent on, {report.judged:,} judged in full[/]")
+        stdout.print(f"  [dim]screen: {report.disagreed:,} examples disagreed with autodiff, {report.judged:,} judged in full[/]")
     for finding in report.failures:
         stdout.print(f"  [red]✗ {finding.category}[/] ×{finding.count:,}  input {escape(', '.join(_short(x) for x in finding.inputs))}")
         stdout.print(f"    {escape(finding.explanation)}", soft_wrap=True)

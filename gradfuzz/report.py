@@ -82,7 +82,7 @@ class CheckReport:
     specs: tuple[ArgSpec, ...]
     examples: int = 0
     skipped: int = 0  # examples where the forward was not finite (outside the domain)
-    flagged: int = 0  # examples the screen sent on (disagreeing with autodiff, non-finite, or on a point of interest)
+    disagreed: int = 0  # examples the screen found disagreeing with autodiff beyond tolerance (or not finite)
     judged: int = 0  # examples the oracle judged in full (all of them when there is no screen)
     seconds: float = 0.0
     warmup_seconds: float = 0.0  # probing and compiling, before the first batch
@@ -122,7 +122,7 @@ class CheckReport:
             seen += report.examples
             merged.examples += report.examples
             merged.skipped += report.skipped
-            merged.flagged += report.flagged
+            merged.disagreed += report.disagreed
             merged.judged += report.judged
             merged.seconds += report.seconds
             merged.warmup_seconds += report.warmup_seconds
@@ -151,7 +151,7 @@ class CheckReport:
             "verdict": self.verdict,
             "examples": self.examples,
             "skipped_outside_domain": self.skipped,
-            "flagged_by_screen": self.flagged,
+            "disagreed_at_screen": self.disagreed,
             "judged_in_full": self.judged,
             "seconds": round(self.seconds, 3),
             "warmup_seconds": round(self.warmup_seconds, 3),

@@ -62,6 +62,7 @@ class ScreenResult:
     size: int
     flags: np.ndarray  # bool per example, within the domain: disagrees with autodiff, is not finite, or
     # agrees but sits on a point of interest
+    disagreed: int  # flagged examples that disagree with autodiff or are not finite (not merely on a point)
     skipped: int  # examples outside the domain (forward not finite)
     score: float  # largest finite error/tolerance (what Hypothesis' target() steers by)
     typical: list[float]  # per judged argument: median |reference| of a sample of the batch
@@ -71,9 +72,6 @@ class ScreenResult:
     worst: np.ndarray  # batch row of each key's largest error/tolerance
     worst_ratio: np.ndarray
 
-    @property
-    def flagged(self) -> int:
-        return int(np.count_nonzero(self.flags))
 
 
 def screen_unavailable(evaluator: Evaluator) -> str | None:
@@ -121,7 +119,7 @@ class Screen:
             raise OutOfMemory(batch.size) from error
         raw = {name: value.numpy() for name, value in raw.items()}
         return ScreenResult(
-            size=batch.size, flags=raw["flags"], skipped=int(raw["skipped"]),
+            size=batch.size, flags=raw["flags"], disagreed=int(raw["disagreed"]), skipped=int(raw["skipped"]),
             score=float(raw["score"]), typical=[float(t) for t in raw["typical"]],
             keys=raw["keys"], counts=raw["counts"], first=raw["first"], worst=raw["worst_row"], worst_ratio=raw["worst_ratio"],
         )
@@ -238,6 +236,7 @@ class Screen:
                 "first": tf.math.unsorted_segment_min(rows, key, segments),
                 "worst": tf.math.unsorted_segment_max(tf.where(flagged, packed, -1), key, segments),
                 "flags": flagged,
+                "disagreed": tf.reduce_sum(tf.cast(flagged & (kind < 3), tf.int32)),
                 "skipped": tf.reduce_sum(tf.cast(~domain & (rows < valid), tf.int32)),
                 # Hypothesis' target(): the largest finite error in units of the tolerance.
                 "score": tf.reduce_max(tf.where(finite, worst, tf.zeros_like(worst))),
@@ -249,7 +248,8 @@ class Screen:
         output_signature = {
             "counts": tf.TensorSpec([segments], tf.int32), "first": tf.TensorSpec([segments], tf.int32),
             "worst": tf.TensorSpec([segments], tf.int64),
-            "flags": tf.TensorSpec([chunk], tf.bool), "skipped": tf.TensorSpec([], tf.int32),
+            "flags": tf.TensorSpec([chunk], tf.bool), "disagreed": tf.TensorSpec([], tf.int32),
+            "skipped": tf.TensorSpec([], tf.int32),
             "score": tf.TensorSpec([], tf.float64),
         }
 
@@ -269,7 +269,8 @@ class Screen:
                 "counts": tf.reduce_sum(per_chunk["counts"], axis=0), "first": tf.reduce_min(per_chunk["first"], axis=0),
                 "worst_row": ROW_LIMIT - tf.cast(tf.bitwise.bitwise_and(worst, 0xFFFFFFFF), tf.int32),
                 "worst_ratio": tf.bitcast(tf.cast(tf.bitwise.right_shift(worst, 32), tf.int32), tf.float32),
-                "flags": tf.reshape(per_chunk["flags"], [-1])[:batch], "skipped": tf.reduce_sum(per_chunk["skipped"]),
+                "flags": tf.reshape(per_chunk["flags"], [-1])[:batch],
+                **{name: tf.reduce_sum(per_chunk[name]) for name in ("disagreed", "skipped")},
                 "score": tf.reduce_max(per_chunk["score"]),
             }
 
@@ -288,7 +289,7 @@ class Screen:
                        for a, limit in enumerate(limits)]
             return {
                 **{name: tf.gather(result[name], present) for name in ("counts", "first", "worst_row", "worst_ratio")},
-                "keys": present, **{name: result[name] for name in ("flags", "skipped", "score")},
+                "keys": present, **{name: result[name] for name in ("flags", "disagreed", "skipped", "score")},
                 "typical": tf.stack(typical) if typical else tf.zeros([0], tf.float64),
             }
 
