@@ -98,17 +98,29 @@ def near(points: Sequence[float], spec: ArgSpec, rng: np.random.Generator, count
     """
     info = spec.info
     pts = np.asarray(points if len(points) else [0.0], dtype=np.float64)
-    centre = np.full(count, pts[(focus - 1) % len(pts)]) if focus else pts[rng.integers(len(pts), size=count)]
-    centre_t = centre.astype(info.numpy)
-    sides = rng.integers(2, size=count) * 2 - 1
-    by_ulps = np.floor(np.expm1(rng.uniform(0, np.log1p(ulps), size=count))).astype(np.int64) * sides
-    stepped = step_ulps(centre_t, by_ulps, info).astype(np.float64)
-    smallest = np.log10(info.eps)
-    relative = 10.0 ** rng.uniform(smallest, max(-rel_exp, smallest), size=count)
+
+    def centres(n: int) -> np.ndarray:
+        return np.full(n, pts[(focus - 1) % len(pts)]) if focus else pts[rng.integers(len(pts), size=n)]
+
+    def signs(n: int) -> np.ndarray:
+        return np.where(rng.random(n) < 0.5, -1.0, 1.0)
+
+    # Each value is, at random, a whole number of ULP steps away or a relative distance away;
+    # each kind is drawn only for the values that use it.
+    by_ulps = rng.random(count) < 0.5
+    stepped_count = int(np.count_nonzero(by_ulps))
+    steps = np.floor(np.expm1(rng.uniform(0, np.log1p(ulps), size=stepped_count))) * signs(stepped_count)
+    stepped = step_ulps(centres(stepped_count).astype(info.numpy), steps.astype(np.int64), info)
+    relative_count = count - stepped_count
+    smallest = np.log(info.eps)
+    relative = np.exp(rng.uniform(smallest, max(-rel_exp * np.log(10.0), smallest), size=relative_count))
+    centre = centres(relative_count)
     # Around 0 "relative" means absolute: tiny-scaled offsets would be subnormals (ULP steps and
     # special values cover those), and arithmetic on subnormals is ~100x slower on x86.
-    scaled = centre + sides * relative * np.where(centre == 0, 1.0, np.abs(centre))
-    values = np.where(rng.random(count) < 0.5, stepped, scaled)
+    scaled = centre + signs(relative_count) * relative * np.where(centre == 0, 1.0, np.abs(centre))
+    values = np.empty(count)
+    values[by_ulps] = stepped
+    values[~by_ulps] = scaled
     return fit(values, spec)
 
 
@@ -208,7 +220,7 @@ def _expand_real(plan: Plan, spec: ArgSpec, points: Sequence[float], regions: np
             values[rows] = _draw(region, plan, spec, points, rng, rows.size * n).reshape(rows.size, n)
     if plan.sparsity and n > 1:
         dense = np.isin(regions, (2, 3))[:, None]
-        values[dense & (rng.random((size, n)) < plan.sparsity / 4)] = 0.0
+        np.putmask(values, dense & (rng.random((size, n), dtype=np.float32) < plan.sparsity / 4), 0.0)
     return fit(values, spec)
 
 
@@ -322,14 +334,15 @@ def _log_scale(spec: ArgSpec, rng: np.random.Generator, count: int) -> np.ndarra
 def fit(values: np.ndarray, spec: ArgSpec) -> np.ndarray:
     """Clip into the range, then round to the dtype (clipping again after rounding)."""
     info = spec.info
-    clipped = np.clip(values, spec.low, spec.high)
-    rounded = clipped.astype(info.numpy)
+    rounded = np.clip(values, spec.low, spec.high).astype(info.numpy)
     low, high = np.asarray(spec.low, info.numpy), np.asarray(spec.high, info.numpy)
     if float(low) < spec.low:
         low = step_ulps(low.reshape(1), 1, info)[0]
     if float(high) > spec.high:
         high = step_ulps(high.reshape(1), -1, info)[0]
-    # np.clip with a -0.0 bound would rewrite +0.0; keep the sign of zeros drawn.
+    if low != 0 and high != 0:  # rounding may have crossed a bound: clip again, in place
+        return np.clip(rounded, low, high, out=rounded)
+    # np.clip with a ±0.0 bound would rewrite the sign of zeros drawn; keep it.
     return np.where(rounded < low, low, np.where(rounded > high, high, rounded)).astype(info.numpy)
 
 
