@@ -73,7 +73,6 @@ class ScreenResult:
     worst_ratio: np.ndarray
 
 
-
 def screen_unavailable(evaluator: Evaluator) -> str | None:
     """Why this evaluator's targets cannot be screened (None: they can)."""
     if evaluator.target.forward is None:
@@ -132,8 +131,9 @@ class Screen:
         custom_vjp = evaluator.batched("custom VJP")
         reference64 = evaluator.batched("reference VJP (float64)")
         native = evaluator.batched("reference VJP")
-        # Per judged argument: (floor ULPs, mantissa bits, absolute floor) at the precision it is
-        # judged in — the lower of the argument's and its gradient's, as the oracle does.
+        # Per judged argument, at the precision it is judged in (the lower of the argument's and its
+        # gradient's, as the oracle does) and with SCREEN_SLACK applied: the share of |g| the ULP
+        # floor allows, the absolute floor, and the calibration factor.
         limits = []
         for a, spec in enumerate(judged):
             if not spec.differentiable:
@@ -223,7 +223,7 @@ class Screen:
                 location = tf.where(on, tf.gather(tf.constant(located, tf.int32), first_hit), location)
                 region = tf.where(on, tf.gather(tf.stack(hit_regions, axis=1), first_hit, batch_dims=1), region)
             flagged = domain & ((worst > 1.0) | (kind > 0))
-            decade = tf.cast(tf.clip_by_value(tf.floor(tf.math.log(worst) / np.log(10.0)), 0.0, DECADES - 1.0), tf.int32)
+            decade = tf.cast(tf.clip_by_value(tf.floor(_log10(worst)), 0.0, DECADES - 1.0), tf.int32)
             key = ((location * KINDS + kind) * DECADES + decade) * regions + region
             key = tf.where(flagged, key, -1)  # negative ids are dropped by the segment ops
             # One scatter-max finds each key's worst example: the error/tolerance's float32 bits
@@ -253,6 +253,7 @@ class Screen:
             "score": tf.TensorSpec([], tf.float64),
         }
 
+        @tf.autograph.experimental.do_not_convert
         def in_chunks(batch, *tensors):
             """XLA compiles per shape: pad the batch to whole chunks, so it compiles once."""
             count = (batch + chunk - 1) // chunk
@@ -299,7 +300,6 @@ class Screen:
         ]
         # Traced now, with the other warm-up work; calling the concrete function skips tf.function's
         # argument binding, a measurable share of a call at these batch sizes.
-        in_chunks = tf.autograph.experimental.do_not_convert(in_chunks)
         return tf.function(screen, input_signature=signature).get_concrete_function()
 
 
@@ -314,9 +314,11 @@ def _median_of_sample(magnitudes: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
     sample = tf.reshape(magnitudes[::stride], [-1])
     sample = tf.sort(tf.boolean_mask(sample, tf.math.is_finite(sample)))
     count = tf.size(sample)
-    if_empty = tf.constant(0.0, tf.float64)
-    middle = (tf.gather(sample, tf.maximum((count - 1) // 2, 0)) + tf.gather(sample, tf.minimum(count // 2, tf.maximum(count - 1, 0)))) / 2
-    return tf.cond(count > 0, lambda: middle, lambda: if_empty)
+
+    def middle():  # inside the cond: gathering from an empty sample would fail
+        return (tf.gather(sample, (count - 1) // 2) + tf.gather(sample, count // 2)) / 2
+
+    return tf.cond(count > 0, middle, lambda: tf.constant(0.0, tf.float64))
 
 
 @dataclass

@@ -172,3 +172,12 @@ def test_plain_functions_and_second_order_are_not_screened():
     assert not plain.engine["screen"]["used"] and plain.judged == plain.examples
     second = gradfuzz.check(my_op_fixed, max_examples=2048, order=2)
     assert not second.engine["screen"]["used"] and second.judged == second.examples
+
+
+def test_typical_size_is_the_median_of_finite_values_and_zero_without_any():
+    from gradfuzz.screen import _median_of_sample
+
+    median = tf.function(lambda values: _median_of_sample(tf.constant(values, tf.float64), tf.constant(len(values))))
+    assert float(median([1.0, 2.0, 3.0, 4.0])) == np.median([1.0, 2.0, 3.0, 4.0])
+    assert float(median([1.0, np.inf, 3.0, np.nan])) == 2.0
+    assert float(median([np.nan] * 5)) == 0.0
