@@ -401,12 +401,12 @@ def check_target(
                 except OutOfMemory:
                     raise
                 except Exception as error:  # e.g. XLA cannot compile the comparison on this device
-                    screen.available, screen.reason = False, f"screen failed: {summarize_error(error)[:200]}"
+                    screen.reason = f"screen failed: {summarize_error(error)[:200]}"
                 tick = timings.add("screen", tick)
             rows, weights = (np.arange(count), None) if screened is None else quota.choose(screened, complete)
             if rows.size == 0:
                 return _Judged(batch, [], rows, weights, screened)
-            subset = batch if screened is None else Batch([x[rows] for x in batch.inputs], [v[rows] for v in batch.cotangents], [])
+            subset = batch if screened is None else batch.select(rows)
             subset.tangents = tangents(np.random.default_rng([plan.seed, 2]), subset.inputs)
             tick = timings.add("generate", tick)
             evaluation = evaluator.evaluate(subset)

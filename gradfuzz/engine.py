@@ -285,7 +285,7 @@ class Evaluator:
         self._parts, self._mapped = parts, set()
         try:
             with _quiet_tensorflow():
-                function = self._build(parts, set(), signature)
+                function = self._build(signature)
                 function.get_concrete_function()
             return function
         except Exception:
@@ -306,7 +306,7 @@ class Evaluator:
                 del parts["forward JVP"]
                 mapped.discard("forward JVP")
                 self.stats.fallbacks["forward JVP"] = f"not used ({summarize_error(error)[:200]})"
-        function = self._build(parts, mapped, signature)
+        function = self._build(signature)
         function.get_concrete_function()  # errors here are the target's own: let them raise
         return function
 
@@ -317,8 +317,8 @@ class Evaluator:
             return None
         return (_mapped if name in self._mapped else _vectorized)(self._parts[name][0])
 
-    def _build(self, parts: dict, mapped: set[str], signature: list) -> Callable:
-        batched = {name: (_mapped if name in mapped else _vectorized)(fn) for name, (fn, _) in parts.items()}
+    def _build(self, signature: list) -> Callable:
+        batched = {name: self.batched(name) for name in self._parts}
         fd_dtype = tf.as_dtype(self.fd_dtype)
         offsets = tf.constant(FD_OFFSETS, tf.float64)
         step = tf.constant(self.fd_step, tf.float64)

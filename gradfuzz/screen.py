@@ -95,8 +95,7 @@ class Screen:
 
     def __init__(self, evaluator: Evaluator, points: Sequence[Sequence[float]]):
         self.evaluator = evaluator
-        self.reason = screen_unavailable(evaluator)
-        self.available = self.reason is None
+        self.reason = screen_unavailable(evaluator)  # None while the screen is in use
         self.traces = 0
         self._points = [np.unique(np.asarray(p, dtype=np.float64)) for p in points]
         self._regions = 2 * max((len(p) for p in self._points), default=0) + 1
@@ -108,7 +107,11 @@ class Screen:
             try:
                 self._function = self._build()
             except Exception as error:  # the full path still checks every example
-                self.available, self.reason = False, f"screen could not be traced: {summarize_error(error)[:200]}"
+                self.reason = f"screen could not be traced: {summarize_error(error)[:200]}"
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
 
     def __call__(self, batch: Batch) -> ScreenResult:
         try:

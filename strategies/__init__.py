@@ -254,20 +254,16 @@ def tangents(rng: np.random.Generator, inputs: Sequence[np.ndarray]) -> list[np.
     a relative perturbation for large inputs and an absolute one near zero.
     """
     return [
-        _normal(rng, x.shape, np.dtype(np.complex128 if x.dtype.kind == "c" else np.float64)) * np.maximum(1.0, np.abs(x))
+        _normal(rng, x.shape, complex_=x.dtype.kind == "c") * np.maximum(1.0, np.abs(x))
         if x.dtype.kind in "fc" or x.dtype.name == "bfloat16"
         else np.zeros(x.shape)
         for x in inputs
     ]
 
 
-def _normal(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    if dtype in (np.float32, np.float64):
-        return rng.standard_normal(shape, dtype=dtype)  # drawn in place: no conversion pass
+def _normal(rng: np.random.Generator, shape: tuple[int, ...], complex_: bool) -> np.ndarray:
     values = rng.standard_normal(shape)
-    if dtype.kind == "c":
-        values = values + 1j * rng.standard_normal(shape)
-    return values.astype(dtype)
+    return values + 1j * rng.standard_normal(shape) if complex_ else values
 
 
 def step_ulps(values: np.ndarray, steps: np.ndarray | int, info: DTypeInfo) -> np.ndarray:
