@@ -38,8 +38,9 @@ def check(
     for (zero-size, size-1, broadcasting pairs), sharing the budget; the report merges them.
     The run stops after ``budget`` or ``max_examples`` examples, whichever
     comes first. With ``store``, failures are also written to that directory.
-    ``batch_size`` fixes the batch size (default: grown while throughput improves;
-    fix it, with ``seed``, for a run that is reproducible batch for batch); ``jit``
+    ``batch_size`` fixes the batch size (default: with ``max_examples``, a fixed size giving at
+    least 16 plans; otherwise grown while throughput improves). With ``seed`` and ``max_examples``
+    (or ``batch_size``) a run draws the same batches on every machine; ``jit``
     compiles the batch function with XLA where the target allows it. ``order=2`` also checks
     second order: the gradient of the custom gradient against autodiff's Hessian-vector
     product (a None or wrong second-order gradient is a ``higher-order`` failure). ``modes``,

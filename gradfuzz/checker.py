@@ -52,6 +52,7 @@ from gradfuzz.oracle import (
 )
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.screen import JudgingQuota, Screen, ScreenResult
+from gradfuzz.simplicity import batch_simplicity, simplicity
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore, failure_row
 from gradfuzz.strategies import Plan, cotangents, directions, expand, plans, tangents
@@ -61,7 +62,8 @@ PLANS_PER_ROUND = 25
 MAX_BATCH = 1024
 ELEMENTS_PER_BATCH = 1 << 16  # keeps large-tensor batches within a modest memory budget
 SHRINK_SHARE = 0.25  # at most this share of the budget goes to shrinking
-BISECT_SHARE = 0.1  # at most this share of the time goes to boundary bisection
+BISECT_SHARE = 0.1  # bisection signs at most this share of the examples the run evaluates
+PLANS_PER_EXAMPLE_BUDGET = 16  # an example-bounded run spreads max_examples over at least this many plans
 BISECT_PAIRS = 32  # segments bisected per round
 BISECT_SAMPLE = 256  # examples whose branch signatures are compared per round
 POOL_SIZE = 4096  # boundary examples kept per target (the newest)
@@ -88,6 +90,19 @@ def batch_size_for(specs: Sequence[ArgSpec], elements_budget: int = ELEMENTS_PER
     while size > 16 and size * elements > elements_budget:
         size //= 2
     return size
+
+
+def example_bounded_batch(specs: Sequence[ArgSpec], max_examples: int) -> int:
+    """The fixed batch size of a run bounded by ``max_examples``: a power of two giving at least
+    `PLANS_PER_EXAMPLE_BUDGET` plans, within 16 and the memory budget. Fixed, not grown while
+    throughput improves, so such a run draws the same batches on a fast and a slow machine.
+
+    >>> from gradfuzz.spec import parse_spec
+    >>> example_bounded_batch([parse_spec("float32[]")], 2048), example_bounded_batch([parse_spec("float32[]")], 100)
+    (128, 16)
+    """
+    wanted = max(16, max_examples // PLANS_PER_EXAMPLE_BUDGET)
+    return min(1 << (wanted.bit_length() - 1), BatchSizer(specs).limit)
 
 
 class BatchSizer:
@@ -244,6 +259,7 @@ class _Run:
     recent: list | None = None  # a sample of the last batch's inputs (for bisection)
     disagreed: int = 0  # examples the screen found disagreeing with autodiff (or not finite)
     judged: int = 0  # examples the oracle judged in full
+    signed: int = 0  # examples whose branch signature bisection computed
 
     stop_at_first_failure: bool = False
     should_stop: Callable[[], bool] | None = None  # asked between batches (a campaign's clean stop)
@@ -334,7 +350,8 @@ def check_target(
 
     ``order=2`` also checks the gradient of the custom gradient (Hessian-vector products).
     ``modes`` (any of "eager", "function", "xla") compares execution modes on one batch.
-    ``batch_size`` fixes the batch size (default: grown while throughput improves);
+    ``batch_size`` fixes the batch size (default: `example_bounded_batch` with ``max_examples``,
+    otherwise grown while throughput improves);
     ``jit`` compiles the batch function with XLA where the target allows it.
 
     Campaigns pass ``warm`` (compiled functions reused across calls), ``should_stop``
@@ -349,6 +366,8 @@ def check_target(
     run = _Run(target, specs, deadline=started + budget, max_examples=max_examples,
                stop_at_first_failure=stop_at_first_failure, should_stop=should_stop, run_id=run_id or uuid.uuid4().hex)
     warm = warm if warm is not None else WarmCache()
+    if batch_size is None and max_examples is not None:
+        batch_size = example_bounded_batch(specs, max_examples)
     sizer = warm.sizer(target, specs, batch_size)
     timings = _Timings()
     structure, first = _probe_somewhere(run, seed)
@@ -481,7 +500,9 @@ def check_target(
 
     round_number = 0
     while not run.exhausted():
-        if signature.available and timings.get("bisect", 0.0) <= BISECT_SHARE * (time.monotonic() - started):
+        # Bisection's share is counted in examples signed, not seconds: a time share would bisect
+        # less on a slower machine, fill the pool differently and draw other inputs.
+        if signature.available and BISECT_SHARE > 0 and (round_number == 0 or run.signed <= BISECT_SHARE * run.examples):
             tick = time.perf_counter()
             _bisect_round(run, signature, pool, seed * 1_000_003 + round_number)
             timings.add("bisect", tick)
@@ -560,11 +581,16 @@ def _bisect_round(run: _Run, signature: BranchSignature, pool: BoundaryPool, see
     mixed batch before the first) and bisect pairs that differ down to the switch."""
     rng = np.random.default_rng(seed)
     sample = run.recent or expand(Plan(seed=seed, weights=(1, 1, 1, 1)), run.specs, run.points, BISECT_SAMPLE)
+
+    def signed(inputs: Sequence[np.ndarray]) -> np.ndarray:
+        run.signed += len(inputs[0])
+        return signature(inputs)
+
     try:
-        signatures = signature(sample)
+        signatures = signed(sample)
         pairs = differing_pairs(signatures, rng, BISECT_PAIRS)
         if len(pairs):
-            found = bisect([x[pairs[:, 0]] for x in sample], [x[pairs[:, 1]] for x in sample], run.specs, signature)
+            found = bisect([x[pairs[:, 0]] for x in sample], [x[pairs[:, 1]] for x in sample], run.specs, signed)
             pool.add(found)
     except Exception:
         return
@@ -696,23 +722,8 @@ def _region_of_verdict(verdict: Verdict, evaluation: Evaluation, points: Sequenc
     return region_label(value, points[verdict.argument])
 
 
-def _simplicity(inputs: Sequence[np.ndarray]) -> tuple[int, float]:
-    """Fewest non-zero elements first, then the smallest magnitudes."""
-    nonzero, magnitude = _batch_simplicity([np.asarray(x)[None] for x in inputs])
-    return int(nonzero[0]), float(magnitude[0])
-
-
-def _batch_simplicity(inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    size = inputs[0].shape[0]
-    flat = [np.abs(np.asarray(x)).astype(np.float64).reshape(size, -1) for x in inputs]
-    with np.errstate(all="ignore"):
-        nonzero = sum(np.count_nonzero(x, axis=1) for x in flat)
-        magnitude = sum(np.sum(np.log1p(np.abs(x)), axis=1) for x in flat)
-    return np.asarray(nonzero), np.nan_to_num(np.asarray(magnitude), nan=np.inf)
-
-
-def _simplest(indices: np.ndarray, simplicity: tuple[np.ndarray, np.ndarray]) -> int:
-    nonzero, magnitude = simplicity
+def _simplest(indices: np.ndarray, ranks: tuple[np.ndarray, np.ndarray]) -> int:
+    nonzero, magnitude = ranks
     order = np.lexsort((magnitude[indices], nonzero[indices]))
     return int(indices[order[0]])
 
@@ -726,9 +737,9 @@ def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan
     estimate how widespread a kind is, not how often the oracle happened to look at it.
     """
     new = []
-    simplicity = _batch_simplicity(evaluation.batch.inputs)
+    ranks = batch_simplicity(evaluation.batch.inputs)
     for signature, indices in _group_indices(judgement).items():
-        simplest = judgement.verdict(_simplest(indices, simplicity))
+        simplest = judgement.verdict(_simplest(indices, ranks))
         errors = np.nan_to_num(judgement.abs_error[indices], nan=-1.0)
         worst = judgement.verdict(int(indices[np.argmax(errors)]))
         group = run.groups.get(signature)
@@ -746,8 +757,8 @@ def _collect(run: _Run, evaluation: Evaluation, judgement: Judgement, plan: Plan
             _note_regions(group, indices, judgement, evaluation, run, plan, seed)
         if worst.abs_error > group.worst.abs_error or (np.isnan(group.worst.abs_error) and not np.isnan(worst.abs_error)):
             group.worst = _finding(worst, evaluation, run, plan, seed)
-        candidate = (int(simplicity[0][simplest.index]), float(simplicity[1][simplest.index]))
-        if not group.shrunk and candidate < _simplicity(group.representative.inputs):
+        candidate = (int(ranks[0][simplest.index]), float(ranks[1][simplest.index]))
+        if not group.shrunk and candidate < simplicity(group.representative.inputs):
             group.representative = _finding(simplest, evaluation, run, plan, seed)
     return new
 
@@ -782,9 +793,9 @@ def _adopt_shrunk(run: _Run, found: _NewFailure, seed: int) -> None:
         return
     indices = _group_indices(found.judgement).get(found.signature)
     if indices is not None:
-        simplicity = _batch_simplicity(found.evaluation.batch.inputs)
-        best = _simplest(indices, simplicity)
-        if (int(simplicity[0][best]), float(simplicity[1][best])) <= _simplicity(group.representative.inputs):
+        ranks = batch_simplicity(found.evaluation.batch.inputs)
+        best = _simplest(indices, ranks)
+        if (int(ranks[0][best]), float(ranks[1][best])) <= simplicity(group.representative.inputs):
             group.representative = _finding(found.judgement.verdict(best), found.evaluation, run, found.plan, seed)
     group.shrunk = True
 
@@ -865,9 +876,9 @@ def _digits(value: float) -> int:
 
 
 def _shrink_order(inputs: Sequence[np.ndarray]) -> tuple[int, int, float]:
-    """`_simplicity` with significant digits between its two keys: fewest non-zero elements,
+    """`simplicity` with significant digits between its two keys: fewest non-zero elements,
     then fewest digits, then smallest magnitudes."""
-    nonzero, magnitude = _simplicity(inputs)
+    nonzero, magnitude = simplicity(inputs)
     digits = sum(_digits(float(v)) for x in inputs for v in np.asarray(x, dtype=np.float64).reshape(-1))
     return nonzero, digits, magnitude
 
@@ -1023,7 +1034,7 @@ def _diagnose_branches(run: _Run, evaluator: Evaluator, points, branches: Branch
             run.groups[new_signature] = group
             continue
         existing.count += group.count
-        if _simplicity(finding.inputs) < _simplicity(existing.representative.inputs):
+        if simplicity(finding.inputs) < simplicity(existing.representative.inputs):
             existing.representative = finding
         if group.worst.abs_error > existing.worst.abs_error:
             existing.worst = group.worst

@@ -47,7 +47,8 @@ def main() -> None:
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--no-shrink", is_flag=True, help="Skip shrinking new failures to simpler inputs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Examples per batch (default: grown while throughput improves).")
+              help="Examples per batch (default: with --max-examples, fixed at max-examples/16 rounded down "
+                   "to a power of two; otherwise grown while throughput improves).")
 @click.option("--jit", is_flag=True, help="Compile the batch function with XLA where the target allows it.")
 @click.option("--order", type=click.Choice(["1", "2"]), default="1", show_default=True,
               help="2: also check the gradient of the custom gradient (Hessian-vector products).")

@@ -33,9 +33,9 @@ class DTypeInfo:
         """
         magnitude = np.asarray(magnitude)
         magnitude = np.abs(magnitude).astype(np.float64) if np.iscomplexobj(magnitude) else np.abs(magnitude.astype(np.float64))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            exponent = np.floor(np.log2(np.maximum(magnitude, self.tiny)))
-        spacing = np.exp2(exponent - self.mantissa_bits)
+        # frexp/ldexp are exact; log2/exp2 are CPU-dispatched and may differ in the last bit.
+        _, exponent = np.frexp(np.maximum(magnitude, self.tiny))  # m = f·2^e, f in [0.5, 1)
+        spacing = np.ldexp(1.0, exponent - 1 - self.mantissa_bits)
         return np.where(np.isfinite(magnitude), spacing, np.inf)
 
 

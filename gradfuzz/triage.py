@@ -13,8 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from gradfuzz.simplicity import simplicity
 from gradfuzz.store import StoredFailure
 
 SMOOTH_CATEGORIES = ("approximation",)
@@ -103,6 +102,4 @@ def _coalesce(records: list[StoredFailure]) -> list[tuple[list[str], list[Stored
 
 
 def _simplicity(record: StoredFailure) -> tuple[int, float]:
-    values = np.concatenate([np.asarray(x, dtype=np.float64).ravel() for x in record.inputs]) if record.inputs else np.zeros(0)
-    with np.errstate(all="ignore"):
-        return int(np.count_nonzero(values)), float(np.nan_to_num(np.sum(np.log1p(np.abs(values))), nan=np.inf))
+    return simplicity(record.inputs) if record.inputs else (0, 0.0)

@@ -109,11 +109,10 @@ def near(points: Sequence[float], spec: ArgSpec, rng: np.random.Generator, count
     # each kind is drawn only for the values that use it.
     by_ulps = rng.random(count) < 0.5
     stepped_count = int(np.count_nonzero(by_ulps))
-    steps = np.floor(np.expm1(rng.uniform(0, np.log1p(ulps), size=stepped_count))) * signs(stepped_count)
-    stepped = step_ulps(centres(stepped_count).astype(info.numpy), steps.astype(np.int64), info)
+    steps = log_uniform_integers(rng, ulps, stepped_count) * signs(stepped_count).astype(np.int64)
+    stepped = step_ulps(centres(stepped_count).astype(info.numpy), steps, info)
     relative_count = count - stepped_count
-    smallest = np.log(info.eps)
-    relative = np.exp(rng.uniform(smallest, max(-rel_exp * np.log(10.0), smallest), size=relative_count))
+    relative = log_uniform(rng, info.eps, max(10.0**-rel_exp, info.eps), relative_count)
     centre = centres(relative_count)
     # Around 0 "relative" means absolute: tiny-scaled offsets would be subnormals (ULP steps and
     # special values cover those), and arithmetic on subnormals is ~100x slower on x86.
@@ -173,7 +172,7 @@ def around(pool: Sequence[np.ndarray], specs: Sequence[ArgSpec], rng: np.random.
         chosen = np.array(values[picks])
         if spec.differentiable and not spec.is_complex and chosen.size:
             flat = chosen.reshape(-1)
-            steps = np.floor(np.expm1(rng.uniform(0, np.log1p(reach), size=flat.size))).astype(np.int64)
+            steps = log_uniform_integers(rng, reach, flat.size)
             steps *= rng.choice([-1, 1], size=flat.size) * (rng.random(flat.size) < 0.5)
             chosen = fit(step_ulps(flat, steps, spec.info).astype(np.float64), spec).reshape(chosen.shape)
         drawn.append(chosen)
@@ -195,18 +194,28 @@ def _structured_matrices(spec: ArgSpec, rng: np.random.Generator, count: int) ->
     kinds = rng.integers(len(MATRIX_KINDS), size=batch_shape)
     eye = np.broadcast_to(np.eye(n), (*batch_shape, n, n))
     gaussian = rng.standard_normal((*batch_shape, n, n))
-    orthogonal, _ = np.linalg.qr(gaussian)
+    # A Householder reflection I - 2uuᵀ/(uᵀu): orthogonal, built without LAPACK (see "exact draws").
+    u = gaussian[..., :, :1]
+    orthogonal = np.eye(n) - 2 * _matmul(u, np.swapaxes(u, -1, -2)) / _matmul(np.swapaxes(u, -1, -2), u)
     diagonal = np.eye(n) * rng.choice([-1.0, 0.0, 1.0, 2.0], size=(*batch_shape, 1, n))[..., :1, :]  # repeated entries
     ties = np.eye(n) * np.repeat(rng.choice([0.5, 1.0, 2.0], size=(*batch_shape, 1, 1)), n, axis=-1)
     diagonal = np.where(rng.random((*batch_shape, 1, 1)) < 0.5, ties, diagonal)
-    low_rank = gaussian[..., :, :1] @ gaussian[..., :1, :]  # rank one
-    spd = gaussian @ np.swapaxes(gaussian, -1, -2) / n + np.eye(n) * 1e-3
+    low_rank = _matmul(gaussian[..., :, :1], gaussian[..., :1, :])  # rank one
+    spd = _matmul(gaussian, np.swapaxes(gaussian, -1, -2)) / n + np.eye(n) * 1e-3
     options = np.stack([eye, diagonal, low_rank, orthogonal, spd])  # [kinds, *batch, n, n]
     chosen = np.take_along_axis(options, kinds[None, ..., None, None], axis=0)[0]
     bound = min(abs(spec.low), abs(spec.high)) if spec.low < 0 < spec.high else max(abs(spec.low), abs(spec.high))
     peak = np.maximum(np.abs(chosen).max(axis=(-1, -2), keepdims=True), 1e-300)
     scaled = np.where(peak > bound, chosen * (bound / peak), chosen)
     return fit(scaled.reshape(count, -1), spec).reshape(count, *spec.shape)
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b summed in a fixed order with elementwise operations (BLAS kernels differ per CPU)."""
+    total = a[..., :, :1] * b[..., :1, :]
+    for k in range(1, a.shape[-1]):
+        total = total + a[..., :, k : k + 1] * b[..., k : k + 1, :]
+    return total
 
 
 def _expand_real(plan: Plan, spec: ArgSpec, points: Sequence[float], regions: np.ndarray,
@@ -315,11 +324,44 @@ def _draw(region: int, plan: Plan, spec: ArgSpec, points: Sequence[float], rng: 
     return _log_scale(spec, rng, count)
 
 
+# -- exact draws ------------------------------------------------------------------------------
+# Generation uses only correctly rounded arithmetic (+, -, *, /, ldexp, integer ops): numpy's
+# exp/log/expm1 and BLAS/LAPACK kernels are dispatched per CPU (AVX-512, AVX2, ...) and differ in
+# the last bit, which would make one seed draw different inputs on different machines.
+
+
+def log_uniform_integers(rng: np.random.Generator, high: int, count: int) -> np.ndarray:
+    """``count`` integers in [0, high], log-uniform: k + 1 falls in each binade [2^b, 2^(b+1))
+    of [1, high + 1] equally often, uniformly within it. Exact on every machine.
+
+    >>> k = log_uniform_integers(np.random.default_rng(0), 1000, 10_000)
+    >>> int(k.min()), int(k.max()), bool(np.mean(k < 32) > 0.4)
+    (0, 1000, True)
+    """
+    top = int(high) + 1
+    binade = rng.integers(0, top.bit_length(), size=count)
+    low = np.left_shift(np.int64(1), binade)
+    return rng.integers(low, np.minimum(2 * low, top + 1)) - 1
+
+
+def log_uniform(rng: np.random.Generator, low: float, high: float, count: int) -> np.ndarray:
+    """``count`` magnitudes in [low, high] (0 < low ≤ high), log-uniform at the granularity of
+    binades: a uniform binary exponent, then a uniform mantissa in [1, 2). Exact on every machine.
+
+    >>> m = log_uniform(np.random.default_rng(0), 1e-30, 1e3, 10_000)
+    >>> bool(m.min() >= 1e-30 and m.max() <= 1e3 and np.mean(m < 1e-14) > 0.4)
+    True
+    """
+    _, first = np.frexp(low)  # low = f·2^first with f in [0.5, 1)
+    _, last = np.frexp(high)
+    exponents = rng.integers(first - 1, last, size=count)  # [2^e, 2^(e+1)) binades meeting [low, high]
+    return np.clip(np.ldexp(1.0 + rng.random(count), exponents), low, high)
+
+
 def _log_scale(spec: ArgSpec, rng: np.random.Generator, count: int) -> np.ndarray:
     """Magnitudes spread evenly over the exponent range up to the spec's bound."""
     top = max(abs(spec.low), abs(spec.high))
-    exponent = rng.uniform(np.log(spec.info.tiny), np.log(top), size=count)
-    magnitudes = np.exp(exponent)
+    magnitudes = log_uniform(rng, spec.info.tiny, top, count)
     if spec.low >= 0:
         return magnitudes
     if spec.high <= 0:

@@ -139,3 +139,43 @@ def test_contract_checks():
     downcast = Structure(("float32",), ((),), ("float64",), ((),))
     (violation,) = check_contract([spec64], downcast)
     assert violation.category == "dtype" and "float32" in violation.explanation
+
+
+# The correct logsumexp (softmax gradient) at an input seen on an AVX2 machine with oneDNN off:
+# its second-order gradient p·(w − ⟨p, w⟩) at p ≈ 0.89 cancels two terms of size |g|·|w| ≈ 27,
+# leaving 1.9e-6 (one float32 ULP of 27) where the float64 answer is -1.7e-11. Honest rounding,
+# whatever the input's magnitude; a 1e-3 error in the same place is a real second-order bug.
+LSE_X = [-29.999998, -1.1754944e-38, 30.0, -0.5, -0.5, 0.0, 1.0, 0.0]
+LSE_W = [-17.9955138542, -0.3505175281, -30.1168761599, 0.2905649145, -1.564119847, -0.9617679017, -2.3442540546, -0.030541412]
+LSE_GRADIENT = [7.7910222221e-27, 8.3258402138e-14, 8.8973879814e-01, 5.0498773575e-14, 5.0498773575e-14, 8.3258402138e-14,
+                2.2631980160e-13, 8.3258402138e-14]
+LSE_HVP = [9.4437803086e-26, 2.4782994571e-12, -1.6673559325e-11, 1.5355384818e-12, 1.4418791760e-12, 2.4274077277e-12,
+           6.2854943247e-12, 2.5049401573e-12]
+
+
+def second_order_verdicts(custom_hvp):
+    from gradfuzz.oracle import judge_second_order
+
+    spec = parse_spec("float32[8]@-30..30")
+    x = np.array([LSE_X], dtype=np.float32)
+    gradient = np.array([LSE_GRADIENT])
+    ev = Evaluation(
+        batch=Batch([x], [np.array([0.8897388], np.float32)], [np.array([LSE_W])]), outputs=[np.array([30.1])],
+        custom=[gradient.astype(np.float32)], reference=[gradient], reference_native=[gradient.astype(np.float32)],
+        reference_dtype="float64", phi=np.zeros((len(FD_OFFSETS), 1)), phi_scale=np.ones(1), fd_step=STEP,
+        fd_dtype="float64", fd_eps=float(np.finfo(np.float64).eps),
+        custom_hvp=[np.array([custom_hvp], dtype=np.float32)], reference_hvp=[np.array([LSE_HVP])],
+        reference_hvp_native=[np.array([LSE_HVP], dtype=np.float32)],
+    )
+    structure = Structure(("float32",), ((),), ("float32",), ((8,),))
+    _, judgement = judge_second_order(ev, [spec], structure)
+    return [v.category for v in judgement.failures]
+
+
+def test_second_order_tolerance_is_the_size_of_what_was_summed_not_of_the_input():
+    rounded = list(LSE_HVP)
+    rounded[2] = -1.9073485e-06  # what the softmax gradient's own gradient gives in float32
+    assert second_order_verdicts(rounded) == []
+    wrong = list(LSE_HVP)
+    wrong[2] = LSE_HVP[2] + 1e-3
+    assert second_order_verdicts(wrong) == ["higher-order"]

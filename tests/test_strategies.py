@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -99,3 +101,46 @@ def test_square_matrix_specs_get_structured_matrices():
         "orthogonal"
     (batch,) = expand(Plan(seed=1, weights=(1, 0, 0, 0)), [spec], [[0.0]], 64)
     assert any(np.linalg.matrix_rank(m) == 1 for m in batch), "plans reach them through the special-value region"
+
+
+# -- the same seed draws the same bits on every machine -------------------------------------------
+
+_DRAW_EVERYTHING = """
+import hashlib, numpy as np
+from gradfuzz.dtypes import DTYPES
+from gradfuzz.spec import parse_spec
+from gradfuzz.strategies import Plan, cotangents, expand, tangents
+specs = [parse_spec(s) for s in ("float32[4,4]@-100..100", "float64[6]@0.01..50", "float16[3]@-10..10", "bfloat16[]")]
+digest = hashlib.sha256()
+for seed in range(60):
+    plan = Plan(seed=seed, weights=(1, 1, 1, 1), ulps=seed * 997, rel_exp=1 + seed % 12, sparsity=seed % 4, boundary=2)
+    pool = [np.repeat(np.asarray(x[:2]), 3, axis=0) for x in expand(Plan(seed=seed + 1), specs, [[]] * 4, 2)]
+    batch = expand(plan, specs, [[0.0, 1.0, -1.0, 30.0], [1.0, 2.5], [], []], 48, boundary=pool)
+    rng = np.random.default_rng(seed)
+    for x in [*batch, *tangents(rng, batch), *cotangents(rng, 48, [(3,)], [np.float32])]:
+        digest.update(np.asarray(x).tobytes())
+    digest.update(DTYPES["float32"].ulp(batch[1]).tobytes())
+print(digest.hexdigest(), hashlib.sha256(np.exp(np.linspace(-700.0, 700.0, 100_003))).hexdigest())
+"""
+
+
+def test_one_seed_draws_the_same_inputs_whatever_the_vector_unit():
+    """numpy dispatches exp/log/BLAS to AVX-512, AVX2 or baseline kernels that differ in the last
+    bit. Generation must not use them, or one seed draws different inputs on different CPUs."""
+    import subprocess
+    import sys
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    def draw(disabled: list[str]) -> tuple[str, str]:
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled)}
+        out = subprocess.run([sys.executable, "-c", _DRAW_EVERYTHING], env=env, capture_output=True, text=True, check=True)
+        return tuple(out.stdout.split())
+
+    present = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+    if not present:
+        pytest.skip("this CPU has no dispatched numpy kernels to switch off")
+    native, baseline = draw([]), draw(present)
+    assert native[0] == baseline[0], "generation depends on the CPU's vector unit"
+    if native[1] == baseline[1]:
+        pytest.skip("numpy's exp gives the same bits with and without its dispatched kernels on this CPU")
