@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -160,14 +161,33 @@ def _wait_for_slices(checkpoint: Path, count: int, process: subprocess.Popen, ti
     raise AssertionError(f"fewer than {count} slices in {timeout} s")
 
 
+def _wait_for_a_record_and_a_fresh_slice(store: Path, process: subprocess.Popen, slice_seconds: float,
+                                         timeout: float = 180) -> dict:
+    """Wait until the store holds a record of the campaign and the checkpoint names a slice
+    dispatched less than a third of a slice ago: a kill now lands mid-slice, whatever the
+    machine's speed (events, not sleeps)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            document = json.loads((store / "campaign.json").read_text())
+            age = time.time() - datetime.fromisoformat(document["updated"]).timestamp()
+            fresh = document["in_flight"] and age < slice_seconds / 3
+            if fresh and any(f.run_id.startswith(document["campaign"] + "/") for f in FailureStore(store).read().failures):
+                return document
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"no record and fresh slice within {timeout} s")
+
+
 @pytest.mark.slow
 def test_driver_killed_with_sigkill_resumes_without_losing_or_repeating_records(tmp_path):
     config = two_targets(tmp_path)
     store = tmp_path / "store"
-    process = _start(config, "--budget", "120s", "--slice", "2s", cwd=REPO)
-    before = _wait_for_slices(store / "campaign.json", 3, process)
-    time.sleep(1.0)  # kill it mid-slice
-    process.send_signal(signal.SIGKILL)
+    process = _start(config, "--budget", "300s", "--slice", "3s", cwd=REPO)
+    before = _wait_for_a_record_and_a_fresh_slice(store, process, slice_seconds=3.0)
+    process.send_signal(signal.SIGKILL)  # mid-slice, with a record already stored
     process.wait()
     records_before = {f.id for f in FailureStore(store).read().failures}
     assert records_before, "the bug found before the kill is in the store"
@@ -175,7 +195,7 @@ def test_driver_killed_with_sigkill_resumes_without_losing_or_repeating_records(
     assert checkpoint["status"] == "running" and checkpoint["in_flight"], "killed mid-slice: the checkpoint lists it"
 
     budget = f"{checkpoint['elapsed_seconds'] + 6:.0f}s"
-    resumed = _start(config, "--resume", "--budget", budget, "--slice", "2s", cwd=REPO)
+    resumed = _start(config, "--resume", "--budget", budget, "--slice", "3s", cwd=REPO)
     output, _ = resumed.communicate(timeout=180)
     assert resumed.returncode == 1, output
     after = json.loads((store / "campaign.json").read_text())

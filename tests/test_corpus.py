@@ -14,6 +14,7 @@ from tests.corpus import bugs, correct
 CORRECT = {name: fn for name, fn in vars(correct).items() if hasattr(fn, "__gradfuzz_inputs__")}
 BUGS = {name: getattr(bugs, name) for name in bugs.EXPECTED}
 EXAMPLES = 2048
+pytestmark = pytest.mark.corpus  # also run with oneDNN off and one thread (scripts/test.sh)
 
 
 def primary_category(report: gradfuzz.CheckReport) -> str:

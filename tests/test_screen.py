@@ -69,6 +69,7 @@ def test_what_the_screen_passes_the_oracle_passes(fn):
 
 
 @pytest.mark.slow
+@pytest.mark.corpus
 @pytest.mark.parametrize("name", sorted(bugs.EXPECTED) + sorted(
     name for name, fn in vars(correct).items() if hasattr(fn, "__gradfuzz_inputs__")))
 def test_screen_is_conservative_on_the_corpus(name):
@@ -124,7 +125,7 @@ def test_quota_revisits_every_key_and_judges_everything_when_complete():
 
 
 def test_screened_check_counts_flagged_and_judged():
-    report = gradfuzz.check(my_op, budget="4s", seed=3)
+    report = gradfuzz.check(my_op, max_examples=65_536, batch_size=4096, seed=3)
     assert report.engine["screen"]["used"]
     assert report.disagreed == report.examples  # the finite-difference gradient is off everywhere
     assert 0 < report.judged < report.examples
@@ -132,7 +133,7 @@ def test_screened_check_counts_flagged_and_judged():
     # The count estimates how many examples fail this way (each judged one stands for its key).
     assert report.judged < report.failures[0].count <= report.disagreed
 
-    fixed = gradfuzz.check(my_op_fixed, budget="3s", seed=3)
+    fixed = gradfuzz.check(my_op_fixed, max_examples=65_536, batch_size=4096, seed=3)
     # Nothing disagrees; examples on points of interest go on, and few of them are judged.
     assert fixed.ok and fixed.disagreed == 0 and fixed.judged < 0.01 * fixed.examples
 
@@ -147,7 +148,7 @@ def test_a_rare_failure_among_common_ones_is_found():
 
         return tf.sin(x), grad
 
-    report = gradfuzz.check(two_bugs, budget="6s", seed=5)
+    report = gradfuzz.check(two_bugs, max_examples=200_000, batch_size=4096, seed=5)
     categories = {f.category for f in report.failures}
     assert "mismatch" in categories, [(f.category, f.region) for f in report.failures]
     assert report.judged < report.examples / 10
