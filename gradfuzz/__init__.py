@@ -9,17 +9,37 @@ The public API is small::
 
 ``gradfuzz.inputs(...)`` declares a target's input specs in code, and
 ``gradfuzz.strategies`` holds the Hypothesis strategies.
+
+Importing the package does not import TensorFlow: ``check``, ``inputs`` and ``TargetError``
+load it when first used, so the store's tools (triage, export, ``store verify``, the pytest
+replay plugin) work where TensorFlow is not installed.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING
 
-from gradfuzz import _tf  # noqa: F401  (fails early, naming the TensorFlow extras)
-from gradfuzz.api import check
 from gradfuzz.report import CheckReport, Finding, GradientCheckFailed
 from gradfuzz.spec import ArgSpec, SpecError, parse_spec
-from gradfuzz.target import TargetError, inputs
+from gradfuzz.store import gradfuzz_version
+
+if TYPE_CHECKING:
+    from gradfuzz.api import check
+    from gradfuzz.target import TargetError, inputs
+
+__version__ = gradfuzz_version()
+
+_LAZY = {"check": "gradfuzz.api", "inputs": "gradfuzz.target", "TargetError": "gradfuzz.target"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gradfuzz' has no attribute {name!r}")
+
 
 __all__ = [
     "ArgSpec",

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gradfuzz.checker import check_target, parse_duration
+from gradfuzz.checker import check_target
+from gradfuzz.durations import parse_duration
+from gradfuzz.planning import CheckRequest, plan_checks
 from gradfuzz.report import CheckReport
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore
-from gradfuzz.target import describe_callable, load_target, resolve_variants, with_reference
+from gradfuzz.target import describe_callable, load_target, with_reference
 
 
 def check(
     fn: Callable | str,
     inputs: Sequence[str | ArgSpec] | None = None,
-    budget: str | float = "30s",
+    budget: str | float | None = None,
     max_examples: int | None = None,
     seed: int | None = None,
     store: str | Path | None = None,
@@ -36,8 +38,9 @@ def check(
     it may be omitted when the function declares them with ``@gradfuzz.inputs``. Specs with
     symbolic or ``[*]`` dimensions (``"float32[n,3]"``) are checked at each shape they stand
     for (zero-size, size-1, broadcasting pairs), sharing the budget; the report merges them.
-    The run stops after ``budget`` or ``max_examples`` examples, whichever
-    comes first. With ``store``, failures are also written to that directory.
+    The run stops after ``budget`` (default 30 s) or after ``max_examples`` examples in all
+    (then the budget, unless given, is only a 10-minute safety net), whichever comes first.
+    With ``store``, failures are also written to that directory.
     ``batch_size`` fixes the batch size (default: with ``max_examples``, a fixed size giving at
     least 16 plans; otherwise grown while throughput improves). With ``seed`` and ``max_examples``
     (or ``batch_size``) a run draws the same batches on every machine; ``jit``
@@ -55,16 +58,13 @@ def check(
     True
     """
     target = with_reference(load_target(fn) if isinstance(fn, str) else describe_callable(fn), reference)
-    variants = resolve_variants(target, inputs)
-    seconds = parse_duration(budget)
-    if max_examples is not None and budget == "30s":
-        seconds = max(seconds, 600.0)  # an explicit example count is the stopping rule
+    request = CheckRequest((target,), None if inputs is None else tuple(inputs), parse_duration(budget), max_examples)
+    planned = plan_checks([request])
     failure_store = FailureStore(store) if store is not None else None
     try:
-        reports = [check_target(target, specs, budget=seconds / len(variants), seed=seed, store=failure_store, shrink=shrink,
-                                max_examples=None if max_examples is None else max(1, max_examples // len(variants)),
-                                batch_size=batch_size, jit=jit, order=order, modes=tuple(modes))
-                   for specs in variants]
+        reports = [check_target(p.target, p.specs, budget=p.seconds, max_examples=p.max_examples, seed=seed, store=failure_store,
+                                shrink=shrink, batch_size=batch_size, jit=jit, order=order, modes=tuple(modes))
+                   for p in planned]
         return reports[0] if len(reports) == 1 else CheckReport.merge(reports)
     finally:
         if failure_store is not None:

@@ -34,6 +34,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -142,19 +143,17 @@ def resolve_targets(config: CampaignConfig) -> list[tuple[TargetRef, float, floa
     """Each config block's targets with their weight and budget (a block naming a module shares
     its weight and budget among the targets it declares, and a target among its shape variants). Loading them here, in the driver,
     makes a bad target fail before any worker starts."""
+    from gradfuzz.planning import CheckRequest, plan_checks
     from gradfuzz.spec import SpecError
-    from gradfuzz.target import TargetError, load_targets, resolve_variants
+    from gradfuzz.target import TargetError, load_targets
 
     refs = []
     for block in config.targets:
         try:
-            planned = [(t, specs) for t in load_targets(block.target) for specs in resolve_variants(t, block.inputs)]
+            planned = plan_checks([CheckRequest(tuple(load_targets(block.target)), block.inputs, block.budget, weight=block.weight)])
         except (TargetError, SpecError) as error:
             raise CampaignError(f"{config.path}: target {block.target!r}: {error}") from None
-        share = 1.0 / len(planned)
-        for target, specs in planned:
-            refs.append((TargetRef(block.target, target.name, tuple(str(s) for s in specs)), block.weight * share,
-                         block.budget * share if block.budget is not None else None))
+        refs += [(TargetRef(block.target, p.target.name, tuple(str(s) for s in p.specs)), p.weight, p.budget) for p in planned]
     return refs
 
 
@@ -165,6 +164,12 @@ def pick_target(states: list[TargetState]) -> int | None:
         return None
     return min(eligible, key=lambda i: ((states[i].seconds + states[i].pending) / (states[i].weight * states[i].boost), i))
 
+
+
+class CampaignStatus(StrEnum):
+    RUNNING = "running"  # started, or stopped without a clean stop (resume it)
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"  # stopped cleanly before its budget (resume it)
 
 @dataclass
 class Campaign:
@@ -180,7 +185,7 @@ class Campaign:
     config_sha256: str = ""
     elapsed_before: float = 0.0  # wall-clock seconds of earlier sessions (a resumed campaign)
     sessions: int = 1
-    status: str = "running"
+    status: str = CampaignStatus.RUNNING
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     incidents: list[dict[str, Any]] = field(default_factory=list)
     in_flight: list[Slice] = field(default_factory=list)  # at the last checkpoint
@@ -214,7 +219,7 @@ class Campaign:
                 f"names now ({', '.join(r.name for r in wanted)}). Resume with the config it started with, or start "
                 "a new campaign without --resume."
             )
-        if campaign.status == "finished":
+        if campaign.status == CampaignStatus.FINISHED:
             raise CampaignError(f"The campaign in {path} already finished. Start a new one without --resume.")
         for state, ref in zip(campaign.targets, wanted):
             state.ref = ref  # the same targets; file paths may have been re-resolved
@@ -224,7 +229,7 @@ class Campaign:
             campaign.slice_seconds = slice_seconds
         campaign.sessions += 1
         campaign.session_started = time.monotonic()
-        campaign.status = "running"
+        campaign.status = CampaignStatus.RUNNING
         campaign._reconcile_with_store()
         return campaign
 
@@ -424,7 +429,7 @@ def run_campaign(campaign: Campaign, executor: Executor, *, stop_requested: Call
                                                         f"still running {STOP_GRACE:.0f} s after the stop; nothing it found was recorded"))
                 campaign.in_flight = []
                 break
-    campaign.status = "interrupted" if stop_requested() else "finished"
+    campaign.status = CampaignStatus.INTERRUPTED if stop_requested() else CampaignStatus.FINISHED
     campaign.elapsed_before, campaign.session_started = campaign.elapsed, time.monotonic()
     campaign.checkpoint()
     return campaign

@@ -39,8 +39,9 @@ def main() -> None:
 @click.option("--input", "-i", "inputs", multiple=True, metavar="SPEC",
               help="One per positional argument, e.g. 'float32[3,5]@-50..50'; 'float32[n,3]' (n = 3, 1, 0) and "
                    "'float32[*]' (broadcastable shapes) check several shapes. Default: the specs declared with @gradfuzz.inputs.")
-@click.option("--budget", default="30s", show_default=True, help="Time per target: 30s, 5m, 1h.")
-@click.option("--max-examples", type=click.IntRange(min=1), default=None, help="Stop a target after this many examples.")
+@click.option("--budget", default=None, help="Time per target: 30s, 5m, 1h (default 30s; with --max-examples, only a 10m safety net).")
+@click.option("--max-examples", type=click.IntRange(min=1), default=None,
+              help="Stop a target after exactly this many examples (shared by its shape variants).")
 @click.option("--seed", type=int, default=None, help="Seed for a reproducible run.")
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=Path(".gradfuzz"), show_default=True,
               help="Directory of the failure store.")
@@ -59,11 +60,13 @@ def main() -> None:
 def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order, reference,
           modes) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
-    from gradfuzz.checker import check_target, parse_duration
+    from gradfuzz.checker import check_target
     from gradfuzz.diagnosis import MODES
+    from gradfuzz.durations import parse_duration
+    from gradfuzz.planning import CheckRequest, plan_checks
     from gradfuzz.spec import SpecError
     from gradfuzz.store import FailureStore, StoreError
-    from gradfuzz.target import TargetError, load_targets, resolve_variants, with_reference
+    from gradfuzz.target import TargetError, load_targets, with_reference
 
     mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
     unknown = [m for m in mode_list if m not in MODES]
@@ -72,20 +75,16 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     try:
         seconds = parse_duration(budget)
         loaded = [with_reference(t, reference) for name in targets for t in load_targets(name)]
-        planned = []  # (target, concrete specs, share of the target's budget)
-        for target in loaded:
-            variants = resolve_variants(target, inputs or None)
-            planned += [(target, specs, 1 / len(variants)) for specs in variants]
+        # The budget and example count are per target, shared by its shape variants.
+        planned = plan_checks(CheckRequest((t,), tuple(inputs) or None, seconds, max_examples) for t in loaded)
     except (TargetError, SpecError, ValueError) as error:
         _fail(str(error))
-    if max_examples is not None and budget == "30s":
-        seconds = max(seconds, 600.0)  # an explicit example count is the stopping rule
     reports = []
     try:
         with FailureStore(store) as failure_store:
-            for target, target_specs, share in planned:  # shape variants of one target share its budget
-                with _progress(target.name, output_format) as update:
-                    report = check_target(target, target_specs, budget=seconds * share, max_examples=max_examples, seed=seed,
+            for plan in planned:
+                with _progress(plan.target.name, output_format) as update:
+                    report = check_target(plan.target, plan.specs, budget=plan.seconds, max_examples=plan.max_examples, seed=seed,
                                           store=failure_store, shrink=not no_shrink, batch_size=batch_size, jit=jit,
                                           order=int(order), modes=mode_list, on_progress=update)
                 reports.append(report)
@@ -139,7 +138,7 @@ def replay(store, target_filter, since, repeat, output_format) -> None:
         _fail(str(error))
     for problem in problems:
         stderr.print(f"[yellow]warning:[/] {escape(problem)}")
-    failing = [r for r in results if r.status in ("reproduced", "flaky")]
+    failing = [r for r in results if r.status.failing]
     if output_format == "json":
         click.echo(json.dumps({"store": str(store), "results": [r.to_json() for r in results], "problems": problems},
                               indent=2, default=str))
@@ -246,8 +245,8 @@ def export_tests(store, output) -> None:
               help="Also write a JUnit XML report for CI systems.")
 def gate(config_path, budget, junit_path) -> None:
     """Release gate: replay every open failure and fuzz every target; exit 0 only if all is clean."""
-    from gradfuzz.checker import parse_duration
     from gradfuzz.config import ConfigError, load_config
+    from gradfuzz.durations import parse_duration
     from gradfuzz.gate import junit_xml, run_gate
     from gradfuzz.store import StoreError
 
@@ -290,8 +289,8 @@ def gate(config_path, budget, junit_path) -> None:
 def campaign(config_path, budget, workers, executor_name, address, resume, slice_length, working_dir) -> None:
     """Fuzz every target of CONFIG.toml for a shared budget, locally or on Ray; checkpointed and resumable."""
     from gradfuzz.campaign import Campaign, CampaignError, resolve_targets, run_campaign
-    from gradfuzz.checker import parse_duration
     from gradfuzz.config import ConfigError, load_config
+    from gradfuzz.durations import parse_duration
     from gradfuzz.store import StoreError
 
     executor_name = executor_name or ("ray" if address else "local")

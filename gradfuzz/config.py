@@ -54,7 +54,7 @@ class CampaignConfig:
 
 
 def load_config(path: str | Path) -> CampaignConfig:
-    from gradfuzz.checker import parse_duration
+    from gradfuzz.durations import parse_duration
 
     path = Path(path)
     try:

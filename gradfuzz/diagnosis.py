@@ -4,6 +4,9 @@
   derivative just across a nearby boundary (a point of interest) is using the other
   branch's formula: grad_fn switches at a different point than the forward. That is
   the `branch` category, with the boundary named.
+* `boundary_candidates`: where to look — the switches of the branch signature along the failing
+  element (found by bisection: curved and data-dependent boundaries), then the argument's
+  points of interest. The checker (`relabel_branches`) and replay take the same look.
 * `nondeterministic`: evaluating the same batch twice must give the same bits.
 """
 
@@ -14,9 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradfuzz.engine import Batch, Evaluator, TargetRaised
+from gradfuzz.boundaries import BranchSignature, axis_switches
+from gradfuzz.engine import Evaluator
+from gradfuzz.findings import Findings
 from gradfuzz.oracle import TOLERANCES
+from gradfuzz.values import Batch, TargetRaised
 
+BRANCH_CANDIDATES = ("mismatch", "approximation", "branch")  # categories a boundary may explain
 ACROSS_ULPS = 64  # how far across a boundary the other side's derivative is read
 MAX_BOUNDARIES = 4  # nearest points of interest tried
 
@@ -71,6 +78,46 @@ def branch_boundary(evaluator: Evaluator, inputs: Sequence[np.ndarray], cotangen
         if abs(wanted - predicted) <= 0.01 * error and abs(predicted - reference) > 0.5 * error:
             return Boundary(point=point, across=point - toward_x * distance, derivative_across=near_mirror)
     return None
+
+
+def boundary_candidates(evaluator: Evaluator, branches: BranchSignature | None, inputs: Sequence[np.ndarray],
+                        argument: int, element: int, points: Sequence[float]) -> list[float]:
+    """Boundaries worth trying for a failing element: the branch signature's switches along it,
+    then the argument's points of interest."""
+    candidates = list(points)
+    if branches is not None and branches.available:
+        try:
+            candidates = axis_switches(branches, inputs, evaluator.specs, argument, element) + candidates
+        except Exception:  # a signature that cannot be evaluated here leaves the points of interest
+            pass
+    return candidates
+
+
+def relabel_branches(findings: Findings, evaluator: Evaluator, branches: BranchSignature | None) -> None:
+    """Re-label failures whose custom value is the derivative across a nearby boundary as
+    `branch`, naming the boundary, and merge the groups that thereby become one."""
+    for signature, group in list(findings.groups.items()):
+        finding = group.representative
+        if (finding.kind != "failure" or finding.category not in BRANCH_CANDIDATES or finding.argument is None
+                or finding.argument >= len(evaluator.specs) or evaluator.specs[finding.argument].is_complex):
+            continue
+        element = finding.element or 0
+        candidates = boundary_candidates(evaluator, branches, finding.inputs, finding.argument, element,
+                                         findings.points[finding.argument])
+        boundary = branch_boundary(evaluator, finding.inputs, finding.cotangents, finding.tangents,
+                                   finding.custom[finding.argument], finding.reference_value, finding.argument,
+                                   element, candidates)
+        if boundary is None:
+            continue
+        x = float(np.asarray(finding.inputs[finding.argument]).reshape(-1)[element])
+        findings.relabel(signature, "branch", (
+            f"The custom gradient uses the formula of the other side of a boundary. The forward switches at "
+            f"{boundary.point:.9g}; at x = {x!r} (argument {finding.argument}) the custom gradient "
+            f"{finding.custom_value:.9g} is not the derivative there ({finding.reference_name}: "
+            f"{finding.reference_value:.9g}) but the one just across the boundary (at {boundary.across!r}: "
+            f"{boundary.derivative_across:.9g}). grad_fn switches branches at a different point than the "
+            f"forward, somewhere between {boundary.point:.9g} and {x!r}: compare their conditions."
+        ))
 
 
 def _reference_element(evaluator: Evaluator, inputs, cotangents, tangents, argument: int, element: int,

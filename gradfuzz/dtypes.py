@@ -69,3 +69,8 @@ def info_for(dtype: object) -> DTypeInfo | None:
     """Look up a dtype given by name, numpy dtype or ``tf.DType``; None if not a fuzzed float."""
     name = getattr(dtype, "name", None) or str(np.dtype(dtype))
     return DTYPES.get(COMPLEX_COMPONENT.get(name, name))
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a TensorFlow dtype name (bfloat16 through ml_dtypes)."""
+    return DTYPES[name].numpy if name in DTYPES else np.dtype(name)

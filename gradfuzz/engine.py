@@ -29,122 +29,16 @@ from gradfuzz._tf import configure_devices, tf
 from gradfuzz.dtypes import info_for
 from gradfuzz.spec import ArgSpec
 from gradfuzz.target import Target
-
-# Offsets along the tangent, in units of the step: φ(-1), φ(-½), φ(0), φ(½), φ(1).
-FD_OFFSETS = (-1.0, -0.5, 0.0, 0.5, 1.0)
-
-
-def summarize_error(error: BaseException) -> str:
-    """The informative line of an exception: TF graph errors bury it under "in user code:"."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    meaningful = [line for line in lines if not line.startswith(("File ", "in user code", "Traceback"))]
-    # Graph errors put the cause last ("ValueError: ..."); op errors put it first.
-    causes = [line for line in meaningful if line.startswith(type(error).__name__)]
-    assertions = [line for line in meaningful if "assertion failed" in line or "Condition " in line]
-    generic = ("Graph execution error", "Detected at node")
-    specific = [line for line in meaningful if not line.startswith(generic)]
-    text = (causes or assertions or specific or meaningful or [""])[-1 if causes else 0]
-    if text and not text.startswith(type(error).__name__):
-        text = f"{type(error).__name__}: {text}"
-    return text or type(error).__name__
-
-
-class TargetRaised(Exception):
-    """The target raised while being evaluated; carries where (stage) and the original error."""
-
-    def __init__(self, stage: str, error: BaseException):
-        self.stage = stage
-        self.error = error
-        super().__init__(f"{stage} raised {summarize_error(error)}")
-
-
-@dataclass(frozen=True)
-class Structure:
-    """What one eager probe learned about a target's outputs and gradients."""
-
-    output_dtypes: tuple[str, ...]  # per differentiable (float) output, flattened
-    output_shapes: tuple[tuple[int, ...], ...]
-    gradient_dtypes: tuple[str | None, ...]  # per argument; None: the gradient was None
-    gradient_shapes: tuple[tuple[int, ...] | None, ...]
-
-
-@dataclass
-class Batch:
-    """Inputs of one evaluation: arguments, output cotangents, input tangents."""
-
-    inputs: list[np.ndarray]  # per argument, [B, *shape], native dtype
-    cotangents: list[np.ndarray]  # per float output, [B, *shape], output dtype
-    tangents: list[np.ndarray]  # per argument, [B, *shape], float64
-
-    @property
-    def size(self) -> int:
-        return int(self.inputs[0].shape[0]) if self.inputs else 0
-
-    def select(self, index: np.ndarray | slice | int) -> Batch:
-        take = (lambda a: a[index : index + 1]) if isinstance(index, int) else (lambda a: a[index])
-        return Batch([take(a) for a in self.inputs], [take(a) for a in self.cotangents], [take(a) for a in self.tangents])
-
-
-@dataclass
-class Evaluation:
-    """Numbers for one batch, all numpy. Lists are per argument or per output."""
-
-    batch: Batch
-    outputs: list[np.ndarray]
-    custom: list[np.ndarray]  # custom VJP per argument (as returned; zeros where None)
-    reference: list[np.ndarray] | None  # autodiff of the unwrapped forward (float64 if possible)
-    reference_native: list[np.ndarray] | None  # the same at the argument dtype
-    reference_dtype: str  # "float64", or the native dtype when float64 tracing failed
-    phi: np.ndarray  # [len(FD_OFFSETS), B] float64
-    phi_scale: np.ndarray  # [B] Σ|v·f(x)|: the size rounding errors in φ are relative to
-    fd_step: float
-    fd_dtype: str
-    fd_eps: float  # precision of the forward's outputs when evaluated for differences
-    # With order=2: Hessian-vector products H·w of ⟨v, f⟩ through the custom gradient and through
-    # autodiff of the forward (float64 and native), per argument.
-    jvp: np.ndarray | None = None  # [B] ⟨v, J w⟩ by forward mode (custom-gradient targets)
-    custom_hvp: list[np.ndarray] | None = None
-    reference_hvp: list[np.ndarray] | None = None
-    reference_hvp_native: list[np.ndarray] | None = None
-
-
-def _take(arrays: list | None, indices: np.ndarray) -> list | None:
-    return None if arrays is None else [np.asarray(a)[indices] for a in arrays]
-
-
-def select_evaluation(evaluation: Evaluation, indices: np.ndarray) -> Evaluation:
-    """The same numbers for a subset of the batch's examples."""
-    return Evaluation(
-        batch=evaluation.batch.select(indices), outputs=_take(evaluation.outputs, indices),
-        custom=_take(evaluation.custom, indices), reference=_take(evaluation.reference, indices),
-        reference_native=_take(evaluation.reference_native, indices), reference_dtype=evaluation.reference_dtype,
-        phi=evaluation.phi[:, indices], phi_scale=evaluation.phi_scale[indices], fd_step=evaluation.fd_step,
-        jvp=None if evaluation.jvp is None else evaluation.jvp[indices],
-        fd_dtype=evaluation.fd_dtype, fd_eps=evaluation.fd_eps, custom_hvp=_take(evaluation.custom_hvp, indices),
-        reference_hvp=_take(evaluation.reference_hvp, indices),
-        reference_hvp_native=_take(evaluation.reference_hvp_native, indices),
-    )
-
-
-@dataclass
-class Neighbours:
-    """Gradients at x - δ and x + δ for a subset of a batch (see `Evaluator.neighbours`)."""
-
-    indices: np.ndarray
-    minus: list[np.ndarray]  # per argument, [len(indices), *shape], float64
-    plus: list[np.ndarray]
-    fine_phi: np.ndarray  # φ along w / FINE_STEP, rescaled to w: [len(FD_OFFSETS), len(indices)]
-    fine_phi_scale: np.ndarray
-    minus_hvp: list[np.ndarray] | None = None  # with order=2: reference H·w either side
-    plus_hvp: list[np.ndarray] | None = None
-
-
-class OutOfMemory(Exception):
-    """The device ran out of memory for a batch of this size (TF's ResourceExhaustedError)."""
-
-    def __init__(self, size: int):
-        super().__init__(f"out of memory evaluating a batch of {size}")
-        self.size = size
+from gradfuzz.values import (
+    FD_OFFSETS,
+    Batch,
+    Evaluation,
+    Neighbours,
+    OutOfMemory,
+    Structure,
+    TargetRaised,
+    summarize_error,
+)
 
 
 @dataclass

@@ -87,7 +87,7 @@ class Worker:
         if cwd and os.path.isdir(cwd):
             os.chdir(cwd)
         from gradfuzz._tf import configure_devices, tf
-        from gradfuzz.checker import WarmCache
+        from gradfuzz.warm import WarmCache
 
         if threads:
             try:

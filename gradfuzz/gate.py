@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 from gradfuzz.checker import check_target
 from gradfuzz.config import CampaignConfig
-from gradfuzz.replay import ReplayResult, replay_store
+from gradfuzz.planning import CheckRequest, plan_checks
+from gradfuzz.replay import ReplayResult, ReplayStatus, replay_store
 from gradfuzz.report import CheckReport
 from gradfuzz.spec import SpecError
-from gradfuzz.store import FailureStore
-from gradfuzz.target import TargetError, load_targets, resolve_variants
+from gradfuzz.store import FailureStore, RecordStatus
+from gradfuzz.target import TargetError, load_targets
 
 
 @dataclass
@@ -30,7 +31,7 @@ class GateResult:
 
     @property
     def reproduced(self) -> list[ReplayResult]:
-        return [r for r in self.replayed if r.status in ("reproduced", "flaky")]
+        return [r for r in self.replayed if r.status.failing]
 
     @property
     def new_failures(self) -> list[CheckReport]:
@@ -48,18 +49,17 @@ def run_gate(config: CampaignConfig, budget: float) -> GateResult:
         if (config.store / "failures").is_dir():
             replayed, result.problems = replay_store(store)
             # Failures fixed before this gate and still fixed are history, not test cases.
-            result.replayed = [r for r in replayed if not (r.failure.status == "fixed" and r.status == "fixed")]
+            result.replayed = [r for r in replayed if not (r.failure.status == RecordStatus.FIXED and r.status == ReplayStatus.FIXED)]
         remaining = max(budget - (time.monotonic() - started), 1.0)
         for target_config, seconds in zip(config.targets, config.budgets(remaining)):
             try:
-                targets = load_targets(target_config.target)
-                planned = [(t, specs) for t in targets for specs in resolve_variants(t, target_config.inputs)]
+                planned = plan_checks([CheckRequest(tuple(load_targets(target_config.target)), target_config.inputs, seconds)])
             except (TargetError, SpecError) as error:
                 result.errors.append((target_config.target, str(error)))
                 continue
-            for target, specs in planned:
-                result.fuzzed.append(check_target(target, specs, budget=max(seconds / len(planned), 1.0),
-                                                  seed=config.seed, store=store))
+            for plan in planned:
+                result.fuzzed.append(check_target(plan.target, plan.specs, budget=max(plan.seconds, 1.0), seed=config.seed,
+                                                  store=store))
     result.seconds = time.monotonic() - started
     return result
 
@@ -71,10 +71,10 @@ def junit_xml(result: GateResult) -> str:
     for replayed in result.replayed:
         f = replayed.failure
         case = ET.SubElement(suite, "testcase", classname="gradfuzz.replay", name=f"{f.target} [{f.category}] {f.id[:8]}")
-        if replayed.status in ("reproduced", "flaky"):
+        if replayed.status.failing:
             failures += 1
             ET.SubElement(case, "failure", message=f"{replayed.status}: {f.category}").text = replayed.detail or f.explanation
-        elif replayed.status == "target-missing":
+        elif replayed.status == ReplayStatus.TARGET_MISSING:
             ET.SubElement(case, "skipped", message=replayed.detail)
     for report in result.fuzzed:
         case = ET.SubElement(suite, "testcase", classname="gradfuzz.fuzz", name=report.target, time=f"{report.seconds:.3f}")

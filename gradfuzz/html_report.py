@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from gradfuzz.engine import Batch
 from gradfuzz.oracle import differences
 from gradfuzz.replay import Replayer
 from gradfuzz.store import StoredFailure
 from gradfuzz.triage import TriageGroup
+from gradfuzz.values import Batch
 
 POINTS_ON_LINE = 241
 

@@ -21,18 +21,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
 
 import numpy as np
 
 from gradfuzz.dtypes import DTypeInfo, info_for
-from gradfuzz.engine import FD_OFFSETS, Evaluation, Neighbours, Structure
 from gradfuzz.spec import ArgSpec
+from gradfuzz.values import FD_OFFSETS, Evaluation, Neighbours, Structure
 
-FAILURE_CATEGORIES = (
-    "approximation", "branch", "dtype", "shape", "non-finite", "missing-gradient",
-    "higher-order", "exception", "nondeterminism", "mismatch",
-)
-NOTE_CATEGORIES = ("kink", "reference-wrong", "inconclusive")
+
+class Category(StrEnum):
+    """The verdict vocabulary (public names: keep them)."""
+
+    # failures
+    APPROXIMATION = "approximation"
+    BRANCH = "branch"
+    DTYPE = "dtype"
+    SHAPE = "shape"
+    NON_FINITE = "non-finite"
+    MISSING_GRADIENT = "missing-gradient"
+    HIGHER_ORDER = "higher-order"
+    EXCEPTION = "exception"
+    NONDETERMINISM = "nondeterminism"
+    MISMATCH = "mismatch"
+    # notes
+    KINK = "kink"
+    REFERENCE_WRONG = "reference-wrong"
+    INCONCLUSIVE = "inconclusive"
+
+
+FAILURE_CATEGORIES = tuple(Category)[:10]
+NOTE_CATEGORIES = tuple(Category)[10:]
 CATEGORIES = ("", *FAILURE_CATEGORIES, *NOTE_CATEGORIES)  # Judgement.category holds indices into this
 CATEGORY_CODE = {name: code for code, name in enumerate(CATEGORIES)}
 
@@ -75,7 +94,17 @@ class Verdict:
     evidence: dict[str, float] = field(default_factory=dict)
 
 
-PASS, FAILURE, NOTE, SKIPPED = 0, 1, 2, 3
+class Outcome(IntEnum):
+    """An example's outcome, as stored in `Judgement.outcome` (int8)."""
+
+    PASS = 0
+    FAILURE = 1
+    NOTE = 2
+    SKIPPED = 3  # outside the domain: the forward is not finite there
+
+
+PASS, FAILURE, NOTE, SKIPPED = Outcome.PASS, Outcome.FAILURE, Outcome.NOTE, Outcome.SKIPPED
+_PASSED = -1  # while deciding: passed for good (PASS, 0, means "not decided yet" until the end)
 _OUTCOME_NAMES = {FAILURE: "failure", NOTE: "note"}
 
 
@@ -342,8 +371,8 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         typical[better] = typical_by_argument[a]
 
     disagree = worst_ratio > 1
-    outcome = np.zeros(size, dtype=np.int8)  # 0 pass, 1 failure, 2 note, 3 skipped
-    outcome[~domain_ok] = 3
+    outcome = np.zeros(size, dtype=np.int8)  # Outcome codes; PASS until decided
+    outcome[~domain_ok] = SKIPPED
     category = np.zeros(size, dtype=np.int8)
     reference_name = np.full(size, "autodiff", dtype=object)
     reference_name[:] = f"autodiff of the forward ({ev.reference_dtype})"
@@ -369,23 +398,23 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         within_kink = fd.kink & (custom_ip >= low - slack) & (custom_ip <= high + slack)
 
     def mark(mask, code, name, ref=None):
-        mask = mask & live & (outcome == 0)
+        mask = mask & live & (outcome == PASS)
         outcome[mask] = code
         category[mask] = CATEGORY_CODE[name]
         if ref is not None:
             reference_name[mask] = ref
 
-    mark(custom_nonfinite & ~fd.kink, 1, "non-finite")
-    mark(disagree & missing, 1, "missing-gradient")
-    mark(~disagree & ~reference_nonfinite & fd.kink, 2, "kink", "one-sided differences")
-    mark(~disagree & ~reference_nonfinite, -1, "")  # plain pass: nothing more to say
+    mark(custom_nonfinite & ~fd.kink, FAILURE, "non-finite")
+    mark(disagree & missing, FAILURE, "missing-gradient")
+    mark(~disagree & ~reference_nonfinite & fd.kink, NOTE, "kink", "one-sided differences")
+    mark(~disagree & ~reference_nonfinite, _PASSED, "")  # plain pass: nothing more to say
     # Disagreeing with autodiff is excused only *at* a kink (the gradient jumps within a few
     # ULPs). Lying between the one-sided differences alone is not enough: x may be merely within
     # a step of the kink, where autodiff is exact and a wrong branch is a real, thin-region bug.
-    mark(in_hull | (within_kink & at_kink), 2, "kink", "gradients either side")
-    mark(fd.kink, 1, "branch")
-    mark(custom_matches_fd & ~reference_matches_fd, 2, "reference-wrong", "central differences")
-    mark(~fd.usable & custom_matches_jvp & ~reference_matches_jvp, 2, "reference-wrong", "forward-mode JVP")
+    mark(in_hull | (within_kink & at_kink), NOTE, "kink", "gradients either side")
+    mark(fd.kink, FAILURE, "branch")
+    mark(custom_matches_fd & ~reference_matches_fd, NOTE, "reference-wrong", "central differences")
+    mark(~fd.usable & custom_matches_jvp & ~reference_matches_jvp, NOTE, "reference-wrong", "forward-mode JVP")
     rel = errors[:, 1]
     # "Small" is judged against the gradient's typical size in this batch, so an
     # approximation error stays one near a zero of the gradient (cos x at π/2).
@@ -393,18 +422,18 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         rel_to_scale = errors[:, 0] / np.maximum(np.abs(values[:, 1]), np.maximum(typical, 1e-300))
     values = np.real(values) if not any(s.is_complex for s in specs) else values
     approx = rel_to_scale <= APPROXIMATION_MAX_RELATIVE
-    mark(fd_resolves & approx, 1, "approximation")
-    mark(fd_resolves, 1, "mismatch")
+    mark(fd_resolves & approx, FAILURE, "approximation")
+    mark(fd_resolves, FAILURE, "mismatch")
     # The differences cannot tell, but forward mode sides with autodiff: the custom gradient is wrong.
     jvp_resolves = ~fd.usable & reference_matches_jvp & ~custom_matches_jvp & ~reference_nonfinite
-    mark(jvp_resolves & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
-    mark(jvp_resolves, 1, "mismatch")
+    mark(jvp_resolves & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), FAILURE, "approximation")
+    mark(jvp_resolves, FAILURE, "mismatch")
     confirm_by_argument = np.array([TOLERANCES[spec.dtype].confirm_relative if spec.differentiable else 0.0 for spec in specs] + [0.0])
     confirm = confirm_by_argument[worst_at[:, 0]]  # -1 (no element) picks the trailing 0.0
-    mark(~reference_nonfinite & (rel > confirm) & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
-    mark(~reference_nonfinite & (rel > confirm), 1, "mismatch")
-    mark(np.ones(size, bool), 2, "inconclusive")
-    outcome[outcome == -1] = PASS
+    mark(~reference_nonfinite & (rel > confirm) & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), FAILURE, "approximation")
+    mark(~reference_nonfinite & (rel > confirm), FAILURE, "mismatch")
+    mark(np.ones(size, bool), NOTE, "inconclusive")
+    outcome[outcome == _PASSED] = PASS
 
     located = (worst_at[:, 0] >= 0) & disagree
     ulps = errors[:, 2][domain_ok & np.isfinite(errors[:, 2])]
@@ -435,12 +464,12 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         within_kink = fd.kink & (custom_ip >= low - slack) & (custom_ip <= high + slack)
     custom_finite = np.isfinite(custom_ip)
     outcome = np.zeros(size, dtype=np.int8)
-    outcome[~domain_ok] = 3
+    outcome[~domain_ok] = SKIPPED
     category = np.zeros(size, dtype=np.int8)
     live = domain_ok
 
     def mark(mask, code, name):
-        mask = mask & live & (outcome == 0)
+        mask = mask & live & (outcome == PASS)
         outcome[mask] = code
         category[mask] = CATEGORY_CODE[name]
 
@@ -450,15 +479,15 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         jvp_agrees = (custom_ip == jvp) | (  # equal infinities at a singularity agree too
             np.isfinite(jvp) & (np.abs(custom_ip - jvp) <= 2 * tol.floor_ulps * info.ulp(scale) + 1e-12 * np.abs(jvp))
         )
-    mark(~custom_finite & fd.usable & np.isfinite(fd.central), 1, "non-finite")
-    mark(within_kink | in_hull, 2, "kink")
-    mark(fd.kink, 1, "branch")
-    mark(fd.usable & (gap <= allowed), -1, "")
-    mark(fd.usable & (rel <= APPROXIMATION_MAX_RELATIVE), 1, "approximation")
-    mark(fd.usable, 1, "mismatch")
-    mark(~fd.usable & jvp_agrees, -1, "")
-    mark(~fd.usable, 2, "inconclusive")
-    outcome[outcome == -1] = PASS
+    mark(~custom_finite & fd.usable & np.isfinite(fd.central), FAILURE, "non-finite")
+    mark(within_kink | in_hull, NOTE, "kink")
+    mark(fd.kink, FAILURE, "branch")
+    mark(fd.usable & (gap <= allowed), _PASSED, "")
+    mark(fd.usable & (rel <= APPROXIMATION_MAX_RELATIVE), FAILURE, "approximation")
+    mark(fd.usable, FAILURE, "mismatch")
+    mark(~fd.usable & jvp_agrees, _PASSED, "")
+    mark(~fd.usable, NOTE, "inconclusive")
+    outcome[outcome == _PASSED] = PASS
     name = "central differences (float64, Richardson)" if ev.fd_dtype == "float64" else f"central differences ({ev.fd_dtype})"
     finite = ulps[domain_ok & np.isfinite(ulps) & fd.usable]
     return Judgement(

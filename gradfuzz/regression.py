@@ -33,14 +33,9 @@ def failure_from_case(case: dict) -> StoredFailure:
     def tensors(values):
         return [None if v is None else decode_tensor({**v, "bits": bytes.fromhex(v["bits"])}) for v in values]
 
-    return StoredFailure(
-        id=case["id"], run_id="", time=datetime.now(UTC), target=case["target"], fingerprint="",
-        category=case["category"], explanation="", signature="", region="*", count=1, specs=case["specs"],
-        inputs=tensors(case["inputs"]), cotangents=tensors(case["cotangents"]), tangents=tensors(case["tangents"]),
-        custom=[], reference=[], reference_name="", argument=case["argument"], element=case["element"],
-        custom_value=float("nan"), reference_value=float("nan"), abs_error=float("nan"), rel_error=float("nan"),
-        ulp_error=float("nan"), evidence={}, seed=None, plan="", environment={},
-    )
+    return StoredFailure(id=case["id"], target=case["target"], category=case["category"], specs=case["specs"],
+                         inputs=tensors(case["inputs"]), cotangents=tensors(case["cotangents"]),
+                         tangents=tensors(case["tangents"]), argument=case["argument"], element=case["element"])
 
 
 def check_failure(failure: StoredFailure) -> None:

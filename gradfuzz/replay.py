@@ -15,23 +15,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import numpy as np
 
-from gradfuzz.boundaries import points_for
-from gradfuzz.checker import judge_batch, judge_second_order_batch, parse_duration
-from gradfuzz.diagnosis import branch_boundary, mode_disagreements, nondeterministic
-from gradfuzz.engine import Batch, Evaluator, TargetRaised, probe, second_order_missing, summarize_error
+from gradfuzz.boundaries import BranchSignature, points_for
+from gradfuzz.diagnosis import boundary_candidates, branch_boundary, mode_disagreements, nondeterministic
+from gradfuzz.durations import parse_duration
+from gradfuzz.engine import Evaluator, probe, second_order_missing
+from gradfuzz.judging import judge_batch, judge_second_order_batch
 from gradfuzz.oracle import check_contract
 from gradfuzz.spec import SpecError, parse_specs
-from gradfuzz.store import FailureStore, StoredFailure
+from gradfuzz.store import FailureStore, RecordStatus, StoredFailure
 from gradfuzz.target import Target, TargetError, load_target, with_reference
+from gradfuzz.values import Batch, TargetRaised, summarize_error
+
+
+class ReplayStatus(StrEnum):
+    REPRODUCED = "reproduced"  # it still fails (with the same category, or the one named)
+    FIXED = "fixed"  # it no longer fails
+    FLAKY = "flaky"  # with --repeat: reproduced in some runs only
+    TARGET_MISSING = "target-missing"  # the target (or its stored specs) cannot be loaded any more
+
+    @property
+    def failing(self) -> bool:
+        """Does this outcome fail a replay, a gate or a regression test?"""
+        return self in (ReplayStatus.REPRODUCED, ReplayStatus.FLAKY)
 
 
 @dataclass
 class ReplayResult:
     failure: StoredFailure
-    status: str  # "reproduced", "fixed", "flaky" or "target-missing"
+    status: ReplayStatus
     detail: str
     categories_now: list[str]
     reproduced: int = 0  # with --repeat: how many runs reproduced it
@@ -80,11 +95,11 @@ class Replayer:
         """``repeat`` > 1 re-runs the failure that many times: ``flaky (k of n)`` when it
         reproduces only sometimes."""
         results = [_replay_one(failure, self._targets, self._evaluators) for _ in range(max(1, repeat))]
-        if repeat <= 1 or results[0].status == "target-missing":
+        if repeat <= 1 or results[0].status == ReplayStatus.TARGET_MISSING:
             return results[0]
-        hits = [r for r in results if r.status == "reproduced"]
+        hits = [r for r in results if r.status == ReplayStatus.REPRODUCED]
         if 0 < len(hits) < len(results):
-            return ReplayResult(failure, "flaky", f"reproduced {len(hits)} of {len(results)} times. {hits[0].detail}".strip(),
+            return ReplayResult(failure, ReplayStatus.FLAKY, f"reproduced {len(hits)} of {len(results)} times. {hits[0].detail}".strip(),
                                 hits[0].categories_now, reproduced=len(hits), runs=len(results))
         chosen = hits[0] if hits else results[0]
         chosen.reproduced, chosen.runs = len(hits), len(results)
@@ -105,10 +120,10 @@ def replay_store(store: FailureStore, *, target_filter: str | None = None, since
         if since is not None and failure.time < since:
             continue
         result = replayer.replay(failure, repeat)
-        if result.status == "fixed" and failure.status != "fixed":
-            store.mark(failure.id, "fixed")
-        elif result.status in ("reproduced", "flaky") and failure.status == "fixed":
-            store.mark(failure.id, "open")  # a regression: fixed once, failing again
+        if result.status == ReplayStatus.FIXED and failure.status != RecordStatus.FIXED:
+            store.mark(failure.id, RecordStatus.FIXED)
+        elif result.status.failing and failure.status == RecordStatus.FIXED:
+            store.mark(failure.id, RecordStatus.OPEN)  # a regression: fixed once, failing again
         results.append(result)
         if on_result is not None:
             on_result(result)
@@ -139,11 +154,11 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
             targets[key_name] = str(error)
     target = targets[key_name]
     if isinstance(target, str):
-        return ReplayResult(failure, "target-missing", f"cannot load {failure.target}: {target}", [])
+        return ReplayResult(failure, ReplayStatus.TARGET_MISSING, f"cannot load {failure.target}: {target}", [])
     try:
         specs = parse_specs(failure.specs)
     except SpecError as error:
-        return ReplayResult(failure, "target-missing", f"stored specs unreadable: {error}", [])
+        return ReplayResult(failure, ReplayStatus.TARGET_MISSING, f"stored specs unreadable: {error}", [])
     inputs = [np.asarray(x) for x in failure.inputs]
     try:
         structure = probe(target, specs, inputs)
@@ -189,17 +204,27 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
     categories = {*now, *(v.category for v in failing)}
     # The run labelled it `branch` after a second look across nearby boundaries; take the same look.
     for v in failing:
-        if failure.category == "branch" and v.category in ("mismatch", "approximation") and v.argument is not None and \
-                branch_boundary(evaluators[key], inputs, failure.cotangents, failure.tangents,
-                                evaluation.custom[v.argument][0], v.reference, v.argument, v.element or 0, points[v.argument]):
-            categories.discard(v.category)
-            categories.add("branch")
+        if failure.category == "branch" and v.category in ("mismatch", "approximation") and v.argument is not None:
+            candidates = boundary_candidates(evaluators[key], _branches(evaluators, key, target, specs, structure), inputs,
+                                             v.argument, v.element or 0, points[v.argument])
+            if branch_boundary(evaluators[key], inputs, failure.cotangents, failure.tangents, evaluation.custom[v.argument][0],
+                               v.reference, v.argument, v.element or 0, candidates):
+                categories.discard(v.category)
+                categories.add("branch")
     now = sorted(categories)
     detail = ""
     if failing:
         v = failing[0]
         detail = f"custom {v.custom:.9g} vs {v.reference_name} {v.reference:.9g} (relative error {v.rel_error:.3g})"
     return _result(failure, now, detail)
+
+
+def _branches(evaluators: dict, key: tuple, target: Target, specs, structure) -> BranchSignature:
+    """The branch signature the run bisected along (traced once per evaluator)."""
+    cache_key = ("branches", *key)
+    if cache_key not in evaluators:
+        evaluators[cache_key] = BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes)
+    return evaluators[cache_key]
 
 
 def _points(evaluators: dict, key: tuple, target: Target, specs) -> list:
@@ -212,7 +237,7 @@ def _points(evaluators: dict, key: tuple, target: Target, specs) -> list:
 
 def _result(failure: StoredFailure, now: list[str], detail: str) -> ReplayResult:
     if not now:
-        return ReplayResult(failure, "fixed", detail or "no failure on the stored input", now)
+        return ReplayResult(failure, ReplayStatus.FIXED, detail or "no failure on the stored input", now)
     if failure.category in now:
-        return ReplayResult(failure, "reproduced", detail, now, reproduced=1)
-    return ReplayResult(failure, "reproduced", f"now fails as {', '.join(now)}. {detail}".strip(), now, reproduced=1)
+        return ReplayResult(failure, ReplayStatus.REPRODUCED, detail, now, reproduced=1)
+    return ReplayResult(failure, ReplayStatus.REPRODUCED, f"now fails as {', '.join(now)}. {detail}".strip(), now, reproduced=1)

@@ -36,8 +36,9 @@ import numpy as np
 
 from gradfuzz._tf import tf
 from gradfuzz.dtypes import info_for
-from gradfuzz.engine import Batch, Evaluator, OutOfMemory, summarize_error
+from gradfuzz.engine import Evaluator
 from gradfuzz.oracle import TOLERANCES
+from gradfuzz.values import Batch, OutOfMemory, summarize_error
 
 # The screen's ULP is a lower bound (|x|·2⁻ᵐ⁻¹ ≤ ulp(x)); halving the tolerance on top keeps it
 # strictly inside the oracle's, whatever rounding the graph's arithmetic adds.
@@ -159,7 +160,7 @@ class Screen:
         chunk = self._chunk
 
         def region_of(value, points):
-            """As `gradfuzz.checker.region_label`: 2i+1 on the i-th point, 2i between points i-1 and i."""
+            """As `gradfuzz.findings.region_label`: 2i+1 on the i-th point, 2i between points i-1 and i."""
             below = tf.reduce_sum(tf.cast(points[None, :] < value[:, None], tf.int32), axis=1)
             return 2 * below + tf.cast(tf.reduce_any(tf.equal(points[None, :], value[:, None]), axis=1), tf.int32)
 

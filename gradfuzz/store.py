@@ -15,14 +15,16 @@ truncated segment and reports what it skipped.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
 import sys
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,13 @@ import pyarrow as pa
 
 SCHEMA_VERSION = 1
 _METADATA = {b"gradfuzz.schema": str(SCHEMA_VERSION).encode(), b"gradfuzz.kind": b"failures"}
+
+
+class RecordStatus(StrEnum):
+    """A failure record's status, from the latest status event."""
+
+    OPEN = "open"
+    FIXED = "fixed"
 
 
 class StoreError(Exception):
@@ -80,40 +89,73 @@ def _numpy_dtype(name: str) -> np.dtype:
 
 
 # -- records ---------------------------------------------------------------------------
+# One definition: `StoredFailure`'s fields, each with its Arrow type and codec. The Arrow schema,
+# a finding's row (`failure_row`) and a row's record (`_failure_from_row`) are derived from it.
+
+_CODECS: dict[str, tuple[Any, Any]] = {  # codec: (to the column, from the column)
+    "value": (lambda v: v, lambda v: v),
+    "int": (int, lambda v: v),
+    "float": (float, lambda v: v),
+    "strings": (list, list),
+    "tensors": (lambda xs: [encode_tensor(x) for x in xs], lambda xs: [decode_tensor(t) for t in xs]),
+    "json": (lambda d: json.dumps({k: (v if isinstance(v, str) else float(v)) for k, v in d.items()}),
+             lambda text: json.loads(text or "{}")),
+}
+
+
+def _column(arrow: pa.DataType, codec: str = "value", absent: Any = None, factory: Any = None) -> Any:
+    """A field stored as a column; ``absent`` (or ``factory()``) is its value where a row lacks it."""
+    metadata = {"arrow": arrow, "codec": codec}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=absent, metadata=metadata)
+
+
+@dataclass
+class StoredFailure:
+    """One failure record, as stored and as read back (tensors decoded bit-exactly)."""
+
+    id: str = _column(pa.string(), absent="")
+    run_id: str = _column(pa.string(), absent="")  # one check of one target; a bug's records from one run share it
+    time: datetime = _column(pa.timestamp("us", tz="UTC"), factory=lambda: datetime.now(UTC))
+    target: str = _column(pa.string(), absent="")
+    reference_target: str = _column(pa.string(), absent="")  # a user-supplied reference function's name ("" if none)
+    fingerprint: str = _column(pa.string(), absent="")
+    category: str = _column(pa.string(), absent="")
+    explanation: str = _column(pa.string(), absent="")
+    signature: str = _column(pa.string(), absent="")
+    region: str = _column(pa.string(), absent="*")  # where the failing element lies among the points of interest
+    count: int = _column(pa.int64(), "int", absent=1)
+    specs: list[str] = _column(pa.list_(pa.string()), "strings", factory=list)
+    inputs: list[np.ndarray] = _column(pa.list_(TENSOR), "tensors", factory=list)
+    cotangents: list[np.ndarray] = _column(pa.list_(TENSOR), "tensors", factory=list)
+    tangents: list[np.ndarray] = _column(pa.list_(TENSOR), "tensors", factory=list)
+    custom: list[np.ndarray | None] = _column(pa.list_(TENSOR), "tensors", factory=list)
+    reference: list[np.ndarray | None] = _column(pa.list_(TENSOR), "tensors", factory=list)
+    reference_name: str = _column(pa.string(), absent="")
+    argument: int | None = _column(pa.int64())
+    element: int | None = _column(pa.int64())
+    custom_value: float = _column(pa.float64(), "float", absent=float("nan"))
+    reference_value: float = _column(pa.float64(), "float", absent=float("nan"))
+    abs_error: float = _column(pa.float64(), "float", absent=float("nan"))
+    rel_error: float = _column(pa.float64(), "float", absent=float("nan"))
+    ulp_error: float = _column(pa.float64(), "float", absent=float("nan"))
+    evidence: dict[str, float] = _column(pa.string(), "json", factory=dict)  # JSON object of named numbers
+    seed: int | None = _column(pa.int64())
+    plan: str = _column(pa.string(), absent="")
+    environment: dict[str, str] = _column(pa.string(), "json", factory=dict)  # versions, device, platform
+    # Not columns: the latest status event (`FailureStore.mark`) for this record.
+    status: str = RecordStatus.OPEN
+    status_time: datetime | None = None
+
+
+_COLUMNS = [f for f in fields(StoredFailure) if "arrow" in f.metadata]
+# Given by the writer, not taken from the finding.
+_WRITER_COLUMNS = ("id", "run_id", "time", "target", "reference_target", "fingerprint", "specs", "environment")
 
 FAILURE_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("run_id", pa.string()),  # one check of one target; a bug's records from one run share it
-        ("time", pa.timestamp("us", tz="UTC")),
-        ("target", pa.string()),
-        ("reference_target", pa.string()),  # a user-supplied reference function's name ("" if none)
-        ("fingerprint", pa.string()),
-        ("category", pa.string()),
-        ("explanation", pa.string()),
-        ("signature", pa.string()),
-        ("region", pa.string()),  # where the failing element lies among the points of interest
-        ("count", pa.int64()),
-        ("specs", pa.list_(pa.string())),
-        ("inputs", pa.list_(TENSOR)),
-        ("cotangents", pa.list_(TENSOR)),
-        ("tangents", pa.list_(TENSOR)),
-        ("custom", pa.list_(TENSOR)),
-        ("reference", pa.list_(TENSOR)),
-        ("reference_name", pa.string()),
-        ("argument", pa.int64()),
-        ("element", pa.int64()),
-        ("custom_value", pa.float64()),
-        ("reference_value", pa.float64()),
-        ("abs_error", pa.float64()),
-        ("rel_error", pa.float64()),
-        ("ulp_error", pa.float64()),
-        ("evidence", pa.string()),  # JSON object of named numbers
-        ("seed", pa.int64()),
-        ("plan", pa.string()),
-        ("environment", pa.string()),  # JSON object: versions, device, platform
-        ("inputs_f64", pa.list_(pa.list_(pa.float64()))),  # convenience view for pandas/DuckDB
-    ],
+    [(f.name, f.metadata["arrow"]) for f in _COLUMNS]
+    + [("inputs_f64", pa.list_(pa.list_(pa.float64())))],  # a convenience view for pandas/DuckDB, written not read
     metadata=_METADATA,
 )
 
@@ -123,41 +165,12 @@ STATUS_SCHEMA = pa.schema(
 )
 
 
-@dataclass
-class StoredFailure:
-    """One failure read back from the store, tensors decoded bit-exactly."""
-
-    id: str
-    run_id: str
-    time: datetime
-    target: str
-    fingerprint: str
-    category: str
-    explanation: str
-    signature: str
-    region: str
-    count: int
-    specs: list[str]
-    inputs: list[np.ndarray]
-    cotangents: list[np.ndarray]
-    tangents: list[np.ndarray]
-    custom: list[np.ndarray | None]
-    reference: list[np.ndarray | None]
-    reference_name: str
-    argument: int | None
-    element: int | None
-    custom_value: float
-    reference_value: float
-    abs_error: float
-    rel_error: float
-    ulp_error: float
-    evidence: dict[str, float]
-    seed: int | None
-    plan: str
-    environment: dict[str, str]
-    status: str = "open"
-    status_time: datetime | None = None
-    reference_target: str = ""
+def gradfuzz_version() -> str:
+    """From the installed package's metadata (not the package face: that would import the checker)."""
+    try:
+        return importlib.metadata.version("gradfuzz")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
 
 
 @dataclass
@@ -167,9 +180,7 @@ class ReadResult:
 
 
 def environment(device: str = "") -> dict[str, str]:
-    from gradfuzz import __version__
-
-    versions = {"gradfuzz": __version__, "python": platform.python_version(), "numpy": np.__version__,
+    versions = {"gradfuzz": gradfuzz_version(), "python": platform.python_version(), "numpy": np.__version__,
                 "platform": platform.platform(), "device": device}
     tensorflow = sys.modules.get("tensorflow")
     if tensorflow is not None:
@@ -179,39 +190,20 @@ def environment(device: str = "") -> dict[str, str]:
 
 def failure_row(finding: Any, *, target: str, fingerprint: str, specs: Iterable[str], device: str = "",
                 run_id: str = "", reference_target: str = "") -> dict[str, Any]:
-    """Flatten a `gradfuzz.report.Finding` into one store row."""
-    return {
-        "id": uuid.uuid4().hex,
-        "run_id": run_id,
-        "reference_target": reference_target,
-        "time": datetime.now(UTC),
-        "target": target,
-        "fingerprint": fingerprint,
-        "category": finding.category,
-        "explanation": finding.explanation,
-        "signature": finding.signature,
-        "region": getattr(finding, "region", "*"),
-        "count": int(finding.count),
-        "specs": list(specs),
-        "inputs": [encode_tensor(x) for x in finding.inputs],
-        "cotangents": [encode_tensor(x) for x in finding.cotangents],
-        "tangents": [encode_tensor(x) for x in finding.tangents],
-        "custom": [encode_tensor(x) for x in finding.custom],
-        "reference": [encode_tensor(x) for x in finding.reference],
-        "reference_name": finding.reference_name,
-        "argument": finding.argument,
-        "element": finding.element,
-        "custom_value": float(finding.custom_value),
-        "reference_value": float(finding.reference_value),
-        "abs_error": float(finding.abs_error),
-        "rel_error": float(finding.rel_error),
-        "ulp_error": float(finding.ulp_error),
-        "evidence": json.dumps({k: float(v) for k, v in finding.evidence.items()}),
-        "seed": finding.seed,
-        "plan": finding.plan,
-        "environment": json.dumps(environment(device)),
-        "inputs_f64": [np.asarray(x, dtype=np.float64).ravel().tolist() for x in finding.inputs],
-    }
+    """A `gradfuzz.report.Finding` as one store row: its fields as the columns of `StoredFailure`."""
+    given = {"id": uuid.uuid4().hex, "run_id": run_id, "time": datetime.now(UTC), "target": target,
+             "reference_target": reference_target, "fingerprint": fingerprint, "specs": list(specs),
+             "environment": environment(device)}
+    row = {}
+    for column in _COLUMNS:
+        value = given[column.name] if column.name in _WRITER_COLUMNS else getattr(finding, column.name, _absent(column))
+        row[column.name] = None if value is None else _CODECS[column.metadata["codec"]][0](value)
+    row["inputs_f64"] = [np.real(np.asarray(x)).astype(np.float64).ravel().tolist() for x in finding.inputs]
+    return row
+
+
+def _absent(column: Any) -> Any:
+    return column.default_factory() if column.default is MISSING else column.default
 
 
 # -- writing -----------------------------------------------------------------------------
@@ -392,18 +384,9 @@ def _compatible(path: Path, found: pa.Schema, expected: pa.Schema, problems: lis
 
 
 def _failure_from_row(row: dict[str, Any]) -> StoredFailure:
-    return StoredFailure(
-        id=row["id"], run_id=row.get("run_id") or "", time=row["time"], target=row["target"], fingerprint=row["fingerprint"],
-        category=row["category"], explanation=row["explanation"], signature=row["signature"],
-        region=row.get("region") or "*", count=row["count"], specs=list(row["specs"]),
-        inputs=[decode_tensor(t) for t in row["inputs"]],
-        cotangents=[decode_tensor(t) for t in row["cotangents"]],
-        tangents=[decode_tensor(t) for t in row["tangents"]],
-        custom=[decode_tensor(t) for t in row["custom"]],
-        reference=[decode_tensor(t) for t in row["reference"]],
-        reference_name=row["reference_name"], argument=row["argument"], element=row["element"],
-        custom_value=row["custom_value"], reference_value=row["reference_value"],
-        abs_error=row["abs_error"], rel_error=row["rel_error"], ulp_error=row["ulp_error"],
-        evidence=json.loads(row["evidence"] or "{}"), seed=row["seed"], plan=row["plan"] or "",
-        environment=json.loads(row["environment"] or "{}"), reference_target=row.get("reference_target") or "",
-    )
+    """A row back as a record; columns an older segment lacks take their absent value."""
+    values = {}
+    for column in _COLUMNS:
+        value = row.get(column.name)
+        values[column.name] = _absent(column) if value is None else _CODECS[column.metadata["codec"]][1](value)
+    return StoredFailure(**values)

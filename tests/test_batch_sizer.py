@@ -4,10 +4,10 @@ import numpy as np
 
 import gradfuzz
 from examples.seed_ops import my_op
-from gradfuzz.checker import BatchSizer
-from gradfuzz.engine import OutOfMemory
+from gradfuzz.batching import BatchSizer
 from gradfuzz.screen import Screen
 from gradfuzz.spec import parse_spec
+from gradfuzz.values import OutOfMemory
 
 
 def _feed(sizer: BatchSizer, rate_of) -> None:

@@ -16,7 +16,7 @@ def _load(name: str) -> dict:
 
 
 def _seconds(duration: str) -> int:
-    from gradfuzz.checker import parse_duration
+    from gradfuzz.durations import parse_duration
 
     return int(parse_duration(duration))
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from gradfuzz.engine import FD_OFFSETS, Batch, Evaluation, Neighbours, Structure
 from gradfuzz.oracle import TOLERANCES, check_contract, differences, judge
 from gradfuzz.spec import parse_spec
+from gradfuzz.values import FD_OFFSETS, Batch, Evaluation, Neighbours, Structure
 
 STEP = float(np.cbrt(np.finfo(np.float64).eps))
 SPEC = parse_spec("float64[]@-10..10")

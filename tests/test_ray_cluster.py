@@ -77,7 +77,7 @@ def test_campaign_joins_a_cluster_started_with_ray_start(tmp_path):
     try:
         config = two_targets(tmp_path)
         run = subprocess.run([sys.executable, "-m", "gradfuzz.cli", "campaign", str(config), "--address", f"127.0.0.1:{port}",
-                              "--workers", "2", "--budget", "10s", "--slice", "2s"],
+                              "--workers", "2", "--budget", "30s", "--slice", "5s"],  # cold workers trace first
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     finally:
         stop = subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, text=True, timeout=120)

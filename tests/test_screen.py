@@ -6,12 +6,14 @@ import tensorflow as tf
 
 import gradfuzz
 from examples.seed_ops import my_op, my_op_fixed
-from gradfuzz.checker import WarmCache, judge_batch
-from gradfuzz.engine import Batch, TargetRaised, probe
+from gradfuzz.engine import probe
+from gradfuzz.judging import judge_batch
 from gradfuzz.oracle import CATEGORY_CODE, FAILURE, NOTE
 from gradfuzz.screen import JUDGED_PER_KEY, REVISIT_EVERY, JudgingQuota, ScreenResult
 from gradfuzz.strategies import Plan, cotangents, expand, tangents
 from gradfuzz.target import describe_callable, resolve_specs
+from gradfuzz.values import Batch, TargetRaised
+from gradfuzz.warm import WarmCache
 from tests.corpus import bugs, correct
 
 MIXED = [(1, 0, 0, 0), (0, 1, 0, 0), (0, 0, 1, 0), (1, 1, 1, 1)]  # special, near points, uniform, all

@@ -1,0 +1,256 @@
+"""Findings: a run's verdicts folded into groups, one per signature, with their input regions.
+
+A *signature* is a finding's coarse identity — its category and the argument it concerns
+(``mismatch|arg0``); a *region* says where among the points of interest its worst element lies
+(``(0, 1)``, ``=0``). Each group keeps a representative (the simplest example, later shrunk),
+its worst example, one example per further region, and a count that estimates how widespread
+the kind is. Pure numpy: the checker feeds it judged batches; replay and reports read what it
+produced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, NOTE_CATEGORIES, Judgement, Verdict, explain
+from gradfuzz.report import CheckReport, Finding
+from gradfuzz.simplicity import batch_simplicity, simplicity
+from gradfuzz.spec import ArgSpec
+from gradfuzz.store import failure_row
+from gradfuzz.strategies import Plan
+from gradfuzz.values import Evaluation
+
+MAX_REGIONS = 8  # examples kept per group, one per input region
+# Specific causes first; a `branch` finding names the boundary that often explains the mismatches too.
+CATEGORY_ORDER = ("exception", "nondeterminism", "shape", "dtype", "missing-gradient", "non-finite", "branch")
+_NOTE_CODES = [CATEGORY_CODE[name] for name in NOTE_CATEGORIES]
+
+
+def signature_of(category: str, argument: int | None) -> str:
+    """``category|argN`` (``arg*``: no single argument); notes are grouped by kind only."""
+    if category in NOTE_CATEGORIES or argument is None:
+        argument = -1
+    return f"{category}|arg{argument if argument >= 0 else '*'}"
+
+
+def group_indices(judgement: Judgement, outcome: int | None = None) -> dict[str, np.ndarray]:
+    """Flagged (or, given ``outcome``, only such) example indices per signature.
+
+    Vectorised on integer keys: a failing batch flags every one of its examples."""
+    flagged = judgement.flagged() if outcome is None else np.flatnonzero(judgement.outcome == outcome)
+    if not flagged.size:
+        return {}
+    arguments = np.where(np.isin(judgement.category[flagged], _NOTE_CODES), -1, judgement.argument[flagged])
+    keys = judgement.category[flagged].astype(np.int64) * 1024 + arguments + 1
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return {
+        signature_of(CATEGORIES[int(key // 1024)], int(key % 1024) - 1): flagged[inverse.reshape(-1) == k]
+        for k, key in enumerate(unique)
+    }
+
+
+def failure_signatures(judgement: Judgement) -> set[str]:
+    return set(group_indices(judgement, FAILURE))
+
+
+def region_label(value: float, points: Sequence[float]) -> str:
+    """Where a value lies among the points of interest: "=0" on one, "(0, 1)" between two.
+
+    >>> region_label(0.5, [0.0, 1.0, -1.0])
+    '(0, 1)'
+    """
+    ordered = sorted(points)
+    value += 0.0  # -0.0 and 0.0 are one point
+    if value in ordered:
+        return f"={value:g}"
+    below = [p for p in ordered if p < value]
+    above = [p for p in ordered if p > value]
+    return f"({below[-1] if below else -np.inf:g}, {above[0] if above else np.inf:g})"
+
+
+def simplest_of(indices: np.ndarray, ranks: tuple[np.ndarray, np.ndarray]) -> int:
+    """The simplest example among ``indices`` (ranks from `batch_simplicity`)."""
+    nonzero, magnitude = ranks
+    order = np.lexsort((magnitude[indices], nonzero[indices]))
+    return int(indices[order[0]])
+
+
+@dataclass
+class FindingGroup:
+    """All examples of one signature seen in a run."""
+
+    representative: Finding
+    worst: Finding
+    count: float = 1
+    shrunk: bool = False
+    regions: dict[str, Finding] = field(default_factory=dict)  # one example per input region seen
+
+    def examples(self) -> list[Finding]:
+        """The examples worth storing: representative, worst, and one per further region."""
+        chosen = [self.representative]
+        if self.worst is not self.representative:
+            chosen.append(self.worst)
+        for finding in self.regions.values():
+            if all(finding.region != other.region for other in chosen):
+                chosen.append(finding)
+        return chosen
+
+
+@dataclass
+class Findings:
+    """One run's findings of one target at one set of specs."""
+
+    target: str
+    specs: tuple[ArgSpec, ...]  # the arguments
+    points: list = field(default_factory=list)  # points of interest per argument (regions)
+    judged_specs: tuple[ArgSpec, ...] = ()  # what verdicts refer to: the arguments, then any variables
+    groups: dict[str, FindingGroup] = field(default_factory=dict)
+    first_failure: int | None = None  # examples evaluated up to and including the first failing one
+
+    def finding(self, verdict: Verdict, evaluation: Evaluation, plan: Plan | None, seed: int) -> Finding:
+        """A `Finding` with its evidence from one judged example."""
+        i = verdict.index
+        reference = evaluation.reference or [None] * len(evaluation.custom)
+        return Finding(
+            target=self.target, kind=verdict.outcome, category=verdict.category,
+            explanation=explain(verdict, self.judged_specs or self.specs, evaluation),
+            inputs=[np.array(x[i]) for x in evaluation.batch.inputs],
+            cotangents=[np.array(v[i]) for v in evaluation.batch.cotangents],
+            tangents=[np.array(w[i]) for w in evaluation.batch.tangents],
+            custom=[np.array(g[i]) for g in evaluation.custom],
+            reference=[None if r is None else np.array(r[i]) for r in reference],
+            reference_name=verdict.reference_name, argument=verdict.argument, element=verdict.element,
+            custom_value=verdict.custom, reference_value=verdict.reference, abs_error=verdict.abs_error,
+            rel_error=verdict.rel_error, ulp_error=verdict.ulp_error, signature=signature_of(verdict.category, verdict.argument),
+            plan=json.dumps(asdict(plan)) if plan is not None else "", seed=seed, evidence=dict(verdict.evidence),
+            region=self._region_of(verdict, evaluation),
+        )
+
+    def _region_of(self, verdict: Verdict, evaluation: Evaluation) -> str:
+        if verdict.argument is None or not self.points or verdict.argument >= len(evaluation.batch.inputs) \
+                or np.iscomplexobj(evaluation.batch.inputs[verdict.argument]):
+            return "*"  # inner-product verdicts, variables (not drawn) and complex arguments: no region
+        value = float(np.asarray(evaluation.batch.inputs[verdict.argument][verdict.index]).reshape(-1)[verdict.element or 0])
+        return region_label(value, self.points[verdict.argument])
+
+    def add(self, signature: str, finding: Finding, count: float = 1) -> FindingGroup:
+        """A finding made outside the judged batches (contract, exception, nondeterminism): final as it is."""
+        group = self.groups[signature] = FindingGroup(finding, finding, count=count, shrunk=True)
+        return group
+
+    def collect(self, evaluation: Evaluation, judgement: Judgement, plan: Plan, seed: int,
+                weights: np.ndarray | None = None) -> list[str]:
+        """Fold a batch's verdicts into the groups; return signatures of new failure kinds.
+
+        Only the batch's simplest and worst example of each signature become `Finding`s. ``weights``
+        (from the screen) says how many flagged examples each judged one stands for: group counts
+        estimate how widespread a kind is, not how often the oracle happened to look at it.
+        """
+        new = []
+        ranks = batch_simplicity(evaluation.batch.inputs)
+        for signature, indices in group_indices(judgement).items():
+            simplest = judgement.verdict(simplest_of(indices, ranks))
+            errors = np.nan_to_num(judgement.abs_error[indices], nan=-1.0)
+            worst = judgement.verdict(int(indices[np.argmax(errors)]))
+            count = float(len(indices) if weights is None else np.sum(weights[indices]))
+            group = self.groups.get(signature)
+            if group is None:
+                representative = self.finding(simplest, evaluation, plan, seed)
+                worst_finding = representative if worst.index == simplest.index else self.finding(worst, evaluation, plan, seed)
+                group = self.groups[signature] = FindingGroup(representative, worst_finding, count=count)
+                group.regions[representative.region] = representative
+                self._note_regions(group, indices, judgement, evaluation, plan, seed)
+                if simplest.outcome == "failure":
+                    new.append(signature)
+                continue
+            group.count += count
+            if len(group.regions) < MAX_REGIONS:
+                self._note_regions(group, indices, judgement, evaluation, plan, seed)
+            if worst.abs_error > group.worst.abs_error or (np.isnan(group.worst.abs_error) and not np.isnan(worst.abs_error)):
+                group.worst = self.finding(worst, evaluation, plan, seed)
+            candidate = (int(ranks[0][simplest.index]), float(ranks[1][simplest.index]))
+            if not group.shrunk and candidate < simplicity(group.representative.inputs):
+                group.representative = self.finding(simplest, evaluation, plan, seed)
+        return new
+
+    def _note_regions(self, group: FindingGroup, indices: np.ndarray, judgement: Judgement, evaluation: Evaluation,
+                      plan: Plan, seed: int) -> None:
+        """Keep the first example of each input region this group has not been seen in yet."""
+        argument = int(judgement.argument[indices[0]])
+        if argument < 0 or argument >= len(evaluation.batch.inputs) or group.representative.kind != "failure" \
+                or np.iscomplexobj(evaluation.batch.inputs[argument]):
+            return
+        values = np.asarray(evaluation.batch.inputs[argument], dtype=np.float64).reshape(evaluation.batch.size, -1)
+        elements = np.maximum(judgement.element[indices], 0)
+        seen: set[str] = set(group.regions)
+        for index, value in zip(indices, values[indices, elements]):
+            label = region_label(float(value), self.points[argument])
+            if label not in seen:
+                seen.add(label)
+                group.regions[label] = self.finding(judgement.verdict(int(index)), evaluation, plan, seed)
+                if len(group.regions) >= MAX_REGIONS:
+                    return
+
+    def adopt_shrunk(self, signature: str, plan: Plan, evaluation: Evaluation, judgement: Judgement, seed: int) -> None:
+        """Take the simplest example of the shrunk plan's batch as the group's representative."""
+        group = self.groups.get(signature)
+        if group is None:
+            return
+        indices = group_indices(judgement).get(signature)
+        if indices is not None:
+            ranks = batch_simplicity(evaluation.batch.inputs)
+            best = simplest_of(indices, ranks)
+            if (int(ranks[0][best]), float(ranks[1][best])) <= simplicity(group.representative.inputs):
+                group.representative = self.finding(judgement.verdict(best), evaluation, plan, seed)
+        group.shrunk = True
+
+    def relabel(self, signature: str, category: str, explanation: str) -> None:
+        """A second look named the cause: move the group to ``category``, merging it with a group
+        already there (the simpler representative and the larger error win)."""
+        group = self.groups.pop(signature)
+        finding = group.representative
+        finding.category, finding.explanation = category, explanation
+        finding.signature = new_signature = signature_of(category, finding.argument)
+        existing = self.groups.get(new_signature)
+        if existing is None:
+            self.groups[new_signature] = group
+            return
+        existing.count += group.count
+        if simplicity(finding.inputs) < simplicity(existing.representative.inputs):
+            existing.representative = finding
+        if group.worst.abs_error > existing.worst.abs_error:
+            existing.worst = group.worst
+
+    def fill(self, report: CheckReport) -> CheckReport:
+        """Put the findings into ``report``: failures (most specific causes first) and notes, with counts."""
+        for group in self.groups.values():  # the worst example travels with its group's category
+            if group.worst is not group.representative:
+                group.worst.category = group.representative.category
+                group.worst.signature = group.representative.signature
+            group.representative.count = max(1, round(group.count))
+            group.representative.worst = group.worst if group.worst is not group.representative else None
+        order = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+        failures = [g.representative for g in self.groups.values() if g.representative.kind == "failure"]
+        report.failures = sorted(failures, key=lambda f: (order.get(f.category, 99), -f.count))
+        report.notes = [g.representative for g in self.groups.values() if g.representative.kind == "note"]
+        report.first_failure_at = self.first_failure
+        return report
+
+    def records(self, failures: Sequence[Finding], *, fingerprint: str, device: str, run_id: str,
+                reference_target: str) -> list[dict]:
+        """Store rows for ``failures`` (from `fill`): each group's representative, worst and regions."""
+        groups = {g.representative.signature: g for g in self.groups.values()}
+        rows = []
+        for finding in failures:
+            group = groups.get(finding.signature)
+            for example in group.examples() if group is not None else [finding]:
+                example.count = finding.count
+                example.category, example.signature = finding.category, finding.signature
+                rows.append(failure_row(example, target=self.target, fingerprint=fingerprint,
+                                        specs=[str(s) for s in self.specs], device=device,
+                                        run_id=run_id, reference_target=reference_target))
+        return rows

@@ -1,0 +1,78 @@
+"""Judging a batch: the oracle's verdicts, then a second look a few ULPs to either side of the
+examples that fail (a custom gradient at a kink may legitimately differ from autodiff).
+
+Used by the checker, replay and shrinking alike, so all three take the same look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gradfuzz.oracle import CATEGORY_CODE, FAILURE, Judgement, judge, judge_second_order
+from gradfuzz.spec import ArgSpec
+from gradfuzz.values import Evaluation, TargetRaised, select_evaluation
+
+if TYPE_CHECKING:
+    from gradfuzz.engine import Evaluator
+    from gradfuzz.target import Target
+
+
+def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]],
+                typical: Sequence[float] | None = None) -> Judgement:
+    """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
+    (a custom gradient at a kink may legitimately differ from autodiff). ``typical`` is the
+    per-argument gradient scale of the batch the examples were picked from (see `judge`)."""
+    judgement = judge(evaluation, evaluator.judged_specs, evaluator.structure, has_reference=target.has_custom_gradient,
+                      typical=typical)
+    # Approximations (small, smooth errors) are looked at again only where a kink is possible:
+    # the differences see one, or an element sits on a point of interest. Re-evaluating every
+    # example of a uniformly wrong gradient would quadruple the cost.
+    approximation = judgement.category == CATEGORY_CODE["approximation"]
+    if approximation.any():
+        approximation &= judgement.kink | on_points(evaluation.batch.inputs, evaluator.specs, points)
+    suspect = np.isin(judgement.category, (CATEGORY_CODE["branch"], CATEGORY_CODE["mismatch"])) | approximation
+    # A reference-wrong note can be a kink the differences straddle: look at it again as well.
+    suspect = (suspect & (judgement.outcome == FAILURE)) | (judgement.category == CATEGORY_CODE["reference-wrong"])
+    indices = np.flatnonzero(suspect)
+    if not indices.size:
+        return judgement
+    try:
+        neighbours = evaluator.neighbours(evaluation.batch, indices)
+    except TargetRaised:
+        return judgement  # raising near x is recorded when such inputs are drawn themselves
+    # Judge only the suspects again (with their neighbourhoods), on the batch's own scales.
+    neighbours.indices = np.arange(indices.size)
+    again = judge(select_evaluation(evaluation, indices), evaluator.judged_specs, evaluator.structure,
+                  has_reference=target.has_custom_gradient, neighbours=neighbours, typical=typical or judgement.typical or None)
+    judgement.update(indices, again)
+    return judgement
+
+
+def judge_second_order_batch(evaluator: Evaluator, evaluation: Evaluation, missing: Sequence[int]) -> tuple[Evaluation, Judgement]:
+    """Second order, with a look a few ULPs to either side of the examples that fail."""
+    hvp, judgement = judge_second_order(evaluation, evaluator.specs, evaluator.structure, missing)
+    indices = np.flatnonzero(judgement.outcome == FAILURE)
+    if not indices.size:
+        return hvp, judgement
+    try:
+        neighbours = evaluator.neighbours(evaluation.batch, indices)
+    except TargetRaised:
+        return hvp, judgement
+    return judge_second_order(evaluation, evaluator.specs, evaluator.structure, missing, neighbours)
+
+
+def on_points(inputs: Sequence[np.ndarray], specs: Sequence[ArgSpec], points: Sequence[Sequence[float]]) -> np.ndarray:
+    """Per example: some element lies within a few ULPs of a point of interest."""
+    size = inputs[0].shape[0]
+    hit = np.zeros(size, dtype=bool)
+    for x, spec, arg_points in zip(inputs, specs, points):
+        if not spec.differentiable or spec.is_complex:
+            continue
+        values = np.asarray(x, dtype=np.float64).reshape(size, -1)
+        for point in arg_points:
+            reach = max(64 * float(spec.info.ulp(np.float64(point))), 4 * spec.info.tiny)
+            hit |= np.any(np.abs(values - point) <= reach, axis=1)
+    return hit

@@ -1,0 +1,158 @@
+"""Looks a check takes besides its batches: the eager probe, isolating an example that raises,
+evaluating one batch twice (nondeterminism) or in other execution modes, and the gradient
+contract. Each records what it sees as a finding of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gradfuzz.diagnosis import mode_disagreements, nondeterministic
+from gradfuzz.dtypes import numpy_dtype
+from gradfuzz.engine import probe
+from gradfuzz.findings import Findings
+from gradfuzz.oracle import ContractViolation
+from gradfuzz.report import Finding
+from gradfuzz.spec import ArgSpec
+from gradfuzz.strategies import Plan, directions, expand
+from gradfuzz.values import Batch, Structure, TargetRaised, summarize_error
+
+if TYPE_CHECKING:
+    from gradfuzz.engine import Evaluator
+    from gradfuzz.target import Target
+
+PROBE_ATTEMPTS = 8
+REPEATABILITY_EXAMPLES = 256
+
+
+def probe_somewhere(target: Target, specs: Sequence[ArgSpec], findings: Findings,
+                    seed: int) -> tuple[Structure | None, list[np.ndarray]]:
+    """Probe the target eagerly on a few inputs (random, then special values) until one
+    runs. Inputs on which it raises are recorded as `exception` findings; the run
+    goes on with the structure learned from the first input that worked."""
+    candidates = expand(Plan(seed=seed, weights=(1, 0, 1, 0)), specs, [[] for _ in specs], PROBE_ATTEMPTS)
+    for k in range(PROBE_ATTEMPTS):
+        example = [x[k] for x in candidates]
+        try:
+            return probe(target, specs, example), example
+        except TargetRaised as raised:
+            record_exception(findings, raised, example, seed)
+    return None, []
+
+
+def isolate_raising(findings: Findings, evaluator: Evaluator, target: Target, batch: Batch, seed: int) -> None:
+    """The batch raised: bisect it down to one example that raises, and record that one
+    (with the stage — forward or gradient — found by probing it eagerly)."""
+    suspect, raised = batch, None
+    while suspect.size > 1:
+        half = suspect.size // 2
+        first, second = suspect.select(slice(0, half)), suspect.select(slice(half, suspect.size))
+        try:
+            evaluator.evaluate(first)
+            suspect = second
+        except TargetRaised as error:
+            suspect, raised = first, error
+    try:
+        evaluator.evaluate(suspect)
+    except TargetRaised as error:
+        raised = error
+    else:
+        raised = TargetRaised("batched evaluation", RuntimeError(
+            f"a batch of {batch.size} raised ({summarize_error(raised.error) if raised else 'unknown error'}) "
+            "but no single example of it did"))
+        suspect = batch.select(0)
+    inputs = [x[0] for x in suspect.inputs]
+    try:
+        probe(target, evaluator.specs, inputs)
+    except TargetRaised as eager:
+        raised = eager  # names the stage: forward or custom gradient
+    record_exception(findings, raised, inputs, seed, cotangents=suspect.cotangents, tangents=suspect.tangents)
+
+
+def record_exception(findings: Findings, raised: TargetRaised, inputs: list[np.ndarray], seed: int,
+                     cotangents: list | None = None, tangents: list | None = None) -> None:
+    explanation = (
+        f"The target's {raised.stage} raised {summarize_error(raised.error)[:400]}. "
+        f"Inputs that make the {raised.stage} raise are recorded so the failure replays; "
+        "fix the target or narrow the input range (@LO..HI) to its domain."
+    )
+    signature = f"exception|{type(raised.error).__name__}"
+    group = findings.groups.get(signature)
+    if group is not None:
+        group.count += 1
+        return
+    finding = Finding(
+        target=findings.target, kind="failure", category="exception", explanation=explanation,
+        inputs=[np.asarray(x) for x in inputs],
+        cotangents=[np.asarray(v[0]) for v in cotangents] if cotangents else [],
+        tangents=[np.asarray(w[0]) for w in tangents] if tangents else [],
+        signature=signature, seed=seed, evidence={}, reference_name=raised.stage,
+    )
+    findings.add(signature, finding)
+
+
+def record_contract(findings: Findings, violation: ContractViolation, inputs: list[np.ndarray], seed: int) -> None:
+    signature = f"{violation.category}|arg{'*' if violation.argument is None else violation.argument}|contract"
+    finding = Finding(
+        target=findings.target, kind="failure", category=violation.category, explanation=violation.explanation,
+        inputs=[np.asarray(x) for x in inputs], argument=violation.argument, signature=signature, seed=seed,
+        reference_name="gradient contract",
+    )
+    findings.add(signature, finding)
+
+
+def check_repeatability(findings: Findings, evaluator: Evaluator, structure: Structure, seed: int,
+                        modes: Sequence[str] = ()) -> None:
+    """Evaluate one batch twice: a custom gradient that changes bits between calls is
+    `nondeterminism` (random ops or unordered reductions in grad_fn). With ``modes``,
+    also compare eager and XLA execution with the compiled batch."""
+    plan = Plan(seed=seed, weights=(1, 1, 1, 1))
+    inputs = expand(plan, findings.specs, findings.points, REPEATABILITY_EXAMPLES)
+    cotangents, tangents = directions(np.random.default_rng([seed, 2]), inputs, structure.output_shapes,
+                                      [numpy_dtype(d) for d in structure.output_dtypes])
+    batch = Batch(inputs, cotangents, tangents)
+    if len(modes) > 1:
+        try:
+            disagreements = mode_disagreements(evaluator, batch, modes)
+        except TargetRaised:
+            disagreements = {}
+        for mode, (indices, other) in disagreements.items():
+            i = int(indices[0])
+            _record_nondeterminism(
+                findings, batch, i, seed, other, evaluator.evaluate(batch.select(i)).custom, "the compiled tf.function",
+                int(indices.size), mode,
+                f"The custom gradient depends on how TensorFlow runs it: in {mode} mode it differs from the "
+                f"compiled tf.function batch by more than rounding ({indices.size} of the examples compared). "
+                "Look for Python-side state, tf.py_function or numpy in grad_fn, or ops whose "
+                f"{'eager' if mode == 'eager' else 'XLA'} kernels behave differently.",
+            )
+    differing = nondeterministic(evaluator, batch)
+    if differing is None or not differing.size:
+        return
+    i = int(differing[0])
+    first, second = evaluator.evaluate(batch.select(i)), evaluator.evaluate(batch.select(i))
+    _record_nondeterminism(
+        findings, batch, i, seed, [g[0][None].repeat(batch.size, 0) for g in first.custom], second.custom,
+        "a second evaluation", int(differing.size), None,
+        f"Evaluating the same inputs twice gave different custom gradients ({differing.size} of "
+        f"{batch.size} examples differ bitwise; e.g. {np.asarray(first.custom[0]).ravel()[:3].tolist()} then "
+        f"{np.asarray(second.custom[0]).ravel()[:3].tolist()}). A gradient check, and training, cannot be "
+        "reproduced: look for random ops, unseeded sampling or order-dependent reductions in grad_fn.",
+    )
+
+
+def _record_nondeterminism(findings: Findings, batch: Batch, index: int, seed: int, custom: list, reference: list,
+                           reference_name: str, count: int, mode: str | None, explanation: str) -> None:
+    """One `nondeterminism` finding: ``custom`` holds the batch's gradients in the odd run or
+    mode (row ``index`` is shown), ``reference`` the single example's gradients to compare."""
+    finding = Finding(
+        target=findings.target, kind="failure", category="nondeterminism", explanation=explanation,
+        inputs=[np.array(x[index]) for x in batch.inputs], cotangents=[np.array(v[index]) for v in batch.cotangents],
+        tangents=[np.array(w[index]) for w in batch.tangents], custom=[np.array(g[index]) for g in custom],
+        reference=[np.array(g[0]) for g in reference], reference_name=reference_name, count=count,
+        signature=f"nondeterminism|{mode or 'repeat'}", seed=seed, region=f"mode={mode}" if mode else "*",
+    )
+    findings.add(finding.signature, finding, count=count)

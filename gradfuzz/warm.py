@@ -1,0 +1,74 @@
+"""Compiled work kept across checks: evaluators, screens, points of interest, settled batch sizes,
+branch signatures and the boundary pool.
+
+A campaign worker checks the same targets again and again in short slices; with a cache, only
+the first slice of a target pays for tracing and batch-size search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gradfuzz.batching import BatchSizer
+from gradfuzz.boundaries import BranchSignature, points_for
+from gradfuzz.engine import Evaluator
+from gradfuzz.screen import Screen
+from gradfuzz.spec import ArgSpec
+from gradfuzz.target import Target
+from gradfuzz.values import Structure
+
+POOL_SIZE = 4096  # boundary examples kept per target (the newest)
+
+
+class WarmCache:
+    """Compiled evaluators, points of interest and settled batch sizes, kept across checks."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple, object] = {}
+
+    @staticmethod
+    def key(target: Target, specs: Sequence[ArgSpec], *extra: object) -> tuple:
+        return (target.name, target.fingerprint, tuple(str(s) for s in specs), *extra)
+
+    def _get(self, key: tuple, build: Callable[[], object]):
+        if key not in self._items:
+            self._items[key] = build()
+        return self._items[key]
+
+    def evaluator(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, jit: bool, order: int) -> Evaluator:
+        return self._get(self.key(target, specs, "evaluator", structure, jit, order),
+                         lambda: Evaluator(target, specs, structure, jit=jit, order=order))
+
+    def points(self, target: Target, specs: Sequence[ArgSpec]) -> list:
+        return self._get(self.key(target, specs, "points"), lambda: points_for(target, specs))
+
+    def sizer(self, target: Target, specs: Sequence[ArgSpec], fixed: int | None) -> BatchSizer:
+        return self._get(self.key(target, specs, "sizer", fixed), lambda: BatchSizer(specs, fixed))
+
+    def signature(self, target: Target, specs: Sequence[ArgSpec], structure: Structure) -> BranchSignature:
+        return self._get(self.key(target, specs, "signature", structure),
+                         lambda: BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes))
+
+    def screen(self, evaluator: Evaluator, points: Sequence[Sequence[float]]) -> Screen:
+        key = self.key(evaluator.target, evaluator.specs, "screen", evaluator.structure, evaluator.order)
+        return self._get(key, lambda: Screen(evaluator, points))
+
+    def pool(self, target: Target, specs: Sequence[ArgSpec]) -> BoundaryPool:
+        """Examples either side of branch switches found so far (kept across checks)."""
+        return self._get(self.key(target, specs, "pool"), BoundaryPool)
+
+
+@dataclass
+class BoundaryPool:
+    """The newest `POOL_SIZE` examples found on either side of a branch switch."""
+
+    examples: list[np.ndarray] | None = None  # per argument, [P, *shape]
+    switches: int = 0  # bisections that ended at a switch, ever
+
+    def add(self, found: list[np.ndarray]) -> None:
+        self.switches += len(found[0]) // 2
+        merged = found if self.examples is None else [np.concatenate([old, new]) for old, new in zip(self.examples, found)]
+        self.examples = [m[-POOL_SIZE:] for m in merged]
