@@ -207,10 +207,10 @@ def differing_pairs(signatures: np.ndarray, rng: np.random.Generator, count: int
 
 
 def bisect(start: Sequence[np.ndarray], end: Sequence[np.ndarray], specs: Sequence[ArgSpec],
-           signature: Callable[[Sequence[np.ndarray]], np.ndarray], steps: int = 64) -> list[np.ndarray]:
-    """Walk each segment ``start[k] → end[k]`` (batched over k) to the first switch of signature.
+           branches: Callable[[Sequence[np.ndarray]], np.ndarray], steps: int = 64) -> list[np.ndarray]:
+    """Walk each segment ``start[k] → end[k]`` (batched over k) to the first switch of its branch signature.
 
-    Returns ``2P`` examples per argument: the last point with ``start``'s signature, then the
+    Returns ``2P`` examples per argument: the last point with ``start``'s branch signature, then the
     first point past the switch — adjacent representable inputs when the switch is sharp.
     Integer and boolean arguments stay at ``start``'s values.
     """
@@ -227,10 +227,10 @@ def bisect(start: Sequence[np.ndarray], end: Sequence[np.ndarray], specs: Sequen
 
     pairs = len(start[0])
     lo, hi = np.zeros(pairs), np.ones(pairs)
-    reference = signature(at(lo))
+    reference = branches(at(lo))
     for _ in range(steps):
         middle = (lo + hi) / 2
-        same = (signature(at(middle)) == reference).all(axis=1)
+        same = (branches(at(middle)) == reference).all(axis=1)
         lo, hi = np.where(same, middle, lo), np.where(same, hi, middle)
         below, above = at(lo), at(hi)
         if all(_within_one_ulp(x, y, spec) for x, y, spec in zip(below, above, specs) if spec.differentiable):
@@ -238,7 +238,7 @@ def bisect(start: Sequence[np.ndarray], end: Sequence[np.ndarray], specs: Sequen
     return [np.concatenate([x, y]) for x, y in zip(at(lo), at(hi))]
 
 
-def axis_switches(signature: Callable[[Sequence[np.ndarray]], np.ndarray], inputs: Sequence[np.ndarray],
+def axis_switches(branches: Callable[[Sequence[np.ndarray]], np.ndarray], inputs: Sequence[np.ndarray],
                   specs: Sequence[ArgSpec], argument: int, element: int) -> list[float]:
     """Where the branch signature changes when only one element moves, on each side of it.
 
@@ -252,7 +252,7 @@ def axis_switches(signature: Callable[[Sequence[np.ndarray]], np.ndarray], input
         return []
     flat = np.asarray(inputs[argument]).reshape(-1)
     x = float(flat[element])
-    base = signature([np.asarray(a)[None] for a in inputs])[0]
+    base = branches([np.asarray(a)[None] for a in inputs])[0]
     start = max(abs(x), 1.0) * 2.0**-40
     found = []
     for direction in (-1.0, 1.0):
@@ -261,13 +261,13 @@ def axis_switches(signature: Callable[[Sequence[np.ndarray]], np.ndarray], input
         moved = rows[argument].reshape(len(candidates), -1)
         moved[:, element] = candidates
         rows[argument] = fit_rows(moved.reshape(rows[argument].shape), spec)
-        differs = np.flatnonzero((signature(rows) != base).any(axis=1))
+        differs = np.flatnonzero((branches(rows) != base).any(axis=1))
         if not differs.size:
             continue
         k = int(differs[0])
         before = [np.asarray(a)[None] for a in inputs] if k == 0 else [r[k - 1:k] for r in rows]
         after = [r[k:k + 1] for r in rows]
-        ends = bisect(before, after, specs, signature)
+        ends = bisect(before, after, specs, branches)
         found.append(float(np.asarray(ends[argument][1]).reshape(-1)[element]))
     return found
 

@@ -166,12 +166,12 @@ class TargetCheck:
         try:
             self.evaluator = self.warm.evaluator(self.target, self.specs, structure, self.jit, self.order)
             self.second_missing = second_order_missing(self.target, first) if self.evaluator.order == 2 else []
-            self.findings.judged_specs = self.evaluator.judged_specs
+            self.findings.gradient_specs = self.evaluator.gradient_specs
         except Exception as error:  # tracing the batched functions failed
             record_exception(self.findings, TargetRaised("tracing", error), first, self.seed)
             return self._finish(None)
         self.points = self.findings.points = self.warm.points(self.target, self.specs)
-        self.branches = self.warm.signature(self.target, self.specs, structure)
+        self.branches = self.warm.branches(self.target, self.specs, structure)
         self.pool = self.warm.pool(self.target, self.specs)
         check_repeatability(self.findings, self.evaluator, structure, self.seed, self.modes)
         self.screen = self.warm.screen(self.evaluator, self.points)

@@ -61,7 +61,7 @@ class Evaluator:
         self.order = order if target.forward is not None and not any(s.is_complex for s in self.specs) else 1
         self.variables = list(target.variables)
         # What the oracle compares: the arguments, then each variable the target reads.
-        self.judged_specs = self.specs + tuple(
+        self.gradient_specs = self.specs + tuple(
             ArgSpec(dtype=v.dtype.name, shape=tuple(v.shape), label=f"variable {v.name!r}") for v in self.variables
         )
         self.device = configure_devices()

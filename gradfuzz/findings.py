@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, NOTE_CATEGORIES, Judgement, Verdict, explain
+from gradfuzz.regions import region_label
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.simplicity import batch_simplicity, simplicity
 from gradfuzz.spec import ArgSpec
@@ -57,21 +58,6 @@ def failure_signatures(judgement: Judgement) -> set[str]:
     return set(group_indices(judgement, FAILURE))
 
 
-def region_label(value: float, points: Sequence[float]) -> str:
-    """Where a value lies among the points of interest: "=0" on one, "(0, 1)" between two.
-
-    >>> region_label(0.5, [0.0, 1.0, -1.0])
-    '(0, 1)'
-    """
-    ordered = sorted(points)
-    value += 0.0  # -0.0 and 0.0 are one point
-    if value in ordered:
-        return f"={value:g}"
-    below = [p for p in ordered if p < value]
-    above = [p for p in ordered if p > value]
-    return f"({below[-1] if below else -np.inf:g}, {above[0] if above else np.inf:g})"
-
-
 def simplest_of(indices: np.ndarray, ranks: tuple[np.ndarray, np.ndarray]) -> int:
     """The simplest example among ``indices`` (ranks from `batch_simplicity`)."""
     nonzero, magnitude = ranks
@@ -107,7 +93,7 @@ class Findings:
     target: str
     specs: tuple[ArgSpec, ...]  # the arguments
     points: list = field(default_factory=list)  # points of interest per argument (regions)
-    judged_specs: tuple[ArgSpec, ...] = ()  # what verdicts refer to: the arguments, then any variables
+    gradient_specs: tuple[ArgSpec, ...] = ()  # what verdicts refer to: the arguments, then any variables
     groups: dict[str, FindingGroup] = field(default_factory=dict)
     first_failure: int | None = None  # examples evaluated up to and including the first failing one
 
@@ -117,7 +103,7 @@ class Findings:
         reference = evaluation.reference or [None] * len(evaluation.custom)
         return Finding(
             target=self.target, kind=verdict.outcome, category=verdict.category,
-            explanation=explain(verdict, self.judged_specs or self.specs, evaluation),
+            explanation=explain(verdict, self.gradient_specs or self.specs, evaluation),
             inputs=[np.array(x[i]) for x in evaluation.batch.inputs],
             cotangents=[np.array(v[i]) for v in evaluation.batch.cotangents],
             tangents=[np.array(w[i]) for w in evaluation.batch.tangents],

@@ -25,7 +25,7 @@ def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, po
     """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
     (a custom gradient at a kink may legitimately differ from autodiff). ``typical`` is the
     per-argument gradient scale of the batch the examples were picked from (see `judge`)."""
-    judgement = judge(evaluation, evaluator.judged_specs, evaluator.structure, has_reference=target.has_custom_gradient,
+    judgement = judge(evaluation, evaluator.gradient_specs, evaluator.structure, has_reference=target.has_custom_gradient,
                       typical=typical)
     # Approximations (small, smooth errors) are looked at again only where a kink is possible:
     # the differences see one, or an element sits on a point of interest. Re-evaluating every
@@ -45,7 +45,7 @@ def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, po
         return judgement  # raising near x is recorded when such inputs are drawn themselves
     # Judge only the suspects again (with their neighbourhoods), on the batch's own scales.
     neighbours.indices = np.arange(indices.size)
-    again = judge(select_evaluation(evaluation, indices), evaluator.judged_specs, evaluator.structure,
+    again = judge(select_evaluation(evaluation, indices), evaluator.gradient_specs, evaluator.structure,
                   has_reference=target.has_custom_gradient, neighbours=neighbours, typical=typical or judgement.typical or None)
     judgement.update(indices, again)
     return judgement

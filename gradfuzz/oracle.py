@@ -610,15 +610,15 @@ def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[Contr
                 "(tf.cast(grad, x.dtype)) or compute it there."
             )))
     # Against the narrowest input: mixing float32 and float64 inputs may rightly give float32.
-    widest = min((s for s in specs if s.differentiable), key=lambda s: s.info.mantissa_bits)
+    narrowest = min((s for s in specs if s.differentiable), key=lambda s: s.info.mantissa_bits)
     for dtype in structure.output_dtypes:
         out = info_for(dtype)
-        if out is not None and out.mantissa_bits < widest.info.mantissa_bits:
+        if out is not None and out.mantissa_bits < narrowest.info.mantissa_bits:
             violations.append(ContractViolation("dtype", None, (
-                f"The forward returns {dtype} for {widest.dtype} inputs: it computes in {dtype} "
+                f"The forward returns {dtype} for {narrowest.dtype} inputs: it computes in {dtype} "
                 f"internally, so its result carries only {dtype} precision (relative error up to "
-                f"{out.eps / 2:.1e}, against {widest.info.eps / 2:.1e} for {widest.dtype}), while "
-                f"the gradient is {structure.gradient_dtypes[specs.index(widest)] or 'None'} and "
+                f"{out.eps / 2:.1e}, against {narrowest.info.eps / 2:.1e} for {narrowest.dtype}), while "
+                f"the gradient is {structure.gradient_dtypes[specs.index(narrowest)] or 'None'} and "
                 "describes the exact function, not the rounded one. Compute the forward in the "
                 "input's dtype, or declare the lower-precision contract explicitly."
             )))

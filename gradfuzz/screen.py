@@ -81,7 +81,7 @@ def screen_unavailable(evaluator: Evaluator) -> str | None:
     if evaluator.order != 1:
         return "second-order checks judge every example"
     structure = evaluator.structure
-    for a, spec in enumerate(evaluator.judged_specs):
+    for a, spec in enumerate(evaluator.gradient_specs):
         if spec.is_complex:
             return "complex arguments are judged in full"
         shape = structure.gradient_shapes[a] if a < len(structure.gradient_shapes) else None
@@ -100,8 +100,8 @@ class Screen:
         self.traces = 0
         self._points = [np.unique(np.asarray(p, dtype=np.float64)) for p in points]
         self._regions = 2 * max((len(p) for p in self._points), default=0) + 1
-        self._segments = len(evaluator.judged_specs) * KINDS * DECADES * self._regions
-        elements = max(1, sum(s.size for s in evaluator.judged_specs))
+        self._segments = len(evaluator.gradient_specs) * KINDS * DECADES * self._regions
+        elements = max(1, sum(s.size for s in evaluator.gradient_specs))
         self._chunk = max(16, CHUNK_ELEMENTS // elements)
         self._function = None
         if self.available:
@@ -130,7 +130,7 @@ class Screen:
     # -- the graph ----------------------------------------------------------------------
     def _build(self):
         evaluator = self.evaluator
-        specs, judged = evaluator.specs, evaluator.judged_specs
+        specs, judged = evaluator.specs, evaluator.gradient_specs
         structure = evaluator.structure
         custom_vjp = evaluator.batched("custom VJP")
         reference64 = evaluator.batched("reference VJP (float64)")
@@ -160,7 +160,7 @@ class Screen:
         chunk = self._chunk
 
         def region_of(value, points):
-            """As `gradfuzz.findings.region_label`: 2i+1 on the i-th point, 2i between points i-1 and i."""
+            """As `gradfuzz.regions.Region.of`: 2i+1 on the i-th point, 2i between points i-1 and i."""
             below = tf.reduce_sum(tf.cast(points[None, :] < value[:, None], tf.int32), axis=1)
             return 2 * below + tf.cast(tf.reduce_any(tf.equal(points[None, :], value[:, None]), axis=1), tf.int32)
 

@@ -10,9 +10,9 @@ smooth error) is one bug wherever it shows, so its regions are not split.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 
+from gradfuzz.regions import Region
 from gradfuzz.simplicity import simplicity
 from gradfuzz.store import StoredFailure
 
@@ -73,11 +73,8 @@ def triage(failures: list[StoredFailure]) -> list[TriageGroup]:
 
 
 def _interval(label: str) -> tuple[float, float] | None:
-    if label.startswith("="):
-        value = float(label[1:])
-        return value, value
-    match = re.fullmatch(r"\((\S+), (\S+)\)", label)
-    return (float(match[1]), float(match[2])) if match else None
+    region = Region.parse(label)
+    return None if region is None else (region.low, region.high)
 
 
 def _coalesce(records: list[StoredFailure]) -> list[tuple[list[str], list[StoredFailure]]]:

@@ -48,8 +48,9 @@ class WarmCache:
     def sizer(self, target: Target, specs: Sequence[ArgSpec], fixed: int | None) -> BatchSizer:
         return self._get(self.key(target, specs, "sizer", fixed), lambda: BatchSizer(specs, fixed))
 
-    def signature(self, target: Target, specs: Sequence[ArgSpec], structure: Structure) -> BranchSignature:
-        return self._get(self.key(target, specs, "signature", structure),
+    def branches(self, target: Target, specs: Sequence[ArgSpec], structure: Structure) -> BranchSignature:
+        """The target's branch signature (which side of each comparison, per example)."""
+        return self._get(self.key(target, specs, "branches", structure),
                          lambda: BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes))
 
     def screen(self, evaluator: Evaluator, points: Sequence[Sequence[float]]) -> Screen:

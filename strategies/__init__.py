@@ -76,7 +76,7 @@ def special_values(spec: ArgSpec) -> np.ndarray:
 
     >>> from gradfuzz.spec import parse_spec
     >>> special_values(parse_spec("float64[]@0..2"))[:4]
-    array([ 0.,  1.,  2., -0.])
+    array([0. , 1. , 0.5, 2. ])
     """
     info, low, high = spec.info, spec.low, spec.high
     candidates = [0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, low, high, info.tiny, -info.tiny,

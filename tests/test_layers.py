@@ -10,7 +10,7 @@ from tests.conftest import REPO
 # Lower layers never import higher ones. Core: pure numpy/pyarrow (values, math, storage, tools
 # that read results). Edge: TensorFlow. Run: one check or replay. Orchestration: many checks.
 LAYERS = {
-    "core": {"dtypes", "spec", "values", "simplicity", "durations", "batching", "report", "store", "oracle", "findings",
+    "core": {"dtypes", "spec", "values", "simplicity", "durations", "batching", "report", "store", "oracle", "regions", "findings",
              "triage", "export", "config", "strategies"},
     "edge": {"_tf", "target", "planning", "engine", "boundaries", "screen", "diagnosis"},
     "run": {"judging", "shrinking", "probes", "warm", "checker", "replay", "regression", "html_report"},
