@@ -7,10 +7,11 @@ The public API is small::
     report = gradfuzz.check(my_op, inputs=["float64[]"], budget="10s")
     report.raise_if_failed()          # an AssertionError listing every failure
 
-``gradfuzz.inputs(...)`` declares a target's input specs in code, and
-``gradfuzz.strategies`` holds the Hypothesis strategies.
+``gradfuzz.inputs(...)`` declares a target's input specs in code, ``gradfuzz.surrogate(reason)``
+an intended surrogate gradient (checked for shape, dtype, finiteness and determinism, not
+against the derivative), and ``gradfuzz.strategies`` holds the Hypothesis strategies.
 
-Importing the package does not import TensorFlow: ``check``, ``inputs`` and ``TargetError``
+Importing the package does not import TensorFlow: ``check``, ``inputs``, ``surrogate`` and ``TargetError``
 load it when first used, so the store's tools (triage, export, ``store verify``, the pytest
 replay plugin) work where TensorFlow is not installed.
 """
@@ -26,11 +27,11 @@ from gradfuzz.store import gradfuzz_version
 
 if TYPE_CHECKING:
     from gradfuzz.api import check
-    from gradfuzz.target import TargetError, inputs
+    from gradfuzz.target import TargetError, inputs, surrogate
 
 __version__ = gradfuzz_version()
 
-_LAZY = {"check": "gradfuzz.api", "inputs": "gradfuzz.target", "TargetError": "gradfuzz.target"}
+_LAZY = {"check": "gradfuzz.api", "inputs": "gradfuzz.target", "surrogate": "gradfuzz.target", "TargetError": "gradfuzz.target"}
 
 
 def __getattr__(name: str) -> object:
@@ -52,4 +53,5 @@ __all__ = [
     "check",
     "inputs",
     "parse_spec",
+    "surrogate",
 ]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradfuzz.oracle import CATEGORY_CODE, FAILURE, Judgement, judge, judge_second_order
+from gradfuzz.oracle import CATEGORY_CODE, FAILURE, NOTE, Judgement, judge, judge_second_order
 from gradfuzz.spec import ArgSpec
 from gradfuzz.values import Evaluation, TargetRaised, select_evaluation
 
@@ -20,8 +20,28 @@ if TYPE_CHECKING:
     from gradfuzz.target import Target
 
 
+# What a declared surrogate may differ in: the values, not the contract (shape, dtype, None),
+# finiteness or determinism.
+SURROGATE_MAY_DIFFER = ("approximation", "mismatch", "branch", "higher-order")
+
+
+def as_surrogate(judgement: Judgement) -> Judgement:
+    """A declared surrogate's value disagreements become `surrogate` notes."""
+    differs = (judgement.outcome == FAILURE) & np.isin(judgement.category, [CATEGORY_CODE[c] for c in SURROGATE_MAY_DIFFER])
+    judgement.outcome[differs] = NOTE
+    judgement.category[differs] = CATEGORY_CODE["surrogate"]
+    return judgement
+
+
 def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]],
                 typical: Sequence[float] | None = None) -> Judgement:
+    """`_judge_batch`, with a declared surrogate's value disagreements turned into notes."""
+    judgement = _judge_batch(evaluator, evaluation, target, points, typical)
+    return as_surrogate(judgement) if target.surrogate else judgement
+
+
+def _judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]],
+                 typical: Sequence[float] | None = None) -> Judgement:
     """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
     (a custom gradient at a kink may legitimately differ from autodiff). ``typical`` is the
     per-argument gradient scale of the batch the examples were picked from (see `judge`)."""
@@ -55,13 +75,13 @@ def judge_second_order_batch(evaluator: Evaluator, evaluation: Evaluation, missi
     """Second order, with a look a few ULPs to either side of the examples that fail."""
     hvp, judgement = judge_second_order(evaluation, evaluator.specs, evaluator.structure, missing)
     indices = np.flatnonzero(judgement.outcome == FAILURE)
-    if not indices.size:
-        return hvp, judgement
-    try:
-        neighbours = evaluator.neighbours(evaluation.batch, indices)
-    except TargetRaised:
-        return hvp, judgement
-    return judge_second_order(evaluation, evaluator.specs, evaluator.structure, missing, neighbours)
+    if indices.size:
+        try:
+            neighbours = evaluator.neighbours(evaluation.batch, indices)
+            hvp, judgement = judge_second_order(evaluation, evaluator.specs, evaluator.structure, missing, neighbours)
+        except TargetRaised:
+            pass
+    return hvp, as_surrogate(judgement) if evaluator.target.surrogate else judgement
 
 
 def on_points(inputs: Sequence[np.ndarray], specs: Sequence[ArgSpec], points: Sequence[Sequence[float]]) -> np.ndarray:

@@ -48,6 +48,7 @@ class Category(StrEnum):
     KINK = "kink"
     REFERENCE_WRONG = "reference-wrong"
     INCONCLUSIVE = "inconclusive"
+    SURROGATE = "surrogate"  # a declared surrogate gradient differs from the derivative, as declared
 
 
 FAILURE_CATEGORIES = tuple(Category)[:10]
@@ -267,7 +268,8 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
     if has_reference and evaluation.reference is not None:
         return _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink,
                                         floor, typical)
-    return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull)
+    missing = [a for a, spec in enumerate(specs) if spec.differentiable and structure.gradient_dtypes[a] is None]
+    return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull, missing)
 
 
 def _ip_floor(specs, custom, w, rows) -> np.ndarray:
@@ -404,7 +406,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         if ref is not None:
             reference_name[mask] = ref
 
-    mark(custom_nonfinite & ~fd.kink, FAILURE, "non-finite")
+    mark(custom_nonfinite, FAILURE, "non-finite")  # also at a kink: NaN is no subgradient
     mark(disagree & missing, FAILURE, "missing-gradient")
     mark(~disagree & ~reference_nonfinite & fd.kink, NOTE, "kink", "one-sided differences")
     mark(~disagree & ~reference_nonfinite, _PASSED, "")  # plain pass: nothing more to say
@@ -447,8 +449,9 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     )
 
 
-def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, in_hull) -> Judgement:
-    """Plain TF functions: their registered gradient against differences only."""
+def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, in_hull, missing=()) -> Judgement:
+    """Plain TF functions: their registered gradient against differences only. ``missing``: arguments
+    whose gradient is None (read as zero): a disagreement then is `missing-gradient`."""
     size = ev.batch.size
     info = _narrowest(specs)
     tol = TOLERANCES[info.name]
@@ -479,10 +482,14 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         jvp_agrees = (custom_ip == jvp) | (  # equal infinities at a singularity agree too
             np.isfinite(jvp) & (np.abs(custom_ip - jvp) <= 2 * tol.floor_ulps * info.ulp(scale) + 1e-12 * np.abs(jvp))
         )
-    mark(~custom_finite & fd.usable & np.isfinite(fd.central), FAILURE, "non-finite")
+    # Not finite where the differences (or both one-sided ones, at a kink) are: non-finite, kink or not.
+    one_sided_finite = np.isfinite(fd.left) & np.isfinite(fd.right)
+    mark(~custom_finite & ((fd.usable & np.isfinite(fd.central)) | (fd.kink & one_sided_finite)), FAILURE, "non-finite")
     mark(within_kink | in_hull, NOTE, "kink")
     mark(fd.kink, FAILURE, "branch")
     mark(fd.usable & (gap <= allowed), _PASSED, "")
+    if missing:  # one cause, one finding: the None gradient explains the disagreement
+        mark(fd.usable, FAILURE, "missing-gradient")
     mark(fd.usable & (rel <= APPROXIMATION_MAX_RELATIVE), FAILURE, "approximation")
     mark(fd.usable, FAILURE, "mismatch")
     mark(~fd.usable & jvp_agrees, _PASSED, "")
@@ -661,6 +668,11 @@ _DIAGNOSES = {
         "The custom gradient agrees with central differences but autodiff of the forward does not "
         "(typically NaN or overflow from an unselected branch of tf.where, or cancellation in the "
         "forward's own gradient): the reference is wrong here, not the custom gradient."
+    ),
+    "surrogate": (
+        "The custom gradient is declared an intended surrogate (@gradfuzz.surrogate), and it differs "
+        "from the derivative here, as declared. Its shape, dtype, finiteness and determinism are still "
+        "checked; its values are not."
     ),
     "inconclusive": (
         "The references are too unreliable here to judge (differences not finite or straddling "

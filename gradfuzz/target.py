@@ -23,6 +23,7 @@ from gradfuzz._tf import tf_decorator
 from gradfuzz.spec import ArgSpec, SpecError, spec_variants
 
 _SPEC_ATTRIBUTE = "__gradfuzz_inputs__"
+_SURROGATE_ATTRIBUTE = "__gradfuzz_surrogate__"
 
 
 class TargetError(Exception):
@@ -51,6 +52,27 @@ def inputs(*specs: str | ArgSpec) -> Callable[[Callable], Callable]:
     return declare
 
 
+def surrogate(reason: str) -> Callable[[Callable], Callable]:
+    """Declare that a custom gradient deliberately differs from the derivative (a straight-through
+    estimator, gradient reversal, clipping), and why. gradfuzz then still checks its shape, dtype,
+    finiteness and determinism, but not its values against the derivative: where they differ, the
+    report has a ``surrogate`` note instead of a failure. Put it above ``@tf.custom_gradient``::
+
+        @gradfuzz.surrogate("straight-through estimator of sign(x)")
+        @tf.custom_gradient
+        def ste_sign(x): ...
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise TargetError("gradfuzz.surrogate needs a reason, e.g. @gradfuzz.surrogate(\"straight-through estimator\"): "
+                          "it is shown with every surrogate note.")
+
+    def declare(fn: Callable) -> Callable:
+        setattr(fn, _SURROGATE_ATTRIBUTE, reason.strip())
+        return fn
+
+    return declare
+
+
 @dataclass
 class Target:
     """A loaded function under test."""
@@ -62,6 +84,7 @@ class Target:
     fingerprint: str = field(default="")
     variables: list = field(default_factory=list)  # trainable tf.Variables the function reads (found by the probe)
     reference_name: str = ""  # a user-supplied reference function's target name, if any
+    surrogate: str | None = None  # why the gradient deliberately differs from the derivative (`surrogate`)
 
     @property
     def has_custom_gradient(self) -> bool:
@@ -85,6 +108,7 @@ def describe_callable(fn: Callable) -> Target:
         forward=forward,
         declared_specs=getattr(fn, _SPEC_ATTRIBUTE, None),
         fingerprint=_fingerprint(undecorated),
+        surrogate=getattr(fn, _SURROGATE_ATTRIBUTE, None),
     )
 
 
@@ -266,4 +290,4 @@ def _fingerprint(fn: Callable) -> str:
 
 
 __all__ = ["SpecError", "Target", "TargetError", "describe_callable", "inputs", "load_target", "load_targets", "resolve_specs",
-           "resolve_variants"]
+           "resolve_variants", "surrogate"]

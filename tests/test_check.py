@@ -316,3 +316,24 @@ def test_the_stored_input_is_shrunk_element_by_element():
     (x,) = shrunk.failures[0].inputs
     assert np.count_nonzero(x) == 1 and x[0] > 1, x
     assert float(f"{x[0]:.1g}") == x[0], f"the value is simple: {x[0]!r}"
+
+
+def test_a_declared_surrogate_is_checked_for_its_contract_not_its_values():
+    @gradfuzz.surrogate("straight-through estimator of round(x)")
+    @tf.custom_gradient
+    def straight_through(x):
+        return tf.round(x), lambda dy: dy
+
+    report = gradfuzz.check(straight_through, inputs=["float32[3]@-2..2"], max_examples=512, seed=1)
+    assert report.ok, [(f.category, f.explanation[:200]) for f in report.failures]
+    assert "surrogate" in {n.category for n in report.notes}
+
+    @gradfuzz.surrogate("straight-through, but NaN")
+    @tf.custom_gradient
+    def not_finite(x):
+        return tf.round(x), lambda dy: dy * tf.math.log(tf.abs(x) - 5.0)  # NaN for |x| < 5
+
+    report = gradfuzz.check(not_finite, inputs=["float32[3]@-2..2"], max_examples=512, seed=1)
+    assert [f.category for f in report.failures][:1] == ["non-finite"]
+    with pytest.raises(gradfuzz.TargetError, match="needs a reason"):
+        gradfuzz.surrogate("")

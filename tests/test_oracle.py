@@ -179,3 +179,21 @@ def test_second_order_tolerance_is_the_size_of_what_was_summed_not_of_the_input(
     wrong = list(LSE_HVP)
     wrong[2] = LSE_HVP[2] + 1e-3
     assert second_order_verdicts(wrong) == ["higher-order"]
+
+
+def test_a_nan_gradient_is_non_finite_also_at_a_kink():
+    # |x|^1.5 with the gradient 1.5·|x|^1.5/x: NaN at 0, where the differences see a kink-like cusp.
+    x = np.array([0.0, 0.0])
+    ev = evaluation(x, lambda t: np.abs(t) ** 1.5, [np.nan, np.nan], [0.0, 0.0])
+    assert {c for _, _, c in categories(ev)} == {"non-finite"}
+    plain = judge(ev, [SPEC], STRUCTURE, has_reference=False)
+    assert {v.category for v in plain.failures} == {"non-finite"}
+
+
+def test_a_none_gradient_of_a_plain_function_is_missing_gradient():
+    # TensorFlow returned None (read as zero) for an argument the output depends on.
+    x = np.linspace(-2, 2, 9)
+    ev = evaluation(x, lambda t: 3 * t, np.zeros_like(x), np.zeros_like(x))
+    missing = Structure(("float64",), ((),), (None,), ((),))
+    assert {v.category for v in judge(ev, [SPEC], missing, has_reference=False).failures} == {"missing-gradient"}
+    assert {v.category for v in judge(ev, [SPEC], STRUCTURE, has_reference=False).failures} == {"mismatch"}
