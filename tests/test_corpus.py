@@ -3,13 +3,12 @@
 Prints the confusion matrix (run pytest with -s to see it).
 """
 
-from collections import Counter
-
 import pytest
 
 import gradfuzz
 from gradfuzz.oracle import FAILURE_CATEGORIES
 from tests.corpus import bugs, correct
+from tests.corpus.matrix import confusion_matrix, primary
 
 CORRECT = {name: fn for name, fn in vars(correct).items() if hasattr(fn, "__gradfuzz_inputs__")}
 BUGS = {name: getattr(bugs, name) for name in bugs.EXPECTED}
@@ -17,22 +16,10 @@ EXAMPLES = 2048
 pytestmark = pytest.mark.corpus  # also run with oneDNN off and one thread (scripts/test.sh)
 
 
-def primary_category(report: gradfuzz.CheckReport) -> str:
-    return report.failures[0].category if report.failures else "pass"
-
-
 @pytest.fixture(scope="module")
 def confusion():
-    matrix: Counter = Counter()
-    yield matrix
     labels = ["pass", *FAILURE_CATEGORIES]
-    width = max(len(label) for label in labels)
-    print("\n\nconfusion matrix (rows: expected, columns: primary verdict)")
-    print(" " * (width + 2) + " ".join(f"{label[:6]:>6s}" for label in labels))
-    for expected in labels:
-        row = [matrix[(expected, got)] for got in labels]
-        if any(row):
-            print(f"{expected:>{width}s}  " + " ".join(f"{count:>6d}" for count in row))
+    yield from confusion_matrix("confusion matrix", labels, labels)
 
 
 def test_corpus_is_big_enough():
@@ -46,7 +33,7 @@ def test_corpus_is_big_enough():
 def test_correct_gradients_never_fail(name, confusion):
     # Second order too: a correct, differentiable grad_fn must pass that check as well.
     report = gradfuzz.check(CORRECT[name], max_examples=EXAMPLES, seed=21, order=2)
-    confusion[("pass", primary_category(report))] += 1
+    confusion[("pass", primary(report))] += 1
     assert report.examples >= EXAMPLES
     assert report.ok, "\n".join(f"[{f.category}] {f.explanation}" for f in report.failures)
 
@@ -56,7 +43,7 @@ def test_correct_gradients_never_fail(name, confusion):
 def test_plain_tensorflow_gradients_never_fail(name, confusion):
     fn, specs = correct.PLAIN[name]
     report = gradfuzz.check(fn, inputs=specs, max_examples=EXAMPLES, seed=22)
-    confusion[("pass", primary_category(report))] += 1
+    confusion[("pass", primary(report))] += 1
     assert report.ok, "\n".join(f"[{f.category}] {f.explanation}" for f in report.failures)
 
 
@@ -65,6 +52,6 @@ def test_plain_tensorflow_gradients_never_fail(name, confusion):
 def test_planted_bugs_are_found_and_named(name, confusion):
     expected = bugs.EXPECTED[name]
     report = gradfuzz.check(BUGS[name], max_examples=8 * EXAMPLES, seed=23, order=2 if expected == "higher-order" else 1)
-    confusion[(expected, primary_category(report))] += 1
+    confusion[(expected, primary(report))] += 1
     assert not report.ok, f"{name}: missed"
-    assert primary_category(report) == expected, [(f.category, f.count, f.explanation[:200]) for f in report.failures]
+    assert primary(report) == expected, [(f.category, f.count, f.explanation[:200]) for f in report.failures]

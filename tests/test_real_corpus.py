@@ -9,13 +9,13 @@ Prints the confusion matrix (pytest -s).
 """
 
 import json
-from collections import Counter
 
 import pytest
 
 import gradfuzz
 from gradfuzz.oracle import FAILURE_CATEGORIES
 from tests.conftest import REPO
+from tests.corpus.matrix import confusion_matrix, primary
 from tests.corpus.real import all_targets
 
 LABELS = json.loads((REPO / "tests" / "corpus" / "real" / "labels.json").read_text())
@@ -48,22 +48,10 @@ def expected(name: str) -> str:
     return {"correct": "pass", "surrogate": "surrogate"}.get(label["label"], label["category"])
 
 
-def primary(report: gradfuzz.CheckReport) -> str:
-    return report.failures[0].category if report.failures else "pass"
-
-
 @pytest.fixture(scope="module")
 def confusion():
-    matrix: Counter = Counter()
-    yield matrix
-    labels = ["pass", "surrogate", "surrogate (declared)", "precision", *FAILURE_CATEGORIES]
-    print("\n\nreal corpus: confusion matrix (rows: label, columns: primary verdict)")
-    columns = [c for c in labels if not c.startswith("surrogate")]
-    print(" " * 22 + " ".join(f"{c[:6]:>6s}" for c in columns))
-    for row in labels:
-        counts = [matrix[(row, got)] for got in columns]
-        if any(counts):
-            print(f"{row:>20s}  " + " ".join(f"{n:>6d}" for n in counts))
+    rows = ["pass", "surrogate", "surrogate (declared)", "precision", *FAILURE_CATEGORIES]
+    yield from confusion_matrix("real corpus: confusion matrix", rows, [r for r in rows if not r.startswith("surrogate")])
 
 
 def test_every_target_is_labelled_and_bugs_have_a_category():
