@@ -197,3 +197,21 @@ def test_a_none_gradient_of_a_plain_function_is_missing_gradient():
     missing = Structure(("float64",), ((),), (None,), ((),))
     assert {v.category for v in judge(ev, [SPEC], missing, has_reference=False).failures} == {"missing-gradient"}
     assert {v.category for v in judge(ev, [SPEC], STRUCTURE, has_reference=False).failures} == {"mismatch"}
+
+
+def test_differences_count_rounding_at_the_size_of_every_sampled_value():
+    # x·sin x at x ≈ -6e-21: φ(x ± h) ≈ h² dwarfs φ(x) ≈ x², so the differences carry rounding of
+    # eps·h²/h — far above the gap to the exact gradient sin x + x·cos x ≈ 2x. Not a failure.
+    x = np.array([-6.2e-21, 3.0e-19])
+    ev = evaluation(x, lambda t: t * np.sin(t), np.sin(x) + x * np.cos(x), np.sin(x) + x * np.cos(x))
+    assert judge(ev, [SPEC], STRUCTURE, has_reference=False).failures == []
+
+
+def test_a_nan_gradient_at_a_domain_boundary_is_non_finite_but_an_infinite_one_may_be_true():
+    # x·√x at 0: the forward is 0 and its right derivative 0; only the left side leaves the domain.
+    x = np.array([0.0])
+    with np.errstate(invalid="ignore"):
+        nan = evaluation(x, lambda t: t * np.sqrt(t), [np.nan], [0.0])
+        infinite = evaluation(x, np.sqrt, [np.inf], [np.inf])  # √x at 0: the derivative is +inf
+    assert {v.category for v in judge(nan, [SPEC], STRUCTURE, has_reference=False).failures} == {"non-finite"}
+    assert judge(infinite, [SPEC], STRUCTURE, has_reference=False).failures == []

@@ -28,8 +28,6 @@ KNOWN: dict[str, str] = {
     "log_cosh": "#14 class 3: at x ≈ -6e-170 tanh x is right and autodiff of the forward cancels to 0; the error is "
                 "judged against its own size, not against the terms summed (approximation)",
     "tf.reduce_prod (zeros)": "#14 class 3: a polynomial with two zeros: one-sided derivatives of -2.4e-13 vs 0 read as branch",
-    "tf.recompute_grad (TensorFlow's own custom gradient)": "#14 class 1: at inputs near 1e-21 the float64 differences "
-                                                           "overrule reverse and forward mode, which agree (approximation)",
     "tf.linalg.inv": "#15/#17: numerically singular inputs make the forward itself raise (its domain, not a gradient bug) "
                      "and are reported as exception",
     # bugs in the wrong category
@@ -37,9 +35,6 @@ KNOWN: dict[str, str] = {
                    "minimum-norm subgradient); the real bug at ‖x‖ < 1e-17 hides under that finding",
     "layer_norm": "#14 class 4: a formula wrong everywhere is reported as branch at a constant input (std = eps), not mismatch",
     "log1pexp": "#14 class 6: no precision category yet: 1 - 1/(1 + eˣ) cancelling below x ≈ -17 is reported as approximation",
-    # bugs missed
-    "tf.math.igamma": "#16: the joint special value (a, x) = (1, 0) is not drawn within 2,048 examples",
-    "tf.pow": "#16: the joint special value (x, y) = (0, 0) is not drawn within 2,048 examples",
 }
 
 
