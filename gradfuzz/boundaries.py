@@ -136,6 +136,7 @@ class BranchSignature:
                  output_shapes: Sequence[Sequence[int]]):
         self.specs = tuple(specs)
         self._function = None
+        self.branch_free = False  # traced, and neither the forward nor grad_fn decides anything by branch
         if any(s.is_complex for s in specs) or not any(s.differentiable for s in specs):
             return
         ones = [(tf.as_dtype(d), tuple(shape)) for d, shape in zip(output_dtypes, output_shapes)]
@@ -169,6 +170,7 @@ class BranchSignature:
                 continue
             if not empty[0]:
                 self._function = function
+            self.branch_free = empty[0]
             return
 
     @property

@@ -82,15 +82,19 @@ def branch_boundary(evaluator: Evaluator, inputs: Sequence[np.ndarray], cotangen
 
 def boundary_candidates(evaluator: Evaluator, branches: BranchSignature | None, inputs: Sequence[np.ndarray],
                         argument: int, element: int, points: Sequence[float]) -> list[float]:
-    """Boundaries worth trying for a failing element: the branch signature's switches along it,
-    then the argument's points of interest."""
-    candidates = list(points)
+    """Boundaries worth trying for a failing element: none when the target decides nothing by branch;
+    where the branch signature switches along it, when there is a signature; otherwise (it could not
+    be traced) the argument's points of interest. (A point of interest
+    where nothing switches is no boundary: trying it let a smooth function's far-side derivative
+    "explain" an error by coincidence — a scale-invariant gradient such as x/‖x‖ has many matches.)"""
+    if branches is not None and branches.branch_free:
+        return []  # nothing in the forward or grad_fn switches: there is no boundary to blame
     if branches is not None and branches.available:
         try:
-            candidates = axis_switches(branches, inputs, evaluator.specs, argument, element) + candidates
+            return axis_switches(branches, inputs, evaluator.specs, argument, element)
         except Exception:  # a signature that cannot be evaluated here leaves the points of interest
             pass
-    return candidates
+    return list(points)
 
 
 def relabel_branches(findings: Findings, evaluator: Evaluator, branches: BranchSignature | None) -> None:

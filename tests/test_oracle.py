@@ -215,3 +215,24 @@ def test_a_nan_gradient_at_a_domain_boundary_is_non_finite_but_an_infinite_one_m
         infinite = evaluation(x, np.sqrt, [np.inf], [np.inf])  # √x at 0: the derivative is +inf
     assert {v.category for v in judge(nan, [SPEC], STRUCTURE, has_reference=False).failures} == {"non-finite"}
     assert judge(infinite, [SPEC], STRUCTURE, has_reference=False).failures == []
+
+
+def test_a_nan_reference_at_a_kink_does_not_hide_the_subdifferential():
+    # ‖x‖ at the origin: autodiff gives 0/0 = NaN, the gradients either side span [-1, 1], and the
+    # custom gradient 0 (the minimum-norm subgradient) is a valid one: a kink note, not a branch.
+    ev = evaluation(np.array([0.0]), np.abs, [0.0], [np.nan])
+    neighbours = Neighbours(indices=np.array([0]), minus=[np.array([-1.0])], plus=[np.array([1.0])], fine_phi=ev.phi,
+                            fine_phi_scale=ev.phi_scale)
+    found = judge(ev, [SPEC], STRUCTURE, has_reference=True, neighbours=neighbours).verdicts
+    assert [(v.outcome, v.category) for v in found] == [("note", "kink")]
+
+
+def test_near_a_kink_agreeing_exact_references_outrank_straddling_differences():
+    """As above (the other side's slope near a kink), but forward mode agrees with autodiff at x: the
+    two exact references judge, so it is a mismatch (the branch diagnosis may then name the boundary)."""
+    x = np.array([1e-7])
+    ev = evaluation(x, lambda z: np.where(z > 0, z * z, z), [1.0], 2 * x)
+    ev.jvp = 2 * x  # ⟨v, J w⟩ with v = w = 1
+    neighbours = Neighbours(indices=np.array([0]), minus=[2 * x], plus=[2 * x], fine_phi=ev.phi, fine_phi_scale=ev.phi_scale)
+    found = judge(ev, [SPEC], STRUCTURE, has_reference=True, neighbours=neighbours).verdicts
+    assert [(v.outcome, v.category) for v in found] == [("failure", "mismatch")]
