@@ -59,32 +59,26 @@ def _probes(target, specs, rng) -> list[list[np.ndarray]]:
 
 
 def _tf_gradient(target, specs, inputs, v):
-    """The target's gradient of ⟨v, f⟩ at ``inputs`` (float64 when the target runs there)."""
+    """The target's gradient of ⟨v, f⟩ at ``inputs`` (float64 when the target runs there), or
+    (None, "forward") when the forward itself refuses the input. A gradient that raises propagates."""
     import tensorflow as tf
 
     for dtype in ("float64", None):
         xs = [tf.constant(x, dtype=dtype or s.dtype) for x, s in zip(inputs, specs)]
-        try:
-            target.fn(*xs)
-        except tf.errors.InvalidArgumentError:
-            return None, "forward"  # the forward itself refuses this input (e.g. numerically singular): its domain
-        except (TypeError, ValueError):
-            if dtype is None:
-                raise
-            continue
-        try:
-            with tf.GradientTape() as tape:
-                for x in xs:
-                    tape.watch(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            try:
                 y = tf.reshape(tf.cast(target.fn(*xs), tf.float64), [-1])
-                phi = tf.reduce_sum(tf.constant(v[: int(y.shape[0])], tf.float64) * y)
-            grads = tape.gradient(phi, xs)
-            return [None if g is None else tf.convert_to_tensor(g).numpy().astype(np.float64) for g in grads], dtype or "native"
-        except (TypeError, ValueError, tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as error:
-            if dtype is None:
-                raise
-            last = error  # noqa: F841 - retried at the spec's dtype
-    raise AssertionError("unreachable")
+            except tf.errors.InvalidArgumentError:
+                return None, "forward"  # e.g. numerically singular: the forward's domain, not a gradient bug
+            except (TypeError, ValueError):
+                if dtype is None:
+                    raise
+                continue  # the target does not run at float64: take its spec's dtype
+            phi = tf.reduce_sum(tf.constant(v[: int(y.shape[0])], tf.float64) * y)
+        grads = tape.gradient(phi, xs)
+        return [None if g is None else tf.convert_to_tensor(g).numpy().astype(np.float64) for g in grads], dtype or "native"
+    raise AssertionError("unreachable: the spec's dtype either runs or raises")
 
 
 def _one_sided(truth, inputs, v, argument, element):
