@@ -27,6 +27,7 @@ def check(
     order: int = 1,
     modes: Sequence[str] = ("function",),
     reference: Callable | str | None = None,
+    precision_digits: float | None = None,
 ) -> CheckReport:
     """Fuzz the gradient of ``fn`` and return a `CheckReport`.
 
@@ -50,7 +51,9 @@ def check(
     e.g. ``("eager", "function", "xla")``, checks that the gradient agrees across execution
     modes (a difference is ``nondeterminism``). ``reference`` is a function computing the same
     forward (or its target name) whose autodiff replaces the unwrapped forward as the reference —
-    it also gives plain TF functions an autodiff reference.
+    it also gives plain TF functions an autodiff reference. ``precision_digits`` (default 2) is
+    how many decimal digits a right formula may lose at the argument's dtype before it is a
+    ``precision`` failure (the same grad_fn agrees with autodiff at float64; see ARCHITECTURE.md).
 
     >>> import tensorflow as tf, gradfuzz
     >>> report = gradfuzz.check(tf.math.softplus, inputs=["float32[]"], max_examples=2048)
@@ -58,6 +61,8 @@ def check(
     True
     """
     target = with_reference(load_target(fn) if isinstance(fn, str) else describe_callable(fn), reference)
+    if precision_digits is not None:
+        target.precision_digits = float(precision_digits)
     request = CheckRequest((target,), None if inputs is None else tuple(inputs), parse_duration(budget), max_examples)
     planned = plan_checks([request])
     failure_store = FailureStore(store) if store is not None else None

@@ -320,8 +320,8 @@ class TargetCheck:
             self.examples += 1
             return None
         tick = timings.add("evaluate", tick)
-        typical = screened.typical if screened is not None else None
-        judged = [(evaluation, judge_batch(self.evaluator, evaluation, self.target, self.points, typical))]
+        scale = screened.scale if screened is not None else None
+        judged = [(evaluation, judge_batch(self.evaluator, evaluation, self.target, self.points, scale))]
         if self.evaluator.order == 2:
             judged.append(judge_second_order_batch(self.evaluator, evaluation, self.second_missing))
         timings.add("judge", tick)

@@ -57,8 +57,10 @@ def main() -> None:
               help="A function computing the same forward whose autodiff is the reference (module:attr or file.py:attr).")
 @click.option("--modes", default="function", show_default=True,
               help="Comma-separated execution modes to compare: eager,function,xla.")
+@click.option("--precision-digits", type=click.FloatRange(min=0), default=None,
+              help="Digits a right formula may lose at its dtype before it is a 'precision' failure (default 2).")
 def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order, reference,
-          modes) -> None:
+          modes, precision_digits) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
     from gradfuzz.checker import check_target
     from gradfuzz.diagnosis import MODES
@@ -75,6 +77,9 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     try:
         seconds = parse_duration(budget)
         loaded = [with_reference(t, reference) for name in targets for t in load_targets(name)]
+        if precision_digits is not None:
+            for target in loaded:
+                target.precision_digits = precision_digits
         # The budget and example count are per target, shared by its shape variants.
         planned = plan_checks(CheckRequest((t,), tuple(inputs) or None, seconds, max_examples) for t in loaded)
     except (TargetError, SpecError, ValueError) as error:

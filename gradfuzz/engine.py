@@ -78,6 +78,7 @@ class Evaluator:
         # cbrt(eps) balances truncation (h²) against rounding (eps/h) for central differences.
         self.fd_step = float(np.cbrt(info_for(self.fd_dtype).eps))
         self._compiled = self._compile()
+        self._wide_custom: Callable | bool | None = None  # compiled on first use (`custom_at_float64`)
 
     # -- per-example functions (traced inside vectorized_map / map_fn) ------------
     def _forward_outputs(self, *xs: tf.Tensor) -> list[tf.Tensor]:
@@ -295,6 +296,37 @@ class Evaluator:
                           fine_phi=fine.phi * FINE_STEP, fine_phi_scale=fine.phi_scale,
                           minus_hvp=shifted_hvp[0] if shifted_hvp else None,
                           plus_hvp=shifted_hvp[1] if shifted_hvp else None)
+
+    def custom_at_float64(self, batch: Batch) -> list[np.ndarray] | None:
+        """The custom VJP with the arguments (and cotangents) widened to float64, or None where
+        that cannot be had: arguments already float64, a forward that cannot run there, or a
+        target that raises at float64 (mixed-dtype constants or variables). The same grad_fn
+        agreeing with autodiff at float64 where it does not at its own dtype loses precision; a
+        wrong formula stays wrong at any precision (see `judging.diagnose_precision`)."""
+        if self._wide_custom is False:
+            return None
+        if self._wide_custom is None:
+            if not self._forward64_ok or all(s.info.mantissa_bits >= 52 for s in self.specs if s.differentiable):
+                self._wide_custom = False
+                return None
+            specs, structure = self.specs, self.structure
+            arg64 = [tf.TensorSpec([None, *s.shape], _wide(s.numpy_dtype) if s.differentiable else s.numpy_dtype) for s in specs]
+            cot64 = [tf.TensorSpec([None, *shape], _wide(d)) for d, shape in zip(structure.output_dtypes, structure.output_shapes)]
+            batched = (_mapped if "custom VJP" in self._mapped else _vectorized)(lambda a: self._custom_vjp(a[0], a[1])[1])
+            try:
+                with _quiet_tensorflow():
+                    self._wide_custom = tf.function(batched).get_concrete_function([arg64, cot64])
+            except Exception:  # the target does not run at float64: no precision diagnosis
+                self._wide_custom = False
+                return None
+        widen = [tf.cast(tf.constant(x), _wide(x.dtype)) if spec.differentiable else tf.constant(x)
+                 for x, spec in zip(batch.inputs, self.specs)]
+        try:
+            with tf.device(self.device):
+                grads = self._wide_custom([widen, [tf.cast(tf.constant(v), _wide(v.dtype)) for v in batch.cotangents]])
+        except (tf.errors.OpError, ValueError, TypeError):
+            return None
+        return [g.numpy() for g in grads]
 
     def evaluate(self, batch: Batch) -> Evaluation:
         """Evaluate one batch; raises `TargetRaised` if the target raises at run time."""

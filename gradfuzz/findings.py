@@ -221,7 +221,8 @@ class Findings:
             group.representative.worst = group.worst if group.worst is not group.representative else None
         order = {c: i for i, c in enumerate(CATEGORY_ORDER)}
         failures = [g.representative for g in self.groups.values() if g.representative.kind == "failure"]
-        report.failures = sorted(failures, key=lambda f: (order.get(f.category, 99), -f.count))
+        order["precision"] = len(order) + 1  # after every wrong value: the formula is right
+        report.failures = sorted(failures, key=lambda f: (order.get(f.category, len(CATEGORY_ORDER)), -f.count))
         report.notes = [g.representative for g in self.groups.values() if g.representative.kind == "note"]
         report.first_failure_at = self.first_failure
         return report

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradfuzz.oracle import CATEGORY_CODE, FAILURE, NOTE, Judgement, judge, judge_second_order
+from gradfuzz.oracle import (
+    CATEGORY_CODE,
+    FAILURE,
+    NOTE,
+    GradientScale,
+    Judgement,
+    judge,
+    judge_precision,
+    judge_second_order,
+)
 from gradfuzz.spec import ArgSpec
 from gradfuzz.values import Evaluation, TargetRaised, select_evaluation
 
@@ -34,19 +43,38 @@ def as_surrogate(judgement: Judgement) -> Judgement:
 
 
 def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]],
-                typical: Sequence[float] | None = None) -> Judgement:
-    """`_judge_batch`, with a declared surrogate's value disagreements turned into notes."""
-    judgement = _judge_batch(evaluator, evaluation, target, points, typical)
+                scale: GradientScale | None = None) -> Judgement:
+    """`_judge_batch`, then precision losses told from wrong formulas (`diagnose_precision`), and a
+    declared surrogate's value disagreements turned into notes."""
+    judgement = _judge_batch(evaluator, evaluation, target, points, scale)
+    if target.has_custom_gradient and not target.surrogate:
+        diagnose_precision(evaluator, evaluation, judgement, target.precision_digits)
     return as_surrogate(judgement) if target.surrogate else judgement
 
 
+VALUE_FAILURES = (CATEGORY_CODE["approximation"], CATEGORY_CODE["mismatch"])
+
+
+def diagnose_precision(evaluator: Evaluator, evaluation: Evaluation, judgement: Judgement, digits: float) -> None:
+    """Run grad_fn again at float64 on the examples with wrong values: where its error vanishes
+    there, the formula is right and loses precision at the argument's dtype (`judge_precision`)."""
+    rows = np.flatnonzero((judgement.outcome == FAILURE) & np.isin(judgement.category, VALUE_FAILURES))
+    if not rows.size or evaluation.reference is None:
+        return
+    wide = evaluator.custom_at_float64(evaluation.batch.select(rows))
+    if wide is None:
+        return
+    judge_precision(judgement, rows, [np.asarray(g)[rows] for g in evaluation.custom], wide,
+                    [np.asarray(g)[rows] for g in evaluation.reference], evaluator.gradient_specs, digits)
+
+
 def _judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]],
-                 typical: Sequence[float] | None = None) -> Judgement:
+                 scale: GradientScale | None = None) -> Judgement:
     """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
-    (a custom gradient at a kink may legitimately differ from autodiff). ``typical`` is the
-    per-argument gradient scale of the batch the examples were picked from (see `judge`)."""
+    (a custom gradient at a kink may legitimately differ from autodiff). ``scale`` is the
+    gradient scale of the batch the examples were picked from (see `judge`)."""
     judgement = judge(evaluation, evaluator.gradient_specs, evaluator.structure, has_reference=target.has_custom_gradient,
-                      typical=typical)
+                      scale=scale)
     # Approximations (small, smooth errors) are looked at again only where a kink is possible:
     # the differences see one, or an element sits on a point of interest. Re-evaluating every
     # example of a uniformly wrong gradient would quadruple the cost.
@@ -66,7 +94,7 @@ def _judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, p
     # Judge only the suspects again (with their neighbourhoods), on the batch's own scales.
     neighbours.indices = np.arange(indices.size)
     again = judge(select_evaluation(evaluation, indices), evaluator.gradient_specs, evaluator.structure,
-                  has_reference=target.has_custom_gradient, neighbours=neighbours, typical=typical or judgement.typical or None)
+                  has_reference=target.has_custom_gradient, neighbours=neighbours, scale=scale or judgement.scale)
     judgement.update(indices, again)
     return judgement
 

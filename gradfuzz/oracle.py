@@ -44,6 +44,7 @@ class Category(StrEnum):
     EXCEPTION = "exception"
     NONDETERMINISM = "nondeterminism"
     MISMATCH = "mismatch"
+    PRECISION = "precision"  # the right formula, losing digits at the argument's dtype (lowest severity)
     # notes
     KINK = "kink"
     REFERENCE_WRONG = "reference-wrong"
@@ -51,8 +52,8 @@ class Category(StrEnum):
     SURROGATE = "surrogate"  # a declared surrogate gradient differs from the derivative, as declared
 
 
-FAILURE_CATEGORIES = tuple(Category)[:10]
-NOTE_CATEGORIES = tuple(Category)[10:]
+NOTE_CATEGORIES = (Category.KINK, Category.REFERENCE_WRONG, Category.INCONCLUSIVE, Category.SURROGATE)
+FAILURE_CATEGORIES = tuple(c for c in Category if c not in NOTE_CATEGORIES)
 CATEGORIES = ("", *FAILURE_CATEGORIES, *NOTE_CATEGORIES)  # Judgement.category holds indices into this
 CATEGORY_CODE = {name: code for code, name in enumerate(CATEGORIES)}
 
@@ -72,9 +73,35 @@ TOLERANCES: dict[str, Tolerance] = {
     "float64": Tolerance(floor_ulps=256, calibration_factor=10, confirm_relative=1e-9, absolute_floor=3.3e-170),
 }
 TOLERANCES["complex64"], TOLERANCES["complex128"] = TOLERANCES["float32"], TOLERANCES["float64"]  # per component
+FLOAT64_MANTISSA = 52
 APPROXIMATION_MAX_RELATIVE = 0.05  # larger errors are not "approximations"
 KINK_STEP_RATIO = 0.6  # curvature's one-sided jump halves with the step; a kink's does not
+KINK_JUMP_RELATIVE = 1e-3  # a gradient jump this small against the example's largest element is smooth variation
 FD_SAFETY = 4.0  # multiples of the difference error estimate that count as agreement
+
+
+@dataclass(frozen=True)
+class GradientScale:
+    """Per argument, how large the reference gradient is across a batch.
+
+    ``typical`` (the median |reference|) is what "approximation" is judged against, so an error
+    stays an approximation near a zero of the gradient. ``largest`` (the largest finite
+    |reference|) bounds the terms the gradient's computation sums: at float64, where no wider
+    reference calibrates autodiff, gaps below a few ULPs of it are rounding (see `judge`).
+    """
+
+    typical: tuple[float, ...]
+    largest: tuple[float, ...]
+
+    @classmethod
+    def of(cls, gradients: Sequence[np.ndarray | None]) -> GradientScale:
+        """The scale of a batch's reference gradients (None: an argument without one)."""
+        typical, largest = [], []
+        for g in gradients:
+            finite = np.abs(np.asarray(g)[np.isfinite(g)]) if g is not None else np.zeros(0)
+            typical.append(float(np.median(finite)) if finite.size else 0.0)
+            largest.append(float(finite.max()) if finite.size else 0.0)
+        return cls(tuple(typical), tuple(largest))
 
 
 @dataclass
@@ -127,7 +154,7 @@ class Judgement:
     evidence: dict[str, np.ndarray]
     worst_ulps: float  # largest finite ULP error seen (for Hypothesis' target())
     kink: np.ndarray  # bool: the differences see a non-differentiable point
-    typical: list[float] = field(default_factory=list)  # per argument: median |reference| in the batch
+    scale: GradientScale | None = None  # the batch's gradient scale (None: judged against differences only)
 
     def update(self, indices: np.ndarray, other: Judgement) -> None:
         """Overwrite the verdicts of ``indices`` with ``other``'s (a judgement of that subset)."""
@@ -185,6 +212,7 @@ class _Differences:
     kink: np.ndarray  # bool: one-sided derivatives differ at every step
     usable: np.ndarray  # bool: finite and not straddling a kink
     noise: np.ndarray  # rounding error of one-sided differences
+    settled_jump: np.ndarray  # |R - L| with each side extrapolated to a zero step (curvature removed)
 
 
 def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float) -> _Differences:
@@ -211,20 +239,23 @@ def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float)
             & (np.abs(jump_half) > 16 * rounding)
             & (np.abs(jump_half) > 1e-6 * (np.abs(right_half) + np.abs(left_half)))
         )
-    return _Differences(central, error, left_half, right_half, kink, finite & ~kink, rounding)
+        # Each one-sided derivative is f' + c·τ on a smooth side: 2·D(h/2) - D(h) removes c. Their gap is
+        # a kink's jump, or nothing (a polynomial whose one-sided terms are pure curvature).
+        settled_jump = np.abs((2 * right_half - right_full) - (2 * left_half - left_full))
+    return _Differences(central, error, left_half, right_half, kink, finite & ~kink, rounding, settled_jump)
 
 
 def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure, *, has_reference: bool,
           neighbours: Neighbours | None = None, floor: np.ndarray | None = None,
-          typical: Sequence[float] | None = None) -> Judgement:
+          scale: GradientScale | None = None) -> Judgement:
     """Turn one batch's numbers into verdicts (only non-passing examples get one).
 
     With ``neighbours`` (gradients a few ULPs to either side, see
     `gradfuzz.engine.Evaluator.neighbours`), a custom gradient inside their hull
     at a point where the gradient jumps is a valid subgradient: a ``kink`` note.
     ``floor`` is an extra absolute tolerance per example (the second-order check scales it
-    from the first-order gradient). ``typical`` fixes the per-argument gradient scale that
-    "approximation" is judged against (when judging a subset of a batch again).
+    from the first-order gradient). ``scale`` fixes the batch's gradient scale (when judging a
+    subset of a batch again); by default it is this batch's.
     """
     size = evaluation.batch.size
     gradients = evaluation.reference if has_reference and evaluation.reference is not None else evaluation.custom
@@ -253,27 +284,48 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
         domain_ok &= np.all(np.isfinite(_flat64(y, size)), axis=1)
 
     fine_agrees = np.zeros(size, dtype=bool)
-    if neighbours is not None and neighbours.indices.size and not has_reference:
-        # Near (not at) a kink the normal step straddles it: trust the finer differences there.
-        # (With an autodiff reference, the reference at x itself decides instead.)
+    if neighbours is not None and neighbours.indices.size:
         rows = neighbours.indices
         fine = differences(neighbours.fine_phi, neighbours.fine_phi_scale + input_scale[rows], evaluation.fd_step, evaluation.fd_eps)
-        with np.errstate(all="ignore"):
-            agrees = fine.usable & (np.abs(custom_ip[rows] - fine.central) <= FD_SAFETY * fine.error + _ip_floor(specs, custom, w, rows))
-            coarse_agrees = np.abs(custom_ip[rows] - fd.central[rows]) <= FD_SAFETY * fd.error[rows]
-        fine_agrees[rows] = agrees & ~coarse_agrees
-        # Finer differences that straddle a kink too: the point is at one, whatever the step.
-        fd.kink[rows] |= fine.kink
-        fd.usable[rows] &= ~fine.kink
+        if not has_reference:
+            # Near (not at) a kink the normal step straddles it: trust the finer differences there.
+            # (With an autodiff reference, the reference at x itself decides instead.)
+            with np.errstate(all="ignore"):
+                agrees = fine.usable & (np.abs(custom_ip[rows] - fine.central) <= FD_SAFETY * fine.error + _ip_floor(specs, custom, w, rows))
+                coarse_agrees = np.abs(custom_ip[rows] - fd.central[rows]) <= FD_SAFETY * fd.error[rows]
+            fine_agrees[rows] = agrees & ~coarse_agrees
+            # Finer differences that straddle a kink too: the point is at one, whatever the step.
+            fd.kink[rows] |= fine.kink
+            fd.usable[rows] &= ~fine.kink
+        _prefer_clean_fine_differences(fd, fine, rows)
     at_kink = np.zeros(size, dtype=bool)  # the gradient jumps within a few ULPs of x
     in_hull = fine_agrees | _inside_neighbour_hull(
         evaluation, specs, custom, neighbours, has_reference and evaluation.reference is not None, fd.kink, at_kink
     )
     if has_reference and evaluation.reference is not None:
         return _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink,
-                                        floor, typical)
+                                        floor, scale)
     missing = [a for a, spec in enumerate(specs) if spec.differentiable and structure.gradient_dtypes[a] is None]
     return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull, missing)
+
+
+def _prefer_clean_fine_differences(fd: _Differences, fine: _Differences, rows: np.ndarray) -> None:
+    """Where the normal step sees a kink that a 64× finer step does not, the finer differences
+    judge instead. A kink's jump stays the same at every step; a jump the finer step does not see
+    came from the function's curvature (a polynomial whose one-sided terms cancel at one step:
+    `tf.reduce_prod` with two zeros) or from a kink x is merely near. Either way x itself is smooth,
+    and only clean differences may arbitrate. Clean means: the finer one-sided derivatives, each
+    extrapolated to a zero step, agree to a small part of the jump the normal step saw (a kink just
+    inside the finer step, as in a near-tie of maxima, leaves them apart)."""
+    with np.errstate(invalid="ignore"):
+        allowed = np.maximum(3 * FD_SAFETY * fine.noise, 0.01 * np.abs(fd.right[rows] - fd.left[rows]))
+        clean = fine.usable & (fine.settled_jump <= allowed)
+    smooth = fd.kink[rows] & clean
+    if not smooth.any():
+        return
+    chosen = rows[smooth]
+    for name in ("central", "error", "left", "right", "kink", "usable", "noise", "settled_jump"):
+        getattr(fd, name)[chosen] = getattr(fine, name)[smooth]
 
 
 def _ip_floor(specs, custom, w, rows) -> np.ndarray:
@@ -310,20 +362,27 @@ def _inside_neighbour_hull(ev: Evaluation, specs, custom, neighbours: Neighbours
             low, high = np.fmin.reduce(stack), np.fmax.reduce(stack)
             slack = np.maximum(tol.floor_ulps * spec.info.ulp(np.maximum(np.abs(low), np.abs(high))), tol.absolute_floor)
             inside &= np.all((gc >= low - slack) & (gc <= high + slack), axis=1)
-            jumps |= np.any(high - low > slack, axis=1)
+            # A jump is judged against the example's largest gradient element: a kink's is a sizable part of
+            # it (relu 1, a tie among n maxima 1/n), while 64 ULPs of x move a smooth gradient by far less
+            # (x/‖x‖ at ‖x‖ = 1e-19 turns by ~1e-5 of itself; an element near 0 flipping from -2e-19 to
+            # 2e-19 beside elements of 0.4 is no kink either).
+            largest = np.max(np.fmax(np.abs(low), np.abs(high)), axis=1, keepdims=True, initial=0.0)
+            jumped = high - low > np.maximum(slack, KINK_JUMP_RELATIVE * largest)
+            jumps |= np.any(jumped, axis=1)
     result[rows] = inside & (jumps | fd_kink[rows])
     at_kink[rows] = jumps
     return result
 
 
 def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink,
-                             floor=None, typical_given=None) -> Judgement:
+                             floor=None, scale: GradientScale | None = None) -> Judgement:
     size = ev.batch.size
+    if scale is None:
+        scale = GradientScale.of([_flat64(g, size) if c is not None else None for g, c in zip(ev.reference, custom)])
     worst_ratio = np.zeros(size)  # error / tolerance of the worst element
     worst_at = np.full((size, 2), -1)
     errors = np.zeros((size, 3))  # abs, rel, ulps at the worst element
     typical = np.zeros(size)  # typical gradient magnitude of the worst element's argument
-    typical_by_argument = [0.0] * len(specs)
     values = np.zeros((size, 2), dtype=np.complex128)  # custom, reference there (complex for complex arguments)
     custom_nonfinite = np.zeros(size, bool)
     reference_nonfinite = np.zeros(size, bool)
@@ -351,6 +410,12 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
             tolerance = np.maximum(
                 np.maximum(tol.calibration_factor * calibration, tol.floor_ulps * info.ulp(gr)), tol.absolute_floor
             )
+            if spec.info.mantissa_bits >= FLOAT64_MANTISSA:
+                # No wider reference calibrates autodiff at float64, and its result may be far smaller
+                # than the terms it summed (autodiff of x + log1p(expm1(-2x)/2) sums 1 - 1 near 0, where
+                # tanh x is exact): gaps below a few ULPs of the largest gradient the batch shows for this
+                # argument are below what the computation resolves.
+                tolerance = np.maximum(tolerance, tol.floor_ulps * info.ulp(np.float64(scale.largest[a])))
             if floor is not None:
                 tolerance = np.maximum(tolerance, floor[:, None])
             ratio = np.where(np.isfinite(diff), diff / tolerance, np.inf)
@@ -374,9 +439,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
             figures = np.stack([abs_err, abs_err / np.maximum(np.abs(r), info.tiny), abs_err / info.ulp(r)], axis=1)
         errors[better] = figures[better]
         values[better] = np.stack([c, r], axis=1)[better]
-        finite = np.abs(gr[np.isfinite(gr)])
-        typical_by_argument[a] = typical_given[a] if typical_given is not None else (float(np.median(finite)) if finite.size else 0.0)
-        typical[better] = typical_by_argument[a]
+        typical[better] = scale.typical[a]
 
     disagree = worst_ratio > 1
     outcome = np.zeros(size, dtype=np.int8)  # Outcome codes; PASS until decided
@@ -455,7 +518,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         reference_name=reference_name, abs_error=errors[:, 0], rel_error=errors[:, 1], ulp_error=errors[:, 2],
         evidence={**_evidence(custom_ip, fd, reference_ip=reference_ip), "forward_jvp": jvp},
         worst_ulps=float(ulps.max()) if ulps.size else 0.0,
-        kink=fd.kink, typical=typical_by_argument,
+        kink=fd.kink, scale=scale,
     )
 
 
@@ -546,6 +609,52 @@ def _flat64(array: np.ndarray, size: int) -> np.ndarray:
 def _ip(gradient: np.ndarray, tangent: np.ndarray) -> np.ndarray:
     """Re Σ conj(g)·w per row: the directional derivative ⟨w, g⟩ under TF's complex convention."""
     return np.real(np.sum(np.conj(gradient) * tangent, axis=1))
+
+
+# -- precision ------------------------------------------------------------------------
+
+PRECISION_DIGITS = 2.0  # default: precision findings lose at least this many digits (100 ULPs)
+PRECISION_RECOVERY = 1e-3  # at float64 a precision error shrinks by ~eps64/eps32 ≈ 2e-9; a wrong formula's does not
+
+
+def judge_precision(judgement: Judgement, rows: np.ndarray, custom: Sequence[np.ndarray], wide: Sequence[np.ndarray],
+                    reference: Sequence[np.ndarray], specs: Sequence[ArgSpec], digits: float = PRECISION_DIGITS) -> None:
+    """Value failures (``rows``) whose error vanishes when the same grad_fn runs at float64
+    (``wide``): the formula is right and loses precision at the argument's dtype. They become
+    `precision` failures if they lose at least ``digits`` decimal digits (log10 of the error in
+    ULPs), and pass below that. In place; ``custom``, ``wide`` and ``reference`` hold those rows.
+
+    "Vanishes" means: at most `PRECISION_RECOVERY` of the error at the argument's dtype, or within
+    float64 rounding of the largest gradient the batch shows (where float64 cancels too).
+    """
+    size = judgement.outcome.size
+    float64 = TOLERANCES["float64"]
+    native_error = np.zeros(rows.size)
+    wide_error = np.zeros(rows.size)
+    wide_value = np.full(rows.size, np.nan)
+    for a, spec in enumerate(specs):
+        if a >= len(wide) or not spec.differentiable or np.size(custom[a]) != np.size(reference[a]):
+            continue
+        r = _flat64(reference[a], rows.size)
+        with np.errstate(all="ignore"):
+            native_error = np.fmax(native_error, np.max(np.abs(_flat64(custom[a], rows.size) - r), axis=1, initial=0.0))
+            rounding = float64.floor_ulps * info_for("float64").ulp(np.float64(judgement.scale.largest[a])) if judgement.scale else 0.0
+            wide_error = np.fmax(wide_error, np.max(np.maximum(np.abs(_flat64(wide[a], rows.size) - r) - rounding, 0.0), axis=1,
+                                                    initial=0.0))
+        located = judgement.argument[rows] == a
+        if located.any():
+            element = judgement.element[rows][located]
+            wide_value[located] = _flat64(wide[a], rows.size)[located, element].real
+    recovered = np.isfinite(native_error) & np.isfinite(wide_error) & (wide_error <= PRECISION_RECOVERY * native_error)
+    with np.errstate(all="ignore"):
+        lost = np.log10(np.maximum(judgement.ulp_error[rows], 1.0))
+    for name, values in (("custom_float64", wide_value), ("digits_lost", lost)):
+        column = np.array(judgement.evidence.get(name, np.full(size, np.nan)), dtype=np.float64)
+        column[rows[recovered]] = values[recovered]
+        judgement.evidence[name] = column
+    judgement.category[rows[recovered & (lost >= digits)]] = CATEGORY_CODE[Category.PRECISION]
+    below = rows[recovered & (lost < digits)]
+    judgement.outcome[below], judgement.category[below] = PASS, 0
 
 
 # -- second order ---------------------------------------------------------------------
@@ -663,6 +772,13 @@ _DIAGNOSES = {
         "higher-order term inside grad_fn looks like."
     ),
     "mismatch": "The custom gradient disagrees with the reference by more than an approximation would explain.",
+    "precision": (
+        "The formula is right but loses precision at this dtype: the same grad_fn run at float64 agrees with "
+        "autodiff, while at the argument's dtype it loses far more digits than autodiff of the forward does. "
+        "Typically cancellation (1 - 1/(1 + eˣ) where eˣ is tiny, a difference of nearly equal terms) or an "
+        "intermediate that overflows or underflows; rewrite it stably (σ(x) instead of 1 - σ(-x), log1p, expm1, "
+        "computing in a rescaled form). Lower severity than a wrong formula; the threshold is `precision_digits`."
+    ),
     "branch": (
         "The input sits at (or within one difference step of) a non-differentiable point, and the custom "
         "gradient lies outside the range of the one-sided derivatives there: it belongs to neither "
@@ -729,6 +845,13 @@ def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation) 
         parts.append(
             f"At {where}: custom {name} {d(verdict.custom)} vs {verdict.reference_name} {d(verdict.reference)} "
             f"(error {verdict.abs_error:.3g}, relative {verdict.rel_error:.3g})."
+        )
+    if np.isfinite(e.get("custom_float64", np.nan)) and verdict.argument is not None:
+        spec = specs[verdict.argument]
+        total = (spec.info.mantissa_bits + 1) * np.log10(2)
+        parts.append(
+            f"The same grad_fn at float64 gives {e['custom_float64']:.9g}: the formula is right, and at {spec.dtype} "
+            f"it loses {min(e['digits_lost'], total):.1f} of {total:.1f} significant digits."
         )
     if np.isfinite(e.get("differences", np.nan)) and "reference_inner_product" in e:
         parts.append(

@@ -37,7 +37,7 @@ import numpy as np
 from gradfuzz._tf import tf
 from gradfuzz.dtypes import info_for
 from gradfuzz.engine import Evaluator
-from gradfuzz.oracle import TOLERANCES
+from gradfuzz.oracle import TOLERANCES, GradientScale
 from gradfuzz.values import Batch, OutOfMemory, summarize_error
 
 # The screen's ULP is a lower bound (|x|·2⁻ᵐ⁻¹ ≤ ulp(x)); halving the tolerance on top keeps it
@@ -66,7 +66,7 @@ class ScreenResult:
     disagreed: int  # flagged examples that disagree with autodiff or are not finite (not merely on a point)
     skipped: int  # examples outside the domain (forward not finite)
     score: float  # largest finite error/tolerance (what Hypothesis' target() steers by)
-    typical: list[float]  # per judged argument: median |reference| of a sample of the batch
+    scale: GradientScale  # per argument: median |reference| of a sample of the batch, largest |reference|
     keys: np.ndarray
     counts: np.ndarray  # flagged examples per key
     first: np.ndarray  # batch row of each key's first example
@@ -123,7 +123,8 @@ class Screen:
         raw = {name: value.numpy() for name, value in raw.items()}
         return ScreenResult(
             size=batch.size, flags=raw["flags"], disagreed=int(raw["disagreed"]), skipped=int(raw["skipped"]),
-            score=float(raw["score"]), typical=[float(t) for t in raw["typical"]],
+            score=float(raw["score"]),
+            scale=GradientScale(tuple(float(t) for t in raw["typical"]), tuple(float(t) for t in raw["largest"])),
             keys=raw["keys"], counts=raw["counts"], first=raw["first"], worst=raw["worst_row"], worst_ratio=raw["worst_ratio"],
         )
 
@@ -289,13 +290,16 @@ class Screen:
             batch = tf.shape(xs[0])[0]
             result = in_chunks(batch, [xs[a] for a in located], ys, custom, reference, calibration)
             present = tf.reshape(tf.where(result["first"] < batch), [-1])
-            typical = [_median_of_sample(tf.abs(tf.cast(reference[a], tf.float64)), batch)
-                       if limit is not None and int(np.prod(judged[a].shape)) else tf.constant(0.0, tf.float64)
-                       for a, limit in enumerate(limits)]
+            magnitudes = [tf.abs(tf.cast(reference[a], tf.float64)) if limit is not None and int(np.prod(judged[a].shape))
+                          else None for a, limit in enumerate(limits)]
+            zero = tf.constant(0.0, tf.float64)
+            typical = [zero if m is None else _median_of_sample(m, batch) for m in magnitudes]
+            largest = [zero if m is None else tf.reduce_max(tf.where(tf.math.is_finite(m), m, zero)) for m in magnitudes]
             return {
                 **{name: tf.gather(result[name], present) for name in ("counts", "first", "worst_row", "worst_ratio")},
                 "keys": present, **{name: result[name] for name in ("flags", "disagreed", "skipped", "score")},
                 "typical": tf.stack(typical) if typical else tf.zeros([0], tf.float64),
+                "largest": tf.stack(largest) if largest else tf.zeros([0], tf.float64),
             }
 
         signature = [

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradfuzz._tf import tf_decorator
+from gradfuzz.oracle import PRECISION_DIGITS
 from gradfuzz.spec import ArgSpec, SpecError, spec_variants
 
 _SPEC_ATTRIBUTE = "__gradfuzz_inputs__"
@@ -85,6 +86,7 @@ class Target:
     variables: list = field(default_factory=list)  # trainable tf.Variables the function reads (found by the probe)
     reference_name: str = ""  # a user-supplied reference function's target name, if any
     surrogate: str | None = None  # why the gradient deliberately differs from the derivative (`surrogate`)
+    precision_digits: float = PRECISION_DIGITS  # precision losses below this many digits pass (`check`)
 
     @property
     def has_custom_gradient(self) -> bool:

@@ -236,3 +236,92 @@ def test_near_a_kink_agreeing_exact_references_outrank_straddling_differences():
     neighbours = Neighbours(indices=np.array([0]), minus=[2 * x], plus=[2 * x], fine_phi=ev.phi, fine_phi_scale=ev.phi_scale)
     found = judge(ev, [SPEC], STRUCTURE, has_reference=True, neighbours=neighbours).verdicts
     assert [(v.outcome, v.category) for v in found] == [("failure", "mismatch")]
+
+
+def test_an_error_that_vanishes_at_float64_is_precision_and_one_that_stays_is_not():
+    """log1pexp's 1 - 1/(1 + eˣ) at x = -10 in float32 (5,000 ULPs off, right at float64) is `precision`;
+    a finite-difference gradient is as wrong at float64 (approximation); a loss of under 100 ULPs passes."""
+    from gradfuzz.oracle import CATEGORIES, judge_precision
+
+    spec32 = parse_spec("float32[]@-50..50")
+    structure32 = Structure(("float32",), ((),), ("float32",), ((),))
+    truth = np.array([4.5397868702434395e-05, 4.5397868702434395e-05, 0.25])
+    custom = np.array([4.5418739e-05, 4.5418739e-05, 0.25 + 30 * 2.0**-25])  # 0.25 + 30 ULPs: 1.5 digits
+    wide = np.array([4.5397868702434395e-05, 4.54e-05, 0.25])  # row 1: the error stays at float64
+    ev = evaluation(np.array([-10.0, -10.0, 1.0]), lambda z: np.log1p(np.exp(z)), custom, truth)
+    judgement = judge(ev, [spec32], structure32, has_reference=True)
+    rows = np.flatnonzero(judgement.outcome == 1)
+    assert rows.tolist() == [0, 1, 2]
+    judge_precision(judgement, rows, [custom[rows]], [wide[rows]], [truth[rows]], [spec32])
+    assert [CATEGORIES[c] for c in judgement.category] == ["precision", "approximation", ""]
+    assert judgement.outcome.tolist() == [1, 1, 0]
+    assert 3.5 < judgement.evidence["digits_lost"][0] < 4 and np.isnan(judgement.evidence["digits_lost"][1])
+
+
+# -- issue #14, class 3: errors on the scale of what was summed ------------------------------------
+
+
+def _vector_evaluation(x, f, custom, reference, v, w, step=STEP):
+    """One example of a vector function (rows: examples), φ sampled as the engine does."""
+    x, w = np.asarray(x, np.float64)[None], np.asarray(w, np.float64)[None]
+    phi = np.stack([[v * f(x[0] + k * step * w[0])] for k in FD_OFFSETS])
+    return Evaluation(
+        batch=Batch([x], [np.array([v])], [w]), outputs=[np.array([f(x[0])])], custom=[np.asarray(custom, np.float64)[None]],
+        reference=None if reference is None else [np.asarray(reference, np.float64)[None]],
+        reference_native=None if reference is None else [np.asarray(reference, np.float64)[None]],
+        reference_dtype="float64", phi=phi[:, :, 0] if phi.ndim == 3 else phi, phi_scale=np.abs([v * f(x[0])]),
+        fd_step=STEP, fd_dtype="float64", fd_eps=float(np.finfo(np.float64).eps),
+    )
+
+
+def test_a_polynomial_whose_one_sided_terms_cancel_at_one_step_is_no_kink():
+    """tf.reduce_prod of [0, 1, 1e-11, 0] (two zeros: gradient 0, a smooth polynomial). At the normal step
+    its one-sided derivatives' curvature terms cancel, so the jump does not halve and read as a kink
+    (`branch`); a 64× finer step shows no jump, and its differences judge: 0 is right."""
+    x, w, v = [0.0, 1.0, 1e-11, 0.0], [1.13864467, -0.57389715, 0.61052465, -0.06095828], 0.6120261
+    spec = parse_spec("float64[4]@-3..3")
+    structure = Structure(("float64",), ((),), ("float64",), ((4,),))
+    ev = _vector_evaluation(x, np.prod, np.zeros(4), None, v, w)
+    fine = _vector_evaluation(x, np.prod, np.zeros(4), None, v, np.asarray(w) / 64)
+    plain = judge(ev, [spec], structure, has_reference=False)
+    assert [v.category for v in plain.verdicts] == ["branch"], "the normal step alone sees a kink"
+    gradients = lambda z: np.array([np.prod(np.delete(z, k)) for k in range(4)])  # noqa: E731
+    half = STEP / 2 * np.asarray(w)
+    neighbours = Neighbours(indices=np.array([0]), minus=[gradients(np.asarray(x) - half)[None]],
+                            plus=[gradients(np.asarray(x) + half)[None]], fine_phi=fine.phi * 64, fine_phi_scale=fine.phi_scale * 64)
+    assert judge(ev, [spec], structure, has_reference=False, neighbours=neighbours).verdicts == []
+
+
+def test_at_float64_gaps_below_the_rounding_of_the_largest_gradient_pass():
+    """log cosh as x + log1p(expm1(-2x)/2) with the gradient tanh x: at x = -6e-170 autodiff of the forward
+    sums 1 - 1 = 0 while tanh x is exact. The gap (6e-170) is far below one ULP of the gradients the batch
+    shows (tanh 2 ≈ 0.96), so it is rounding; a real error of 1e-9 at x = 1e-7 still fails."""
+    x = np.array([-6.275191672467747e-170, 2.0, 1e-7])
+    log_cosh = lambda z: z + np.log1p(np.expm1(-2 * z) / 2)  # noqa: E731
+    reference = np.array([0.0, np.tanh(2.0), np.tanh(1e-7)])
+    custom = np.tanh(x) + np.array([0.0, 0.0, 1e-9])
+    found = judge(evaluation(x, log_cosh, custom, reference), [SPEC], STRUCTURE, has_reference=True).verdicts
+    assert [(v.index, v.outcome) for v in found] == [(2, "failure")]
+
+
+def test_a_smooth_but_fast_gradient_beside_a_kink_is_judged_by_the_exact_references():
+    """custom_norm (x/(‖x‖ + 1e-19)) at ‖x‖ ≈ 1.7e-19, float32: the differences straddle the norm's
+    origin, and 64 ULPs either side turn x/‖x‖ by ~1e-5 of itself. That is no jump (a kink's is a
+    sizable part of the gradient), so autodiff and forward mode, agreeing at x, judge: `mismatch`, not
+    `branch`."""
+    spec = parse_spec("float32[3]@-3..3")
+    structure = Structure(("float32",), ((1,),), ("float32",), ((3,),))
+    x = np.array([[-1.00004055e-19, -1.07359752e-19, 9.99999193e-20]])
+    w, v = np.array([[0.16407159, -0.73864753, 0.29763817]]), np.array([[-0.6924741]])
+    reference = np.array([[0.39001423, 0.41870133, -0.3899981]])
+    ev = Evaluation(
+        batch=Batch([x], [v], [w]), outputs=[np.array([[1.7e-19]])], custom=[np.array([[0.6925022, 0.74343854, -0.6924736]])],
+        reference=[reference], reference_native=[reference], reference_dtype="float64",
+        phi=np.array([[-3.40946742e-06], [-1.70473371e-06], [-1.22954454e-19], [-1.70473371e-06], [-3.40946742e-06]]),
+        phi_scale=np.array([1.2e-19]), fd_step=STEP, fd_dtype="float64", fd_eps=float(np.finfo(np.float64).eps),
+        jvp=np.array([float(np.sum(reference * w))]),  # the reference VJP holds v already
+    )
+    neighbours = Neighbours(indices=np.array([0]), minus=[np.array([[0.39001644, 0.41870026, -0.38999703]])],
+                            plus=[np.array([[0.39001201, 0.4187024, -0.38999916]])], fine_phi=ev.phi, fine_phi_scale=ev.phi_scale)
+    found = judge(ev, [spec], structure, has_reference=True, neighbours=neighbours).verdicts
+    assert [(v.outcome, v.category) for v in found] == [("failure", "mismatch")]

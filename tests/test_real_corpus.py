@@ -25,16 +25,8 @@ EXAMPLES = 2048
 # name -> why gradfuzz's verdict is wrong today (issue #14's defect classes, #15, #16).
 KNOWN: dict[str, str] = {
     # false alarms on correct gradients
-    "log_cosh": "#14 class 3: at x ≈ -6e-170 tanh x is right and autodiff of the forward cancels to 0; the error is "
-                "judged against its own size, not against the terms summed (approximation)",
-    "tf.reduce_prod (zeros)": "#14 class 3: a polynomial with two zeros: one-sided derivatives of -2.4e-13 vs 0 read as branch",
     "tf.linalg.inv": "#15/#17: numerically singular inputs make the forward itself raise (its domain, not a gradient bug) "
                      "and are reported as exception",
-    # bugs in the wrong category
-    "custom_norm": "#14 class 2: the origin's multi-element kink is judged on one line (branch at x = 0, where 0 is the "
-                   "minimum-norm subgradient); the real bug at ‖x‖ < 1e-17 hides under that finding",
-    "layer_norm": "#14 class 4: a formula wrong everywhere is reported as branch at a constant input (std = eps), not mismatch",
-    "log1pexp": "#14 class 6: no precision category yet: 1 - 1/(1 + eˣ) cancelling below x ≈ -17 is reported as approximation",
 }
 
 
@@ -45,7 +37,7 @@ def expected(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def confusion():
-    rows = ["pass", "surrogate", "surrogate (declared)", "precision", *FAILURE_CATEGORIES]
+    rows = ["pass", "surrogate", "surrogate (declared)", *FAILURE_CATEGORIES]
     yield from confusion_matrix("real corpus: confusion matrix", rows, [r for r in rows if not r.startswith("surrogate")])
 
 

@@ -8,7 +8,7 @@ import gradfuzz
 from examples.seed_ops import my_op, my_op_fixed
 from gradfuzz.engine import probe
 from gradfuzz.judging import judge_batch
-from gradfuzz.oracle import CATEGORY_CODE, FAILURE, NOTE
+from gradfuzz.oracle import CATEGORY_CODE, FAILURE, NOTE, GradientScale
 from gradfuzz.screen import JUDGED_PER_KEY, REVISIT_EVERY, JudgingQuota, ScreenResult
 from gradfuzz.strategies import Plan, cotangents, expand, tangents
 from gradfuzz.target import describe_callable, resolve_specs
@@ -92,8 +92,9 @@ def test_a_correct_gradient_is_screened_out_except_on_points_of_interest():
 def _result(keys, first, worst, ratio, counts=None, size=100) -> ScreenResult:
     flags = np.zeros(size, bool)
     flags[list(first) + list(worst)] = True
-    return ScreenResult(size=size, flags=flags, disagreed=int(flags.sum()), skipped=0, score=0.0, typical=[1.0], keys=np.array(keys),
-                        counts=np.array(counts or [90] * len(keys)), first=np.array(first), worst=np.array(worst),
+    return ScreenResult(size=size, flags=flags, disagreed=int(flags.sum()), skipped=0, score=0.0,
+                        scale=GradientScale((1.0,), (1.0,)), keys=np.array(keys), counts=np.array(counts or [90] * len(keys)),
+                        first=np.array(first), worst=np.array(worst),
                         worst_ratio=np.array(ratio, dtype=np.float64))
 
 

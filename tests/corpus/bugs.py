@@ -195,6 +195,33 @@ def not_differentiable_gradient(x):
     return tf.sin(x), lambda dy: dy * tf.stop_gradient(tf.cos(x))
 
 
+@expect("higher-order")
+@gradfuzz.inputs("float32[4]@-6..6")
+@tf.custom_gradient
+def sigmoid_nested_none(x):
+    """The same nesting as correct.leaky_relu_nested, but σ'(x) is not constant: the None
+    second-order gradient drops σ''(x) (a `higher-order` finding, not a pass)."""
+    y = tf.sigmoid(x)
+    return y, lambda dy: _times_sigmoid_slope(dy, x)
+
+
+@tf.custom_gradient
+def _times_sigmoid_slope(dy, x):
+    s = tf.sigmoid(x)
+    return dy * s * (1 - s), lambda ddy: (ddy * s * (1 - s), None)
+
+
+@expect("precision")
+@gradfuzz.inputs("float32[]@1..1000")
+@tf.custom_gradient
+def hypot_gap(x):
+    """√(x² + 1) − x, computed stably as 1/(√(x² + 1) + x), but its gradient x/√(x² + 1) − 1 is
+    formed by subtraction: for large x it cancels in float32 (right at float64), where autodiff of
+    the stable forward sums positive terms and stays accurate."""
+    r = tf.sqrt(x * x + 1)
+    return 1 / (r + x), lambda dy: dy * (x / r - 1)
+
+
 C = tf.constant(0.7 - 1.1j, tf.complex64)
 
 

@@ -190,6 +190,20 @@ def complex_modulus_squared(z):
     return tf.math.real(z * tf.math.conj(z)), lambda dy: tf.cast(dy, z.dtype) * 2 * z
 
 
+@gradfuzz.inputs("float32[4]@-3..3")
+@tf.custom_gradient
+def leaky_relu_nested(x):
+    """grad_fn is a custom gradient of its own that returns None for d²/dx²: right, since the
+    slope is piecewise constant (the Hessian is zero almost everywhere). Must pass with order=2."""
+    return tf.where(x > 0, x, 0.2 * x), lambda dy: _times_leaky_slope(dy, x)
+
+
+@tf.custom_gradient
+def _times_leaky_slope(dy, x):
+    slope = tf.where(x > 0, tf.ones_like(x), 0.2 * tf.ones_like(x))
+    return dy * slope, lambda ddy: (ddy * slope, None)
+
+
 PLAIN = {
     "tf.math.exp (complex64)": (tf.math.exp, ["complex64[2]@-3..3"]),
     "tf.nn.relu": (tf.nn.relu, ["float32[3]@-2..2"]),
