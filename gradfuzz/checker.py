@@ -179,6 +179,10 @@ class TargetCheck:
         self.output_dtypes = [numpy_dtype(d) for d in structure.output_dtypes]
         self.warmup = time.monotonic() - self.started
         self._fuzz_in_rounds()
+        if self.examples == 0 and self.findings.first_failure is None and not (self.should_stop and self.should_stop()):
+            # Passing on no evidence would be a false "pass": say why nothing ran.
+            self.report.error = (f"no example was evaluated: getting ready (probing, choosing how to batch the target, "
+                                 f"tracing) took {self.warmup:.1f} s of the {self.budget:.0f} s budget. Give it a larger budget.")
         if self.target.has_custom_gradient:
             relabel_branches(self.findings, self.evaluator, self.branches)
         self.report.engine = self._engine_facts()
@@ -355,6 +359,8 @@ class TargetCheck:
             "time_split": {stage: round(seconds, 4) for stage, seconds in self.timings.items()},
             "traces": evaluator.stats.traces,
             "fallbacks": evaluator.stats.fallbacks,
+            "strategy": evaluator.stats.strategy,
+            "strategy_seconds": round(evaluator.stats.choose_seconds, 3),
             "differences_dtype": evaluator.fd_dtype,
             "device": evaluator.device,
             "points_of_interest": [[float(p) for p in ps] for ps in self.points],

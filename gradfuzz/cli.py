@@ -559,9 +559,10 @@ def _print_report(report) -> None:
     for finding in report.notes:
         stdout.print(f"  [cyan]• note: {finding.category}[/] ×{finding.count:,}  input {escape(', '.join(_short(x) for x in finding.inputs))}")
         stdout.print(f"    {escape(finding.explanation)}", soft_wrap=True)
-    fallbacks = report.engine.get("fallbacks") or {}
-    for part, how in fallbacks.items():
-        stdout.print(f"  [dim]engine: {escape(part)} runs with {escape(how)}[/]", soft_wrap=True)
+    strategy = report.engine.get("strategy")
+    if strategy and strategy != "vectorized_map":
+        stdout.print(f"  [dim]engine: {escape(strategy)}; chosen and traced in {report.engine.get('strategy_seconds', 0):.1f} s, "
+                     f"{report.examples_per_second:,.0f} examples/s[/]", soft_wrap=True)
 
 
 def _print_summary(reports, store: Path) -> None:

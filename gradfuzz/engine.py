@@ -12,7 +12,10 @@ For a batch of examples the engine computes, per example:
 
 Per-example functions are vectorised with ``tf.vectorized_map``. pfor cannot
 convert every op (``tf.cond`` under a tape is one), so each part falls back to
-``tf.map_fn`` on its own — one slow part does not slow the others.
+``tf.map_fn`` on its own — one slow part does not slow the others. A target holding a
+``tf.while_loop`` runs with ``map_fn`` from the start (pfor converts loops slowly), and one
+that cannot be traced at all (``grad_fn`` calls ``.numpy()``) runs eagerly, example by
+example; the choice is recorded (`EngineStats.strategy`).
 
 The engine holds no verdict logic; it returns numpy arrays (`Evaluation`).
 """
@@ -20,6 +23,7 @@ The engine holds no verdict logic; it returns numpy arrays (`Evaluation`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -46,6 +50,8 @@ class EngineStats:
     calls: int = 0
     traces: int = 0
     fallbacks: dict[str, str] = field(default_factory=dict)  # part -> "map_fn" and why
+    strategy: str = ""  # how the batch runs: "vectorized_map", "map_fn (…)", "eager (…)", or a mix
+    choose_seconds: float = 0.0  # time spent choosing it and tracing the batch function
 
 
 class Evaluator:
@@ -169,15 +175,48 @@ class Evaluator:
         return parts
 
     def _compile(self) -> Callable:
-        """Trace the batch function once; if pfor cannot convert some part, find which
-        parts fail on their own and switch only those to map_fn."""
+        """Choose how the parts run over a batch, then trace the batch function once (timed and
+        recorded in `stats`)."""
+        started = time.perf_counter()
+        try:
+            return self._compile_parts()
+        finally:
+            self.stats.choose_seconds = time.perf_counter() - started
+            self.stats.strategy = self._describe_strategy()
+
+    def _describe_strategy(self) -> str:
+        if self._eager:
+            return f"eager, example by example ({self._eager})"
+        if not self._mapped:
+            return "vectorized_map"
+        if self._mapped == set(self._parts):
+            return "map_fn" + (f" ({self._loop})" if self._loop else "")
+        return f"vectorized_map; map_fn for {', '.join(sorted(self._mapped))}"
+
+    def _compile_parts(self) -> Callable:
+        """One per-example trace of the custom VJP first (cheap): a target that cannot be traced
+        runs eagerly; one holding a tf.while_loop runs every part with map_fn. Otherwise trace the
+        vectorised batch function; if pfor cannot convert some part, find which parts fail on their
+        own and switch only those to map_fn."""
         parts = self._define_parts()
         signature = [
             parts["custom VJP"][1][0],
             parts["custom VJP"][1][1],
             self._tangent_signature(),
         ]
-        self._parts, self._mapped = parts, set()
+        self._parts, self._mapped, self._eager, self._loop = parts, set(), "", ""
+        try:
+            with _quiet_tensorflow():
+                ops = _op_types(*parts["custom VJP"])
+        except Exception as error:  # it ran eagerly (the probe): only tracing fails
+            self._eager = f"it cannot be traced: {summarize_error(error)[:160]}"
+            return self._build(signature)
+        if ops & _LOOP_OPS:
+            self._loop = "a tf.while_loop: vectorizing loops is slow to convert and no faster to run"
+            self._mapped = set(parts)
+            for name in parts:
+                self.stats.fallbacks[name] = f"map_fn ({self._loop})"
+            return self._build(signature)
         try:
             with _quiet_tensorflow():
                 function = self._build(signature)
@@ -213,7 +252,10 @@ class Evaluator:
         return (_mapped if name in self._mapped else _vectorized)(self._parts[name][0])
 
     def _build(self, signature: list) -> Callable:
-        batched = {name: self.batched(name) for name in self._parts}
+        if self._eager:
+            batched = {name: _eagerly(per_example) for name, (per_example, _) in self._parts.items()}
+        else:
+            batched = {name: self.batched(name) for name in self._parts}
         fd_dtype = tf.as_dtype(self.fd_dtype)
         offsets = tf.constant(FD_OFFSETS, tf.float64)
         step = tf.constant(self.fd_step, tf.float64)
@@ -265,6 +307,8 @@ class Evaluator:
                     )
             return result
 
+        if self._eager:
+            return evaluate  # a Python loop over the examples, eagerly: nothing to trace
         return tf.function(evaluate, input_signature=signature, jit_compile=self.jit or None)
 
     # -- running ----------------------------------------------------------------
@@ -478,6 +522,27 @@ def _real_inner(value: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
     if value.dtype.is_complex or v.dtype.is_complex:
         return tf.math.real(tf.math.conj(tf.cast(v, tf.complex128)) * tf.cast(value, tf.complex128))
     return tf.cast(value, tf.float64) * tf.cast(v, tf.float64)
+
+
+_LOOP_OPS = {"While", "StatelessWhile"}
+
+
+def _op_types(per_example: Callable, part_signature: list) -> set[str]:
+    """The op types of one example's graph, loop bodies and branches included (raises if it
+    cannot be traced)."""
+    element_specs = tf.nest.map_structure(lambda s: tf.TensorSpec(s.shape[1:], s.dtype), part_signature)
+    graph = tf.function(per_example).get_concrete_function(element_specs).graph.as_graph_def()
+    return {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+
+
+def _eagerly(per_example: Callable) -> Callable:
+    """A part run eagerly, one example at a time, results stacked (targets that need eager values)."""
+    def run(args):
+        count = int(tf.nest.flatten(args)[0].shape[0])
+        results = [per_example(tf.nest.map_structure(lambda t: t[i], args)) for i in range(count)]  # noqa: B023
+        return tf.nest.map_structure(lambda *xs: tf.stack(xs), *results)
+
+    return run
 
 
 def _vectorized(per_example: Callable) -> Callable:

@@ -1,0 +1,51 @@
+"""Targets of the kinds users point gradfuzz at that are awkward to batch (issue #15): a series
+written with tf.while_loop, gradients computed in numpy (eager-only), a tf.cond."""
+
+import numpy as np
+import tensorflow as tf
+
+import gradfuzz
+
+
+@gradfuzz.inputs("float64[4]@0.01..50")
+def bessel_i0(x):
+    """I₀(x) = Σ (x²/4)ᵏ/(k!)² summed with tf.while_loop until the terms stop mattering, the way
+    scientific TF libraries write special functions. A plain function: its gradient is TF's own,
+    through the loop."""
+    q = x * x / 4
+
+    def more(k, term, total):
+        return tf.reduce_any(term > 1e-17 * total)
+
+    def add(k, term, total):
+        term = term * q / (k * k)
+        return k + 1, term, total + term
+
+    _, _, total = tf.while_loop(more, add, (tf.constant(1.0, x.dtype), tf.ones_like(x), tf.ones_like(x)))
+    return total
+
+
+def _ball_projection_with_numpy_gradient(scale_by_norm: bool):
+    """Projection onto the unit ball, x/max(1, ‖x‖), whose grad_fn works the vector-Jacobian product
+    out in numpy from eager values, as research code often does (it cannot be traced)."""
+
+    @tf.custom_gradient
+    def project(x):
+        def grad(dy):
+            g, v = dy.numpy(), x.numpy()
+            norm = np.linalg.norm(v)
+            if norm > 1:
+                g = g - v * (v @ g) / norm**2
+                g = g / norm if scale_by_norm else g
+            return tf.constant(g, dtype=x.dtype)
+
+        return x / tf.maximum(tf.constant(1.0, x.dtype), tf.norm(x)), grad
+
+    return project
+
+
+project_to_ball = gradfuzz.inputs("float64[3]@-3..3")(_ball_projection_with_numpy_gradient(scale_by_norm=True))
+project_to_ball.__doc__ = "Projection onto the unit ball, gradient in numpy (right)."
+
+project_to_ball_unscaled = gradfuzz.inputs("float64[3]@-3..3")(_ball_projection_with_numpy_gradient(scale_by_norm=False))
+project_to_ball_unscaled.__doc__ = "The same, without the 1/‖x‖ factor outside the ball (wrong: a mismatch)."
