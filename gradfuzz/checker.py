@@ -379,7 +379,8 @@ class TargetCheck:
     def _finish(self, device: str | None) -> CheckReport:
         report = self._snapshot()
         report.records = self.findings.records(report.failures, fingerprint=self.target.fingerprint, device=device or "",
-                                               run_id=self.run_id, reference_target=self.target.reference_name)
+                                               run_id=self.run_id, reference_target=self.target.reference_name,
+                                               variables=[(v.name, v.numpy()) for v in self.target.variables])
         return report
 
 

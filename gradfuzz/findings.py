@@ -228,8 +228,9 @@ class Findings:
         return report
 
     def records(self, failures: Sequence[Finding], *, fingerprint: str, device: str, run_id: str,
-                reference_target: str) -> list[dict]:
-        """Store rows for ``failures`` (from `fill`): each group's representative, worst and regions."""
+                reference_target: str, variables: Sequence[tuple[str, np.ndarray]] = ()) -> list[dict]:
+        """Store rows for ``failures`` (from `fill`): each group's representative, worst and regions;
+        ``variables`` (name, value) are the target's weights, stored with every row."""
         groups = {g.representative.signature: g for g in self.groups.values()}
         rows = []
         for finding in failures:
@@ -239,5 +240,5 @@ class Findings:
                 example.category, example.signature = finding.category, finding.signature
                 rows.append(failure_row(example, target=self.target, fingerprint=fingerprint,
                                         specs=[str(s) for s in self.specs], device=device,
-                                        run_id=run_id, reference_target=reference_target))
+                                        run_id=run_id, reference_target=reference_target, variables=variables))
         return rows

@@ -62,6 +62,22 @@ class ReplayResult:
         }
 
 
+def restore_variables(target: Target, failure: StoredFailure) -> None:
+    """Give the target's trainable variables (a layer's weights, created by the probe) the values
+    they had when the failure was recorded: a layer rebuilt by its factory starts from new random
+    weights. Raises ValueError when they no longer fit (the layer changed)."""
+    if not failure.variables:
+        return
+    if len(target.variables) != len(failure.variables):
+        raise ValueError(f"the target now reads {len(target.variables)} trainable variables, the record holds "
+                         f"{len(failure.variables)} ({', '.join(failure.variable_names)}): the layer changed since")
+    for variable, name, value in zip(target.variables, failure.variable_names, failure.variables):
+        if tuple(variable.shape) != value.shape:
+            raise ValueError(f"variable {name!r} now has shape {list(variable.shape)}, the record {list(value.shape)}: "
+                             "the layer changed since")
+        variable.assign(value)
+
+
 class Replayer:
     """Replays records, loading each target and compiling each evaluator once."""
 
@@ -84,7 +100,8 @@ class Replayer:
         try:
             specs = parse_specs(failure.specs)
             structure = probe(target, specs, [np.asarray(x) for x in failure.inputs])
-        except (SpecError, TargetRaised) as error:
+            restore_variables(target, failure)
+        except (SpecError, TargetRaised, ValueError) as error:
             return str(error)
         key = (failure.target, tuple(failure.specs), structure, 1)
         if key not in self._evaluators:
@@ -165,6 +182,10 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
     except TargetRaised as raised:
         now = ["exception"]
         return _result(failure, now, f"the {raised.stage} raised {summarize_error(raised.error)}")
+    try:
+        restore_variables(target, failure)
+    except ValueError as error:
+        return ReplayResult(failure, ReplayStatus.TARGET_MISSING, f"cannot restore the stored weights: {error}", [])
     now = sorted({v.category for v in check_contract(specs, structure)})
     if failure.category == "exception" and not failure.cotangents:
         return _result(failure, now, "the target ran without raising" if not now else "")

@@ -21,7 +21,7 @@ import os
 import platform
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -144,6 +144,9 @@ class StoredFailure:
     seed: int | None = _column(pa.int64())
     plan: str = _column(pa.string(), absent="")
     environment: dict[str, str] = _column(pa.string(), "json", factory=dict)  # versions, device, platform
+    # The trainable variables the target read (a layer's weights) as they were, so replay restores them.
+    variable_names: list[str] = _column(pa.list_(pa.string()), "strings", factory=list)
+    variables: list[np.ndarray] = _column(pa.list_(TENSOR), "tensors", factory=list)
     # Not columns: the latest status event (`FailureStore.mark`) for this record.
     status: str = RecordStatus.OPEN
     status_time: datetime | None = None
@@ -151,7 +154,8 @@ class StoredFailure:
 
 _COLUMNS = [f for f in fields(StoredFailure) if "arrow" in f.metadata]
 # Given by the writer, not taken from the finding.
-_WRITER_COLUMNS = ("id", "run_id", "time", "target", "reference_target", "fingerprint", "specs", "environment")
+_WRITER_COLUMNS = ("id", "run_id", "time", "target", "reference_target", "fingerprint", "specs", "environment",
+                   "variable_names", "variables")
 
 FAILURE_SCHEMA = pa.schema(
     [(f.name, f.metadata["arrow"]) for f in _COLUMNS]
@@ -189,11 +193,14 @@ def environment(device: str = "") -> dict[str, str]:
 
 
 def failure_row(finding: Any, *, target: str, fingerprint: str, specs: Iterable[str], device: str = "",
-                run_id: str = "", reference_target: str = "") -> dict[str, Any]:
-    """A `gradfuzz.report.Finding` as one store row: its fields as the columns of `StoredFailure`."""
+                run_id: str = "", reference_target: str = "", variables: Sequence[tuple[str, np.ndarray]] = ()
+                ) -> dict[str, Any]:
+    """A `gradfuzz.report.Finding` as one store row: its fields as the columns of `StoredFailure`;
+    ``variables`` are the (name, value) pairs of the trainable variables the target read."""
     given = {"id": uuid.uuid4().hex, "run_id": run_id, "time": datetime.now(UTC), "target": target,
              "reference_target": reference_target, "fingerprint": fingerprint, "specs": list(specs),
-             "environment": environment(device)}
+             "environment": environment(device), "variable_names": [name for name, _ in variables],
+             "variables": [np.asarray(value) for _, value in variables]}
     row = {}
     for column in _COLUMNS:
         value = given[column.name] if column.name in _WRITER_COLUMNS else getattr(finding, column.name, _absent(column))

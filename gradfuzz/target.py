@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradfuzz._tf import tf_decorator
+from gradfuzz._tf import tf, tf_decorator
 from gradfuzz.oracle import PRECISION_DIGITS
 from gradfuzz.spec import ArgSpec, SpecError, spec_variants
 
@@ -98,7 +98,11 @@ class Target:
 
 
 def describe_callable(fn: Callable) -> Target:
-    """Build a `Target` from a function object (the Python API path)."""
+    """Build a `Target` from a function object (the Python API path), a Keras layer or a
+    ``tf.Module``. A layer is called on a batch of one (examples are unbatched), so its weights are
+    checked like arguments; its specs may be declared on it with `inputs`."""
+    if _is_layer(fn):
+        return _layer_target(fn)
     if not callable(fn):
         raise TargetError(f"{fn!r} is a {type(fn).__name__}, not a callable: pass the function to check.")
     decorators, undecorated = tf_decorator.unwrap(fn)
@@ -112,6 +116,23 @@ def describe_callable(fn: Callable) -> Target:
         fingerprint=_fingerprint(undecorated),
         surrogate=getattr(fn, _SURROGATE_ATTRIBUTE, None),
     )
+
+
+def _is_layer(value: object) -> bool:
+    """A Keras layer or model (Keras 2 or 3; no import of Keras needed to tell)."""
+    return any(c.__name__ == "Layer" and c.__module__.startswith(("keras", "tf_keras", "tensorflow.python.keras"))
+               for c in type(value).__mro__)
+
+
+def _layer_target(layer: Callable) -> Target:
+    def call(*xs):
+        result = layer(*[tf.expand_dims(x, 0) for x in xs])
+        return tf.nest.map_structure(lambda y: y[0], result)
+
+    call.__signature__ = inspect.signature(layer.call)  # its arity is the layer's
+    name = getattr(layer, "name", type(layer).__name__)
+    return Target(name=f"<layer>:{name}", fn=call, forward=None, declared_specs=getattr(layer, _SPEC_ATTRIBUTE, None),
+                  fingerprint=_fingerprint(type(layer)))
 
 
 def with_reference(target: Target, reference: Callable | str | None) -> Target:
@@ -206,15 +227,32 @@ def _target_from_attribute(module: object, display: str, attr: str) -> Target:
         )
         listing = f" Callables defined there: {', '.join(candidates[:12])}." if candidates else ""
         raise TargetError(f"{display} has no attribute {attr!r}.{listing}") from None
-    if not callable(value) or inspect.isclass(value):
+    if (not callable(value) and not _is_layer(value)) or inspect.isclass(value):
         kind = "class" if inspect.isclass(value) else type(value).__name__
         raise TargetError(
             f"{display}:{attr} is a {kind}, not a function. Point the target at a function "
             "(a tf.custom_gradient function or a plain TensorFlow function)."
         )
-    target = describe_callable(value)
+    factory = _is_factory(value)
+    if factory:  # `make_layer()`: a fresh layer per load (replay restores the stored weights)
+        try:
+            built = value()
+        except Exception as error:
+            raise TargetError(_import_failure(f"{display}:{attr}()", error)) from None
+        target = describe_callable(built)
+        target.declared_specs = target.declared_specs or getattr(value, _SPEC_ATTRIBUTE, None)
+        target.fingerprint = _fingerprint(value)
+    else:
+        target = describe_callable(value)
     target.name = f"{display}:{attr}"
     return target
+
+
+def _is_factory(value: object) -> bool:
+    """A function of no arguments (what builds a layer or module to check), not a target itself."""
+    if not inspect.isfunction(value) or tf_decorator.unwrap(value)[0]:
+        return False
+    return not inspect.signature(value).parameters
 
 
 def _import(module_part: str) -> tuple[object, str]:

@@ -33,3 +33,22 @@ def test_a_run_that_evaluates_nothing_is_no_pass():
     report = gradfuzz.check(any_kind.bessel_i0, budget=0.001, seed=5)
     assert report.examples == 0 and not report.ok and report.verdict == "error"
     assert "no example was evaluated" in report.error and "larger budget" in report.error
+
+
+@pytest.mark.slow
+def test_a_keras_layer_is_checked_through_its_inputs_and_replayed_with_its_stored_weights(tmp_path):
+    """`module:make_layer` names a factory; the layer's weights are stored with each failure, and
+    replay (which builds a layer with new random weights) restores them."""
+    from gradfuzz.replay import Replayer, replay_store
+    from gradfuzz.store import FailureStore
+
+    assert gradfuzz.check("tests/targets/any_kind.py:dense_swish", max_examples=512, seed=3).ok
+    report = gradfuzz.check("tests/targets/any_kind.py:dense_swish_sign_error", max_examples=512, seed=3, store=tmp_path)
+    assert primary(report) == "mismatch"
+    with FailureStore(tmp_path) as store:
+        stored = store.read().failures
+        assert stored and all(len(f.variables) == 2 and f.variables[0].shape == (4, 3) for f in stored)
+        results, problems = replay_store(store)
+    assert not problems and {r.status for r in results} == {"reproduced"}
+    target, *_ = Replayer().context(stored[0])  # a new layer from the factory, its weights restored
+    assert [v.numpy().tobytes() for v in target.variables] == [v.tobytes() for v in stored[0].variables]

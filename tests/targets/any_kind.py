@@ -49,3 +49,28 @@ project_to_ball.__doc__ = "Projection onto the unit ball, gradient in numpy (rig
 
 project_to_ball_unscaled = gradfuzz.inputs("float64[3]@-3..3")(_ball_projection_with_numpy_gradient(scale_by_norm=False))
 project_to_ball_unscaled.__doc__ = "The same, without the 1/‖x‖ factor outside the ball (wrong: a mismatch)."
+
+
+@tf.custom_gradient
+def _swish(x):
+    s = tf.sigmoid(x)
+    return x * s, lambda dy: dy * (s * (1 + x * (1 - s)))
+
+
+@tf.custom_gradient
+def _swish_sign_error(x):
+    s = tf.sigmoid(x)
+    return x * s, lambda dy: dy * (s * (1 + x * (1 + s)))
+
+
+@gradfuzz.inputs("float64[4]@-3..3")
+def dense_swish():
+    """A layer factory: a Dense layer whose activation is a custom gradient (right). Every call
+    builds new random weights, so replay must restore the stored ones."""
+    return tf.keras.layers.Dense(3, activation=_swish, dtype="float64")
+
+
+@gradfuzz.inputs("float64[4]@-3..3")
+def dense_swish_sign_error():
+    """The same with 1 + x·(1 + σ) where the derivative has 1 + x·(1 - σ) (wrong)."""
+    return tf.keras.layers.Dense(3, activation=_swish_sign_error, dtype="float64")
