@@ -74,6 +74,12 @@ class BatchSizer:
         else:
             self.growing = False
 
+    def start_small(self, size: int) -> None:
+        """Begin growing from ``size`` (a target evaluated eagerly, where one batch of the usual
+        size would take seconds); a fixed size stays as given."""
+        if self.growing and not self.rates:
+            self.size = min(self.size, size)
+
     def out_of_memory(self) -> None:
         self.halvings.append(self.size)
         self.size = max(1, self.size // 2)

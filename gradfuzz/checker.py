@@ -34,7 +34,14 @@ from gradfuzz.engine import second_order_missing
 from gradfuzz.findings import Findings, failure_signatures
 from gradfuzz.judging import judge_batch, judge_second_order_batch
 from gradfuzz.oracle import FAILURE, Judgement, check_contract
-from gradfuzz.probes import check_repeatability, isolate_raising, probe_somewhere, record_contract, record_exception
+from gradfuzz.probes import (
+    check_repeatability,
+    isolate_hang,
+    isolate_raising,
+    probe_somewhere,
+    record_contract,
+    record_exception,
+)
 from gradfuzz.report import CheckReport
 from gradfuzz.screen import JudgingQuota, ScreenResult
 from gradfuzz.shrinking import shrink_elements
@@ -44,6 +51,7 @@ from gradfuzz.strategies import Plan, cotangents, expand, plans, tangents
 from gradfuzz.target import Target
 from gradfuzz.values import Batch, Evaluation, OutOfMemory, TargetRaised, summarize_error
 from gradfuzz.warm import WarmCache
+from gradfuzz.watchdog import Hang, Watchdog
 
 PLANS_PER_ROUND = 25
 SHRINK_SHARE = 0.25  # at most this share of the budget goes to shrinking
@@ -111,6 +119,10 @@ def _raise_new_failure(signature: str, plan: Plan, evaluation: Evaluation, judge
     raise _NewFailure(signature, plan, evaluation, judgement)
 
 
+EAGER_FIRST_BATCH = 16  # examples in a first eager batch: a Python call each
+HANG_ISOLATION_BUDGET = 15.0  # seconds past a hang that looking for the culprit example may take
+
+
 class TargetCheck:
     """One run of one target at one set of specs: its budget, counters and findings.
 
@@ -165,6 +177,8 @@ class TargetCheck:
             record_contract(self.findings, violation, first, self.seed)
         try:
             self.evaluator = self.warm.evaluator(self.target, self.specs, structure, self.jit, self.order)
+            if self.evaluator.stats.strategy.startswith("eager"):
+                self.sizer.start_small(EAGER_FIRST_BATCH)
             self.second_missing = second_order_missing(self.target, first) if self.evaluator.order == 2 else []
             self.findings.gradient_specs = self.evaluator.gradient_specs
         except Exception as error:  # tracing the batched functions failed
@@ -173,7 +187,11 @@ class TargetCheck:
         self.points = self.findings.points = self.warm.points(self.target, self.specs)
         self.branches = self.warm.branches(self.target, self.specs, structure)
         self.pool = self.warm.pool(self.target, self.specs)
-        check_repeatability(self.findings, self.evaluator, structure, self.seed, self.modes)
+        self.watchdog = Watchdog()
+        try:
+            self.watchdog.run(lambda: check_repeatability(self.findings, self.evaluator, structure, self.seed, self.modes))
+        except Hang:
+            pass  # the batches will meet the stuck input again, and the watchdog records it then
         self.screen = self.warm.screen(self.evaluator, self.points)
         self.quota = JudgingQuota()
         self.output_dtypes = [numpy_dtype(d) for d in structure.output_dtypes]
@@ -283,6 +301,11 @@ class TargetCheck:
                 self._shrinking = (signature, plan, count)
                 _raise_new_failure(signature, plan, evaluation, judgement)
 
+    def _watchdog_limit(self) -> float:
+        """The watchdog's limit, but never far past the budget: a batch still running 10 s after the
+        deadline is stopped waiting for (it would break the budget's promise either way)."""
+        return min(self.watchdog.limit, max(self.watchdog.min_seconds, self.deadline - time.monotonic() + 10.0))
+
     def _generate(self, plan: Plan, count: int) -> Batch:
         """A plan's batch: inputs and cotangents (tangents come later, for judged examples only)."""
         inputs = expand(plan, self.specs, self.points, count, boundary=self.pool.examples)
@@ -298,13 +321,13 @@ class TargetCheck:
         tick = time.perf_counter()
         screened = None
         screen = self.screen
+        batch = self._generate(plan, count)
         try:
-            batch = self._generate(plan, count)
             tick = timings.add("generate", tick)
             if screen.available:
                 try:
-                    screened = screen(batch)
-                except OutOfMemory:
+                    screened = self.watchdog.run(lambda: screen(batch), self._watchdog_limit())
+                except (OutOfMemory, Hang):
                     raise
                 except Exception as error:  # e.g. XLA cannot compile the comparison on this device
                     screen.reason = f"screen failed: {summarize_error(error)[:200]}"
@@ -315,7 +338,13 @@ class TargetCheck:
             subset = batch if screened is None else batch.select(rows)
             subset.tangents = tangents(np.random.default_rng([plan.seed, 2]), subset.inputs)
             tick = timings.add("generate", tick)
-            evaluation = self.evaluator.evaluate(subset)
+            evaluation = self.watchdog.run(lambda: self.evaluator.evaluate(subset), self._watchdog_limit())
+        except Hang as hang:
+            # Looking for the example that hangs may overrun the budget a little, not unboundedly.
+            isolation_deadline = max(self.deadline, time.monotonic() + HANG_ISOLATION_BUDGET)
+            isolate_hang(self.findings, self.evaluator, self.watchdog, batch, hang, self.seed, isolation_deadline)
+            self.examples += 1
+            return None
         except OutOfMemory:
             self.sizer.out_of_memory()
             return None

@@ -187,6 +187,8 @@ class Evaluator:
     def _describe_strategy(self) -> str:
         if self._eager:
             return f"eager, example by example ({self._eager})"
+        if self._select and not self._mapped:
+            return f"vectorized_map; tf.cond as a select of both branches for {', '.join(sorted(self._select))}"
         if not self._mapped:
             return "vectorized_map"
         if self._mapped == set(self._parts):
@@ -204,12 +206,17 @@ class Evaluator:
             parts["custom VJP"][1][1],
             self._tangent_signature(),
         ]
-        self._parts, self._mapped, self._eager, self._loop = parts, set(), "", ""
+        self._parts, self._mapped, self._select, self._eager, self._loop = parts, set(), set(), "", ""
         try:
             with _quiet_tensorflow():
                 ops = _op_types(*parts["custom VJP"])
         except Exception as error:  # it ran eagerly (the probe): only tracing fails
             self._eager = f"it cannot be traced: {summarize_error(error)[:160]}"
+            return self._build(signature)
+        if ops & _PYTHON_OPS:
+            # Graphs calling back into Python run them example by example anyway, and their callbacks
+            # are registered per traced graph (vectorising drops them: "KeyError: pyfunc_N").
+            self._eager = "it calls Python: tf.py_function or tf.numpy_function"
             return self._build(signature)
         if ops & _LOOP_OPS:
             self._loop = "a tf.while_loop: vectorizing loops is slow to convert and no faster to run"
@@ -229,9 +236,21 @@ class Evaluator:
             try:
                 with _quiet_tensorflow():
                     tf.function(_vectorized(per_example)).get_concrete_function(part_signature)
+                continue
             except Exception as error:  # pfor raises ValueError/TypeError/NotImplementedError
-                mapped.add(name)
-                self.stats.fallbacks[name] = f"map_fn ({summarize_error(error)[:200]})"
+                reason = summarize_error(error)[:200]
+            if name in _SELECTABLE and "If" in "".join(_op_types(per_example, part_signature)):
+                # pfor cannot convert the gradient of a tf.cond: evaluate both branches and select.
+                try:
+                    with _quiet_tensorflow():
+                        tf.function(self._selecting(name)).get_concrete_function(part_signature)
+                    self._select.add(name)
+                    self.stats.fallbacks[name] = "vectorized_map with tf.cond as a select of both branches"
+                    continue
+                except Exception:
+                    pass
+            mapped.add(name)
+            self.stats.fallbacks[name] = f"map_fn ({reason})"
         if "forward JVP" in mapped:  # optional: without a forward-mode rule for some op, go without it
             try:
                 with _quiet_tensorflow():
@@ -249,7 +268,37 @@ class Evaluator:
         as the compiled function does it; None if this evaluator has no such part."""
         if name not in self._parts:
             return None
+        if name in self._select:
+            return self._selecting(name)
         return (_mapped if name in self._mapped else _vectorized)(self._parts[name][0])
+
+    def _selecting(self, name: str) -> Callable:
+        """A part vectorised with every tf.cond the target calls evaluated as a select of both
+        branches. Forward values and forward-mode tangents are exact that way; a reverse-mode
+        gradient is too, except where the unselected branch's derivative is not finite (0·inf):
+        those examples are computed again with map_fn and the real tf.cond."""
+        per_example = self._parts[name][0]
+        selected = _vectorized(_with_conds_as_selects(per_example))
+        if name == "forward JVP":
+            return selected
+        exact = _mapped(per_example)
+
+        def run(args):
+            result = selected(args)
+            flat = tf.nest.flatten(result)
+            batch = tf.shape(flat[0])[0]
+            bad = tf.zeros([batch], tf.bool)
+            for value in flat:
+                bad |= tf.reduce_any(~tf.math.is_finite(tf.reshape(tf.math.real(value), [batch, -1])), axis=1)
+            rows = tf.where(bad)[:, 0]
+
+            def repair():
+                again = exact(tf.nest.map_structure(lambda a: tf.gather(a, rows), args))
+                return tf.nest.map_structure(lambda r, e: tf.tensor_scatter_nd_update(r, rows[:, None], e), result, again)
+
+            return tf.cond(tf.size(rows) > 0, repair, lambda: result)
+
+        return run
 
     def _build(self, signature: list) -> Callable:
         if self._eager:
@@ -525,6 +574,29 @@ def _real_inner(value: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
 
 
 _LOOP_OPS = {"While", "StatelessWhile"}
+_PYTHON_OPS = {"EagerPyFunc", "PyFunc", "PyFuncStateless"}
+_SELECTABLE = ("reference VJP", "reference VJP (float64)", "forward JVP")  # autodiff of the forward only
+
+
+def _select_cond(pred, true_fn=None, false_fn=None, name=None):
+    """tf.cond as a select: both branches evaluated, tf.where picks (vectorises per example)."""
+    if isinstance(pred, bool | np.bool_):
+        return true_fn() if pred else false_fn()
+    on_true, on_false = true_fn(), false_fn()
+    return tf.nest.map_structure(lambda a, b: tf.where(pred, a, b), on_true, on_false)
+
+
+def _with_conds_as_selects(per_example: Callable) -> Callable:
+    """``per_example`` traced with ``tf.cond`` (the attribute target code calls) replaced by `_select_cond`."""
+    def run(args):
+        original = tf.cond
+        tf.cond = _select_cond
+        try:
+            return per_example(args)
+        finally:
+            tf.cond = original
+
+    return run
 
 
 def _op_types(per_example: Callable, part_signature: list) -> set[str]:

@@ -22,7 +22,7 @@ from gradfuzz.oracle import (
     judge_second_order,
 )
 from gradfuzz.spec import ArgSpec
-from gradfuzz.values import Evaluation, TargetRaised, select_evaluation
+from gradfuzz.values import Batch, Evaluation, TargetRaised, select_evaluation
 
 if TYPE_CHECKING:
     from gradfuzz.engine import Evaluator
@@ -61,11 +61,27 @@ def diagnose_precision(evaluator: Evaluator, evaluation: Evaluation, judgement: 
     rows = np.flatnonzero((judgement.outcome == FAILURE) & np.isin(judgement.category, VALUE_FAILURES))
     if not rows.size or evaluation.reference is None:
         return
-    wide = evaluator.custom_at_float64(evaluation.batch.select(rows))
+    # Also one ULP (of the argument's dtype) to either side: at float64 a comparison with a constant
+    # can flip (x > 1e-3 where x is float32(1e-3)), which is a branch, not a precision loss; then
+    # grad_fn at float64 jumps within those ULPs instead of varying smoothly.
+    subset = evaluation.batch.select(rows)
+    shifted = [subset.inputs, *([_next_ulp(x, spec, side) for x, spec in zip(subset.inputs, evaluator.specs)]
+                                for side in (-np.inf, np.inf))]
+    wide = evaluator.custom_at_float64(Batch([np.concatenate(parts) for parts in zip(*shifted)],
+                                             [np.concatenate([v] * 3) for v in subset.cotangents], subset.tangents))
     if wide is None:
         return
-    judge_precision(judgement, rows, [np.asarray(g)[rows] for g in evaluation.custom], wide,
-                    [np.asarray(g)[rows] for g in evaluation.reference], evaluator.gradient_specs, digits)
+    at, below, above = ([g[k * rows.size:(k + 1) * rows.size] for g in wide] for k in range(3))
+    judge_precision(judgement, rows, [np.asarray(g)[rows] for g in evaluation.custom], at,
+                    [np.asarray(g)[rows] for g in evaluation.reference], evaluator.gradient_specs, digits,
+                    neighbours=(below, above))
+
+
+def _next_ulp(x: np.ndarray, spec, toward: float) -> np.ndarray:
+    """Each element one ULP of its own dtype toward ``toward`` (integer and boolean ones unchanged)."""
+    if not spec.differentiable or spec.is_complex:
+        return x
+    return np.nextafter(x, np.asarray(toward, dtype=x.dtype))
 
 
 def _judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, points: Sequence[Sequence[float]],

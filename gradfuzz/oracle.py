@@ -618,14 +618,18 @@ PRECISION_RECOVERY = 1e-3  # at float64 a precision error shrinks by ~eps64/eps3
 
 
 def judge_precision(judgement: Judgement, rows: np.ndarray, custom: Sequence[np.ndarray], wide: Sequence[np.ndarray],
-                    reference: Sequence[np.ndarray], specs: Sequence[ArgSpec], digits: float = PRECISION_DIGITS) -> None:
+                    reference: Sequence[np.ndarray], specs: Sequence[ArgSpec], digits: float = PRECISION_DIGITS,
+                    neighbours: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None) -> None:
     """Value failures (``rows``) whose error vanishes when the same grad_fn runs at float64
     (``wide``): the formula is right and loses precision at the argument's dtype. They become
     `precision` failures if they lose at least ``digits`` decimal digits (log10 of the error in
     ULPs), and pass below that. In place; ``custom``, ``wide`` and ``reference`` hold those rows.
 
     "Vanishes" means: at most `PRECISION_RECOVERY` of the error at the argument's dtype, or within
-    float64 rounding of the largest gradient the batch shows (where float64 cancels too).
+    float64 rounding of the largest gradient the batch shows (where float64 cancels too). With
+    ``neighbours`` (grad_fn at float64 one ULP of the argument's dtype below and above x), it must
+    also vary smoothly there — x's value within a tenth of that error of their midpoint; a jump
+    between them is a branch decided differently at float64, not a loss of precision.
     """
     size = judgement.outcome.size
     float64 = TOLERANCES["float64"]
@@ -646,6 +650,15 @@ def judge_precision(judgement: Judgement, rows: np.ndarray, custom: Sequence[np.
             element = judgement.element[rows][located]
             wide_value[located] = _flat64(wide[a], rows.size)[located, element].real
     recovered = np.isfinite(native_error) & np.isfinite(wide_error) & (wide_error <= PRECISION_RECOVERY * native_error)
+    if neighbours is not None:
+        below, above = neighbours
+        for a in range(min(len(below), len(above), len(wide))):
+            if not np.size(below[a]) == np.size(above[a]) == np.size(wide[a]):
+                continue
+            with np.errstate(all="ignore"):
+                midpoint = (_flat64(below[a], rows.size) + _flat64(above[a], rows.size)) / 2
+                off = np.max(np.abs(_flat64(wide[a], rows.size) - midpoint), axis=1, initial=0.0)
+            recovered &= off <= 0.1 * native_error
     with np.errstate(all="ignore"):
         lost = np.log10(np.maximum(judgement.ulp_error[rows], 1.0))
     for name, values in (("custom_float64", wide_value), ("digits_lost", lost)):

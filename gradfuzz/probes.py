@@ -5,6 +5,7 @@ contract. Each records what it sees as a finding of its own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from gradfuzz.report import Finding
 from gradfuzz.spec import ArgSpec
 from gradfuzz.strategies import Plan, directions, expand
 from gradfuzz.values import Batch, Structure, TargetRaised, summarize_error
+from gradfuzz.watchdog import Hang, Watchdog
 
 if TYPE_CHECKING:
     from gradfuzz.engine import Evaluator
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 PROBE_ATTEMPTS = 8
 REPEATABILITY_EXAMPLES = 256
+REPEATABILITY_EXAMPLES_EAGER = 16
 
 
 def probe_somewhere(target: Target, specs: Sequence[ArgSpec], findings: Findings,
@@ -94,6 +97,47 @@ def record_exception(findings: Findings, raised: TargetRaised, inputs: list[np.n
     findings.add(signature, finding)
 
 
+HANG_ISOLATION_SECONDS = 5.0  # per example, when looking for the one that hangs
+
+
+def isolate_hang(findings: Findings, evaluator: Evaluator, watchdog: Watchdog, batch: Batch, hang: Hang, seed: int,
+                 deadline: float) -> None:
+    """A batch hung: evaluate its examples one at a time (each under the watchdog, until the deadline)
+    to find one that hangs, and record it as an `exception` finding — or the batch's first example,
+    saying the culprit was not isolated."""
+    culprit, alone = None, None
+    for k in range(batch.size):
+        if time.monotonic() >= deadline:
+            break
+        example = batch.select(k)
+        example.tangents = [np.zeros(np.shape(x), np.complex128 if np.iscomplexobj(x) else np.float64) for x in example.inputs]
+        try:
+            watchdog.run(lambda example=example: evaluator.evaluate(example), HANG_ISOLATION_SECONDS)
+        except Hang as again:
+            culprit, alone = k, again
+            break
+        except Exception:  # raising is recorded when such an input is drawn on its own
+            continue
+    found = culprit is not None
+    example = batch.select(culprit if found else 0)
+    explanation = (
+        f"The target's batched evaluation {hang} on a batch of {batch.size} examples"
+        + (f"; this example alone {alone}." if found else "; no single example was isolated before the budget ran out (this is the batch's first).")
+        + " Look for a loop whose exit condition these inputs never meet (NaN, inf, a tolerance never reached) or a "
+        "blocking call; the run went on with the rest of its budget, abandoning the stuck evaluation."
+    )
+    signature = "exception|Hang"
+    if signature in findings.groups:
+        findings.groups[signature].count += 1
+        return
+    findings.add(signature, Finding(
+        target=findings.target, kind="failure", category="exception", explanation=explanation,
+        inputs=[np.asarray(x[0]) for x in example.inputs], cotangents=[np.asarray(v[0]) for v in example.cotangents],
+        tangents=[], signature=signature, seed=seed, evidence={"hang_seconds": float(hang.seconds)},
+        reference_name="watchdog",
+    ))
+
+
 def record_contract(findings: Findings, violation: ContractViolation, inputs: list[np.ndarray], seed: int) -> None:
     signature = f"{violation.category}|arg{'*' if violation.argument is None else violation.argument}|contract"
     finding = Finding(
@@ -110,7 +154,9 @@ def check_repeatability(findings: Findings, evaluator: Evaluator, structure: Str
     `nondeterminism` (random ops or unordered reductions in grad_fn). With ``modes``,
     also compare eager and XLA execution with the compiled batch."""
     plan = Plan(seed=seed, weights=(1, 1, 1, 1))
-    inputs = expand(plan, findings.specs, findings.points, REPEATABILITY_EXAMPLES)
+    # Eagerly, example by example, a batch costs its size in Python calls: a few suffice there.
+    size = REPEATABILITY_EXAMPLES_EAGER if evaluator.stats.strategy.startswith("eager") else REPEATABILITY_EXAMPLES
+    inputs = expand(plan, findings.specs, findings.points, size)
     cotangents, tangents = directions(np.random.default_rng([seed, 2]), inputs, structure.output_shapes,
                                       [numpy_dtype(d) for d in structure.output_dtypes])
     batch = Batch(inputs, cotangents, tangents)

@@ -29,6 +29,9 @@ from gradfuzz.spec import SpecError, parse_specs
 from gradfuzz.store import FailureStore, RecordStatus, StoredFailure
 from gradfuzz.target import Target, TargetError, load_target, with_reference
 from gradfuzz.values import Batch, TargetRaised, summarize_error
+from gradfuzz.watchdog import Hang, Watchdog
+
+REPLAY_HANG_SECONDS = 30.0  # an example whose probe has not returned by then replays as a hang
 
 
 class ReplayStatus(StrEnum):
@@ -178,10 +181,13 @@ def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> Repl
         return ReplayResult(failure, ReplayStatus.TARGET_MISSING, f"stored specs unreadable: {error}", [])
     inputs = [np.asarray(x) for x in failure.inputs]
     try:
-        structure = probe(target, specs, inputs)
+        # Under a watchdog: a recorded hang must replay as one, not hang the replay.
+        structure = Watchdog().run(lambda: probe(target, specs, inputs), REPLAY_HANG_SECONDS)
     except TargetRaised as raised:
         now = ["exception"]
         return _result(failure, now, f"the {raised.stage} raised {summarize_error(raised.error)}")
+    except Hang as hang:
+        return _result(failure, ["exception"], f"the target {hang}")
     try:
         restore_variables(target, failure)
     except ValueError as error:

@@ -52,3 +52,35 @@ def test_a_keras_layer_is_checked_through_its_inputs_and_replayed_with_its_store
     assert not problems and {r.status for r in results} == {"reproduced"}
     target, *_ = Replayer().context(stored[0])  # a new layer from the factory, its weights restored
     assert [v.numpy().tobytes() for v in target.variables] == [v.tobytes() for v in stored[0].variables]
+
+
+@pytest.mark.slow
+def test_a_tf_cond_target_is_vectorised_and_judged_exactly():
+    """pfor cannot convert autodiff through a tf.cond; the engine selects between both branches
+    instead of mapping example by example (the seed's branched_op ran 100x slower that way), and
+    repairs the examples where the unselected branch's derivative is not finite (0·∞)."""
+    report = gradfuzz.check(any_kind.reciprocal_or_zero, max_examples=1024, seed=5)
+    assert report.ok, [(f.category, f.explanation[:300]) for f in report.failures]
+    leaked = [n for n in report.notes if n.category in ("reference-wrong", "inconclusive")]
+    assert not leaked, "0·∞ from the unselected branch reached the verdicts"
+    assert report.engine["strategy"].startswith("vectorized_map; tf.cond as a select of both branches for")
+    assert "reference VJP (float64)" in report.engine["strategy"]
+    assert not any(how.startswith("map_fn") for how in report.engine["fallbacks"].values())
+
+
+@pytest.mark.slow
+def test_a_batch_that_never_returns_is_a_hang_finding_and_the_run_goes_on(tmp_path):
+    """The watchdog abandons a stuck batch, finds the example that hangs, records it as an
+    `exception` (with the time waited), and the run returns within its budget plus a bounded grace;
+    replay, under a watchdog of its own, reproduces the hang instead of hanging."""
+    from gradfuzz.replay import replay_store
+    from gradfuzz.store import FailureStore
+
+    report = gradfuzz.check(any_kind.stalls_below_minus_50, budget="20s", seed=7, store=tmp_path)
+    hangs = [f for f in report.failures if f.signature == "exception|Hang"]
+    assert hangs and float(hangs[0].inputs[0]) < -50, [(f.category, f.explanation[:200]) for f in report.failures]
+    assert "did not return within" in hangs[0].explanation and hangs[0].evidence["hang_seconds"] >= 10
+    assert report.seconds < 20 + 30
+    with FailureStore(tmp_path) as store:
+        results, _ = replay_store(store)
+    assert {r.status for r in results} == {"reproduced"}, [(r.status, r.detail) for r in results]

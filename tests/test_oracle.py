@@ -325,3 +325,19 @@ def test_a_smooth_but_fast_gradient_beside_a_kink_is_judged_by_the_exact_referen
                             plus=[np.array([[0.39001201, 0.4187024, -0.38999916]])], fine_phi=ev.phi, fine_phi_scale=ev.phi_scale)
     found = judge(ev, [spec], structure, has_reference=True, neighbours=neighbours).verdicts
     assert [(v.outcome, v.category) for v in found] == [("failure", "mismatch")]
+
+
+def test_an_error_that_vanishes_because_a_branch_flips_at_float64_is_not_precision():
+    """threshold_off_by_1e3 at x = float32(1e-3): at float64 `x > 1e-3` holds and grad_fn is right,
+    but one float32 ULP below it flips back: grad_fn jumps there, so it is a branch, not precision."""
+    from gradfuzz.oracle import CATEGORIES, judge_precision
+
+    spec32 = parse_spec("float32[]@-10..10")
+    structure32 = Structure(("float32",), ((),), ("float32",), ((),))
+    x = np.float64(np.float32(1e-3))
+    ev = evaluation(np.array([x]), lambda z: np.where(z > 0, z * z, z), [1.0], [2 * x])
+    judgement = judge(ev, [spec32], structure32, has_reference=True)
+    rows = np.flatnonzero(judgement.outcome == 1)
+    judge_precision(judgement, rows, [np.array([1.0])], [np.array([2 * x])], [np.array([2 * x])], [spec32],
+                    neighbours=([np.array([1.0])], [np.array([2 * x])]))
+    assert CATEGORIES[judgement.category[0]] in ("approximation", "mismatch")

@@ -1,6 +1,8 @@
 """Targets of the kinds users point gradfuzz at that are awkward to batch (issue #15): a series
 written with tf.while_loop, gradients computed in numpy (eager-only), a tf.cond."""
 
+import time
+
 import numpy as np
 import tensorflow as tf
 
@@ -74,3 +76,33 @@ def dense_swish():
 def dense_swish_sign_error():
     """The same with 1 + x·(1 + σ) where the derivative has 1 + x·(1 - σ) (wrong)."""
     return tf.keras.layers.Dense(3, activation=_swish_sign_error, dtype="float64")
+
+
+@gradfuzz.inputs("float64[]@-4..4")
+@tf.custom_gradient
+def reciprocal_or_zero(x):
+    """1/x, or 0 at 0, with tf.cond (under vectorized_map its predicate is one example's). Selecting
+    both branches would make autodiff's gradient 0·∞ = NaN at 0 (the cond's is 0): the engine must
+    repair those examples, not report them."""
+    nonzero = x != 0
+    y = tf.cond(nonzero, lambda: x**-1.0, lambda: tf.zeros_like(x))
+
+    def grad(dy):
+        return tf.cond(nonzero, lambda: -dy / (x * x), lambda: tf.zeros_like(x))
+
+    return y, grad
+
+
+@gradfuzz.inputs("float64[]@-100..100")
+def stalls_below_minus_50(x):
+    """x² through a py_function that blocks for two minutes when x < -50: a stand-in for a loop whose
+    exit condition some inputs never meet (it sleeps, so an abandoned call costs no CPU)."""
+
+    def stall(value):
+        if float(value.numpy()) < -50:
+            time.sleep(120)
+        return value
+
+    y = tf.py_function(stall, [x], x.dtype)
+    y.set_shape(x.shape)
+    return y * y

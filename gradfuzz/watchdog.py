@@ -1,0 +1,72 @@
+"""A watchdog for batch evaluations: a target that never returns (an endless tf.while_loop, a
+blocking py_function) must not take the budget with it.
+
+Calls run in a daemon worker thread while the caller waits at most a limit. A Python thread cannot
+be killed, so a call that does not return is abandoned with its thread (it ends with the process) and
+`Hang` is raised; the run records a finding and goes on. Waiting on an event keeps Ctrl-C prompt in
+the main thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+MIN_SECONDS = 10.0  # a batch is a hang only after this long …
+SLOWEST_FACTOR = 20.0  # … and this many times the slowest batch that returned
+
+
+class Hang(Exception):
+    """A call did not return within the watchdog's limit."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"did not return within {seconds:.0f} s (an endless loop or a blocking call)")
+        self.seconds = seconds
+
+
+class Watchdog:
+    """Runs calls in one worker thread, each with a time limit scaled to the slowest call that
+    returned. A call that hangs is abandoned with its thread; the next call gets a new one."""
+
+    def __init__(self, min_seconds: float = MIN_SECONDS):
+        self.min_seconds = min_seconds
+        self.slowest = 0.0
+        self._jobs: queue.Queue | None = None
+
+    @property
+    def limit(self) -> float:
+        return max(self.min_seconds, SLOWEST_FACTOR * self.slowest)
+
+    def run(self, call: Callable[[], T], limit: float | None = None) -> T:
+        """``call()``'s result or exception; `Hang` if it has not returned after ``limit`` seconds."""
+        limit = self.limit if limit is None else limit
+        if self._jobs is None:
+            self._jobs = queue.Queue()
+            threading.Thread(target=_work, args=(self._jobs,), name="gradfuzz-batch", daemon=True).start()
+        outcome: dict[str, object] = {}
+        done = threading.Event()
+        started = time.monotonic()
+        self._jobs.put((call, outcome, done))
+        if not done.wait(limit):
+            self._jobs = None  # abandon the stuck thread (it ends with the process)
+            raise Hang(limit)
+        self.slowest = max(self.slowest, time.monotonic() - started)
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        return outcome["value"]  # type: ignore[return-value]
+
+
+def _work(jobs: queue.Queue) -> None:
+    while True:
+        call, outcome, done = jobs.get()
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+        finally:
+            done.set()
