@@ -239,7 +239,7 @@ class Evaluator:
                 continue
             except Exception as error:  # pfor raises ValueError/TypeError/NotImplementedError
                 reason = summarize_error(error)[:200]
-            if name in _SELECTABLE and "If" in "".join(_op_types(per_example, part_signature)):
+            if name in _SELECTABLE and _has_cond(per_example, part_signature):
                 # pfor cannot convert the gradient of a tf.cond: evaluate both branches and select.
                 try:
                     with _quiet_tensorflow():
@@ -605,6 +605,15 @@ def _op_types(per_example: Callable, part_signature: list) -> set[str]:
     element_specs = tf.nest.map_structure(lambda s: tf.TensorSpec(s.shape[1:], s.dtype), part_signature)
     graph = tf.function(per_example).get_concrete_function(element_specs).graph.as_graph_def()
     return {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
+
+
+def _has_cond(per_example: Callable, part_signature: list) -> bool:
+    """One example's graph holds a tf.cond (False if it cannot even be traced)."""
+    try:
+        with _quiet_tensorflow():
+            return any(op in ("If", "StatelessIf") for op in _op_types(per_example, part_signature))
+    except Exception:
+        return False
 
 
 def _eagerly(per_example: Callable) -> Callable:
