@@ -63,6 +63,42 @@ def wrong_at_exact_zero(x):
     return tf.sin(x), lambda dy: dy * tf.where(tf.equal(x, 0.0), tf.zeros_like(x), tf.cos(x))
 
 
+# -- written for issue #16 before its strategy changes were tuned (kept whatever they show) ------
+
+
+@gradfuzz.inputs("float32[]@-10..10")
+@tf.custom_gradient
+def dead_zone_below_1e6(x):
+    """tanh with a gradient that is 0 for |x| < 1e-6 (a "numerical dead zone") where it is ≈ 1."""
+    y = tf.tanh(x)
+    return y, lambda dy: dy * tf.where(tf.abs(x) < 1e-6, tf.zeros_like(x), 1 - y * y)
+
+
+@gradfuzz.inputs("float64[]@-1..1")
+@tf.custom_gradient
+def log1p_padded_near_minus_one(x):
+    """log1p(x) whose gradient pads the denominator below -0.99: 1/(1.0001 + x), wrong on 0.5%
+    of the range, next to the singularity at -1 (the end of the range)."""
+    return tf.math.log1p(x), lambda dy: dy * tf.where(x < -0.99, 1 / (1.0001 + x), 1 / (1 + x))
+
+
+@gradfuzz.inputs("float32[]@-3..3", "float32[]@-3..3")
+@tf.custom_gradient
+def maximum_double_counts_ties(x, y):
+    """max(x, y) whose gradient gives dy to both arguments when they tie (x = y), where any split
+    that sums to dy is a subgradient: wrong only on the diagonal, a set of measure zero."""
+    return tf.maximum(x, y), lambda dy: (dy * tf.cast(x >= y, dy.dtype), dy * tf.cast(y >= x, dy.dtype))
+
+
+# -- corners of TensorFlow's own registered gradients (plain functions, no planted code) -----------
+
+pow_at_zero_zero = gradfuzz.inputs("float64[]@0..3", "float64[]@0..3")(lambda x, y: tf.pow(x, y))
+pow_at_zero_zero.__doc__ = "tf.pow's gradient is NaN only where both arguments are exactly 0."
+
+igamma_at_zero = gradfuzz.inputs("float64[]@0.5..3", "float64[]@0..5")(lambda a, x: tf.math.igamma(a, x))
+igamma_at_zero.__doc__ = "tf.math.igamma(a, x)'s gradient is NaN at x = 0 (the range's lower end) for a = 1."
+
+
 BUGS = {
     "threshold mismatch, width 1e-4": threshold_1e4,
     "x·y > 1 vs x·y > 1.001": product_boundary,
@@ -70,4 +106,9 @@ BUGS = {
     "wrong only below -95": wrong_below_minus_95,
     "float16 overflow |x| ≥ 256": float16_overflow,
     "wrong only at exact zero": wrong_at_exact_zero,
+    "dead zone |x| < 1e-6": dead_zone_below_1e6,
+    "padded denominator below -0.99": log1p_padded_near_minus_one,
+    "max gives dy to both at ties": maximum_double_counts_ties,
+    "tf.pow at (0, 0)": pow_at_zero_zero,
+    "tf.math.igamma at x = 0": igamma_at_zero,
 }

@@ -76,4 +76,23 @@ def configure_devices() -> str:
     return "/GPU:0" if gpus else "/CPU:0"
 
 
-__all__ = ["configure_devices", "tf", "tf_decorator"]
+class trial_trace:
+    """Around a trace that is allowed to fail: silences TF's logger, and undoes what a failed
+    trace leaves behind. ``tf.map_fn`` sets a caching device on the thread's variable scope and
+    unsets it only when tracing succeeds; left set, every later eager ``tf.recompute_grad`` in the
+    thread raises "Caching devices is not yet supported when eager execution is enabled"."""
+
+    def __enter__(self):
+        self._logger = tf.get_logger()
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL)
+        self._scope = tf.compat.v1.get_variable_scope()
+        self._caching_device = self._scope.caching_device
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)
+        self._scope.set_caching_device(self._caching_device)
+        return False
+
+
+__all__ = ["configure_devices", "tf", "tf_decorator", "trial_trace"]

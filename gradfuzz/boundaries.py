@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from gradfuzz._tf import tf
+from gradfuzz._tf import tf, trial_trace
 from gradfuzz.spec import ArgSpec
 from gradfuzz.strategies import fit, step_ulps
 from gradfuzz.target import Target
@@ -54,7 +54,8 @@ def graph_constants(target: Target, specs: Sequence[ArgSpec]) -> list[float]:
 
     signature = [tf.TensorSpec(s.shape, s.numpy_dtype) for s in specs]
     try:
-        graph_def = tf.function(vjp).get_concrete_function(*signature).graph.as_graph_def()
+        with trial_trace():
+            graph_def = tf.function(vjp).get_concrete_function(*signature).graph.as_graph_def()
     except Exception:
         return []  # the probe reports why the target cannot be traced
     nodes = list(graph_def.node)
@@ -165,7 +166,8 @@ class BranchSignature:
                         lambda xs: tf.map_fn(per_example, xs, fn_output_signature=tf.TensorSpec([None], tf.float64))):
             try:
                 function = tf.function(batched, input_signature=[signature])
-                function.get_concrete_function()
+                with trial_trace():
+                    function.get_concrete_function()
             except Exception:
                 continue
             if not empty[0]:

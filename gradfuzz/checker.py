@@ -136,7 +136,8 @@ class TargetCheck:
                  on_progress: Callable[[CheckReport], None] | None = None,
                  plan_strategy: Callable[[int], object] | None = None, stop_at_first_failure: bool = False,
                  order: int = 1, modes: Sequence[str] = ("function",), warm: WarmCache | None = None,
-                 should_stop: Callable[[], bool] | None = None, run_id: str | None = None):
+                 should_stop: Callable[[], bool] | None = None, run_id: str | None = None, empty_is_error: bool = True):
+        self.empty_is_error = empty_is_error
         self.target, self.specs = target, tuple(specs)
         self.budget, self.max_examples = budget, max_examples
         self.seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31))
@@ -197,7 +198,7 @@ class TargetCheck:
         self.output_dtypes = [numpy_dtype(d) for d in structure.output_dtypes]
         self.warmup = time.monotonic() - self.started
         self._fuzz_in_rounds()
-        if self.examples == 0 and self.findings.first_failure is None and not (self.should_stop and self.should_stop()):
+        if self.empty_is_error and self.examples == 0 and self.findings.first_failure is None:
             # Passing on no evidence would be a false "pass": say why nothing ran.
             self.report.error = (f"no example was evaluated: getting ready (probing, choosing how to batch the target, "
                                  f"tracing) took {self.warmup:.1f} s of the {self.budget:.0f} s budget. Give it a larger budget.")
@@ -426,7 +427,8 @@ def check_target(target: Target, specs: Sequence[ArgSpec], *, store: FailureStor
     ``stop_at_first_failure`` ends the run as soon as an example fails (for measuring how soon
     a bug is found). Campaigns pass ``warm`` (compiled functions reused across calls),
     ``should_stop`` (asked between batches; the check then ends normally, keeping what it found)
-    and ``run_id`` (the store rows' run id).
+    ``run_id`` (the store rows' run id) and ``empty_is_error=False`` (a slice that evaluated nothing
+    is no error: the next slice goes on where it stopped).
 
     ``report.records`` holds the store rows; with ``store`` they are also appended there.
     """

@@ -22,14 +22,13 @@ The engine holds no verdict logic; it returns numpy arrays (`Evaluation`).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradfuzz._tf import configure_devices, tf
+from gradfuzz._tf import configure_devices, tf, trial_trace
 from gradfuzz.dtypes import info_for
 from gradfuzz.spec import ArgSpec
 from gradfuzz.target import Target
@@ -208,7 +207,7 @@ class Evaluator:
         ]
         self._parts, self._mapped, self._select, self._eager, self._loop = parts, set(), set(), "", ""
         try:
-            with _quiet_tensorflow():
+            with trial_trace():
                 ops = _op_types(*parts["custom VJP"])
         except Exception as error:  # it ran eagerly (the probe): only tracing fails
             self._eager = f"it cannot be traced: {summarize_error(error)[:160]}"
@@ -225,7 +224,7 @@ class Evaluator:
                 self.stats.fallbacks[name] = f"map_fn ({self._loop})"
             return self._build(signature)
         try:
-            with _quiet_tensorflow():
+            with trial_trace():
                 function = self._build(signature)
                 function.get_concrete_function()
             return function
@@ -234,7 +233,7 @@ class Evaluator:
         mapped = self._mapped
         for name, (per_example, part_signature) in parts.items():
             try:
-                with _quiet_tensorflow():
+                with trial_trace():
                     tf.function(_vectorized(per_example)).get_concrete_function(part_signature)
                 continue
             except Exception as error:  # pfor raises ValueError/TypeError/NotImplementedError
@@ -242,7 +241,7 @@ class Evaluator:
             if name in _SELECTABLE and _has_cond(per_example, part_signature):
                 # pfor cannot convert the gradient of a tf.cond: evaluate both branches and select.
                 try:
-                    with _quiet_tensorflow():
+                    with trial_trace():
                         tf.function(self._selecting(name)).get_concrete_function(part_signature)
                     self._select.add(name)
                     self.stats.fallbacks[name] = "vectorized_map with tf.cond as a select of both branches"
@@ -253,14 +252,15 @@ class Evaluator:
             self.stats.fallbacks[name] = f"map_fn ({reason})"
         if "forward JVP" in mapped:  # optional: without a forward-mode rule for some op, go without it
             try:
-                with _quiet_tensorflow():
+                with trial_trace():
                     tf.function(_mapped(parts["forward JVP"][0])).get_concrete_function(parts["forward JVP"][1])
             except Exception as error:
                 del parts["forward JVP"]
                 mapped.discard("forward JVP")
                 self.stats.fallbacks["forward JVP"] = f"not used ({summarize_error(error)[:200]})"
         function = self._build(signature)
-        function.get_concrete_function()  # errors here are the target's own: let them raise
+        with trial_trace():
+            function.get_concrete_function()  # errors here are the target's own: let them raise
         return function
 
     def batched(self, name: str) -> Callable | None:
@@ -407,7 +407,7 @@ class Evaluator:
             cot64 = [tf.TensorSpec([None, *shape], _wide(d)) for d, shape in zip(structure.output_dtypes, structure.output_shapes)]
             batched = (_mapped if "custom VJP" in self._mapped else _vectorized)(lambda a: self._custom_vjp(a[0], a[1])[1])
             try:
-                with _quiet_tensorflow():
+                with trial_trace():
                     self._wide_custom = tf.function(batched).get_concrete_function([arg64, cot64])
             except Exception:  # the target does not run at float64: no precision diagnosis
                 self._wide_custom = False
@@ -610,7 +610,7 @@ def _op_types(per_example: Callable, part_signature: list) -> set[str]:
 def _has_cond(per_example: Callable, part_signature: list) -> bool:
     """One example's graph holds a tf.cond (False if it cannot even be traced)."""
     try:
-        with _quiet_tensorflow():
+        with trial_trace():
             return any(op in ("If", "StatelessIf") for op in _op_types(per_example, part_signature))
     except Exception:
         return False
@@ -652,21 +652,8 @@ def _output_dtypes_at_float64(forward: Callable, specs: Sequence[ArgSpec]) -> tu
     (hard-coded float32 constants, for instance)."""
     signature = [tf.TensorSpec(s.shape, _wide(s.numpy_dtype) if s.differentiable else s.numpy_dtype) for s in specs]
     try:
-        with _quiet_tensorflow():
+        with trial_trace():
             concrete = tf.function(lambda *xs: forward(*xs)).get_concrete_function(*signature)
     except Exception:
         return None
     return tuple(t.dtype.name for t in tf.nest.flatten(concrete.structured_outputs))
-
-
-class _quiet_tensorflow:
-    """Silence TF's logger while trying conversions that are allowed to fail."""
-
-    def __enter__(self):
-        self._logger = tf.get_logger()
-        self._level = self._logger.level
-        self._logger.setLevel(logging.CRITICAL)
-
-    def __exit__(self, *exc):
-        self._logger.setLevel(self._level)
-        return False

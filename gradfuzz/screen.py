@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradfuzz._tf import tf
+from gradfuzz._tf import tf, trial_trace
 from gradfuzz.dtypes import info_for
 from gradfuzz.engine import Evaluator
 from gradfuzz.oracle import TOLERANCES, GradientScale
@@ -106,7 +106,8 @@ class Screen:
         self._function = None
         if self.available:
             try:
-                self._function = self._build()
+                with trial_trace():
+                    self._function = self._build()
             except Exception as error:  # the full path still checks every example
                 self.reason = f"screen could not be traced: {summarize_error(error)[:200]}"
 

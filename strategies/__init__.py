@@ -153,11 +153,41 @@ def expand(plan: Plan, specs: Sequence[ArgSpec], points: Sequence[Sequence[float
             if rows.size:
                 values[rows] = _structured_matrices(spec, rng, rows.size)
         batch.append(values)
+    _joint_special_values(batch, specs, np.flatnonzero(regions == 0), rng)
     if boundary is not None and plan.boundary and len(boundary[0]):
         rows = np.flatnonzero(rng.random(size) < plan.boundary / 8)
         for arg, replacement in enumerate(around(boundary, specs, rng, rows.size, plan.ulps)):
             batch[arg][rows] = replacement
     return batch
+
+
+JOINT_VALUES = (0.0, 1.0, -1.0, 0.5, 2.0, -0.5)
+
+
+def _joint_special_values(batch: list[np.ndarray], specs: Sequence[ArgSpec], rows: np.ndarray,
+                          rng: np.random.Generator) -> None:
+    """Special values together: where a gradient breaks only when several elements are special at
+    once (pow(x, y) at x = y = 0, igamma(a, x) at a = 1 and x = 0, a product with two zeros, ties)
+    independent draws rarely meet. Of the special-value examples, a third get one common value in
+    every real element of every argument (where each range allows it), and a third (with two or
+    more arguments of one shape) repeat the first such argument's values in the others (x = y)."""
+    real = [a for a, spec in enumerate(specs) if spec.differentiable and not spec.is_complex]
+    if not rows.size or sum(specs[a].size for a in real) < 2:
+        return
+    kind = rng.integers(3, size=rows.size)
+    common = rows[kind == 0]
+    if common.size:
+        allowed = [v for v in JOINT_VALUES if all(specs[a].low <= v <= specs[a].high for a in real)]
+        if allowed:
+            value = rng.choice(np.array(allowed), size=common.size)
+            for a in real:
+                shape = (common.size, *specs[a].shape)
+                batch[a][common] = fit(np.broadcast_to(value.reshape(-1, *[1] * len(specs[a].shape)), shape), specs[a])
+    equal = rows[kind == 1]
+    first = real[0] if real else None
+    for a in real[1:]:
+        if equal.size and specs[a].shape == specs[first].shape:
+            batch[a][equal] = fit(batch[first][equal].astype(np.float64), specs[a])
 
 
 def around(pool: Sequence[np.ndarray], specs: Sequence[ArgSpec], rng: np.random.Generator, count: int,

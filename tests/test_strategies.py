@@ -144,3 +144,14 @@ def test_one_seed_draws_the_same_inputs_whatever_the_vector_unit():
     assert native[0] == baseline[0], "generation depends on the CPU's vector unit"
     if native[1] == baseline[1]:
         pytest.skip("numpy's exp gives the same bits with and without its dispatched kernels on this CPU")
+
+
+def test_special_values_also_come_together():
+    """pow(x, y) breaks only at x = y = 0, max(x, y) only at ties: a third of the special-value
+    examples put one value in every element, a third repeat the first argument in the others."""
+    specs = [parse_spec("float64[]@0..3"), parse_spec("float64[]@0..3")]
+    x, y = expand(Plan(seed=3, weights=(1, 0, 0, 0)), specs, [[], []], 3000)
+    assert np.mean((x == 0) & (y == 0)) > 0.07, "independent draws alone give about 4%"
+    assert np.mean(x == y) > 0.5
+    (v,) = expand(Plan(seed=3, weights=(1, 0, 0, 0)), [parse_spec("float32[4]@-2..2")], [[]], 3000)
+    assert np.mean(np.all(v == 0, axis=1)) > 0.05, "all zeros at once: the origin of a norm, a product's zeros"
