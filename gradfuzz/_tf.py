@@ -91,7 +91,8 @@ class trial_trace:
 
     def __exit__(self, *exc):
         self._logger.setLevel(self._level)
-        self._scope.set_caching_device(self._caching_device)
+        # set_caching_device refuses to run eagerly (where we are again), so restore the field itself.
+        self._scope._caching_device = self._caching_device
         return False
 
 

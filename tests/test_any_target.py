@@ -84,3 +84,14 @@ def test_a_batch_that_never_returns_is_a_hang_finding_and_the_run_goes_on(tmp_pa
     with FailureStore(tmp_path) as store:
         results, _ = replay_store(store)
     assert {r.status for r in results} == {"reproduced"}, [(r.status, r.detail) for r in results]
+
+
+@pytest.mark.slow
+def test_a_target_that_cannot_be_traced_leaves_tensorflow_as_it_found_it():
+    """A failed tf.map_fn trace leaves a caching device on the thread's variable scope, after which
+    every eager tf.recompute_grad raises; gradfuzz's failed traces must clean up after themselves."""
+    import tensorflow as tf
+
+    gradfuzz.check(any_kind.project_to_ball, max_examples=32, seed=5)
+    assert tf.compat.v1.get_variable_scope().caching_device is None
+    assert gradfuzz.check(tf.recompute_grad(lambda x: tf.sin(x) * x), inputs=["float64[3]@-5..5"], max_examples=256, seed=1).ok
