@@ -32,14 +32,18 @@ from gradfuzz.target import Target
 
 MAX_POINTS = 32
 _ALWAYS = (0.0, 1.0, -1.0)
-# Where an op is singular or switches, though the graph holds no such constant: poles of tan,
-# the half-integers where round/rint switch and the integers where floor/ceil jump (a few; the
-# branch-signature bisection finds the others), the ends of acos/asin/atanh's domain.
+# Where an op is singular, ends its domain or switches, though the graph holds no such constant:
+# poles of tan and of the gamma family (0 and the negative integers), the half-integers where
+# round/rint switch and the integers where floor/ceil jump (a few; the branch-signature bisection
+# finds the others), the ends of acos/asin/atanh/acosh/log1p/igamma/betainc's domains, zeta's pole.
+# (0 and ±1, the ends of log, sqrt, pow's base and every denominator, are always points.)
 _OP_POINTS = {
     "Tan": (np.pi / 2, -np.pi / 2, 3 * np.pi / 2),
     "Round": (0.5, -0.5, 1.5, 2.5), "Rint": (0.5, -0.5, 1.5, 2.5),
     "Floor": (2.0, -2.0, 3.0), "Ceil": (2.0, -2.0, 3.0),
-    "Acos": (1.0, -1.0), "Asin": (1.0, -1.0), "Atanh": (1.0, -1.0), "Log1p": (-1.0,),
+    "Acos": (1.0, -1.0), "Asin": (1.0, -1.0), "Atanh": (1.0, -1.0), "Acosh": (1.0,), "Log1p": (-1.0,),
+    "Lgamma": (0.0, -1.0, -2.0, -3.0), "Digamma": (0.0, -1.0, -2.0, -3.0), "Polygamma": (0.0, -1.0, -2.0),
+    "Igamma": (0.0,), "Igammac": (0.0,), "Betainc": (0.0, 1.0), "Zeta": (1.0,),
 }
 
 
