@@ -223,6 +223,12 @@ class Evaluator:
             for name in parts:
                 self.stats.fallbacks[name] = f"map_fn ({self._loop})"
             return self._build(signature)
+        if ops & _COND_OPS:
+            # pfor cannot convert the gradient of a tf.cond: autodiff's parts select between both
+            # branches from the start (trying and failing first cost seconds of every short slice).
+            self._select = {name for name in _SELECTABLE if name in parts}
+            for name in self._select:
+                self.stats.fallbacks[name] = "vectorized_map with tf.cond as a select of both branches"
         try:
             with trial_trace():
                 function = self._build(signature)
@@ -232,6 +238,14 @@ class Evaluator:
             pass
         mapped = self._mapped
         for name, (per_example, part_signature) in parts.items():
+            if name in self._select:
+                try:
+                    with trial_trace():
+                        tf.function(self._selecting(name)).get_concrete_function(part_signature)
+                    continue
+                except Exception:
+                    self._select.discard(name)
+                    del self.stats.fallbacks[name]
             try:
                 with trial_trace():
                     tf.function(_vectorized(per_example)).get_concrete_function(part_signature)
@@ -575,6 +589,7 @@ def _real_inner(value: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
 
 _LOOP_OPS = {"While", "StatelessWhile"}
 _PYTHON_OPS = {"EagerPyFunc", "PyFunc", "PyFuncStateless"}
+_COND_OPS = {"If", "StatelessIf"}
 _SELECTABLE = ("reference VJP", "reference VJP (float64)", "forward JVP")  # autodiff of the forward only
 
 
