@@ -5,7 +5,8 @@
 #   CONFIG=/work/campaign.toml BUDGET=2h RESULTS=/results bash cluster/entrypoint.sh
 #
 # Exit status: 0 clean; 1 a stored failure reproduces or the campaign found a new one;
-# 2 a configuration, target or cluster error. The store named in the config should live on a
+# 2 a configuration, target or cluster error, or a replay or campaign that crashed or was killed
+# (any status but 0, 1 and 130); 130 stopped early (the job is retried and resumes). The store named in the config should live on a
 # persistent volume, so the next gate replays what this one found.
 set -uo pipefail
 cd "$(dirname "$0")/.."                # relative target paths mean the repository, on every node
@@ -44,7 +45,16 @@ gradfuzz export "$store" "$RESULTS/failures-parquet" --overwrite >/dev/null 2>&1
 gradfuzz report "$store" --html "$RESULTS/report.html" >/dev/null 2>&1 || true
 echo "== results in $RESULTS: campaign.json, replay.json, failures-parquet/, report.html"
 
-[ "$campaign_status" -eq 2 ] && exit 2
-[ "$campaign_status" -eq 130 ] && exit 130   # stopped (SIGTERM/preemption) early: the job is retried and resumes
+# Fail closed: only the statuses gradfuzz documents mean what they say. Anything else (137: OOM
+# kill, 139: segfault, 134: abort) is a campaign that did not finish, whatever the replay said.
+case "$replay_status" in
+  0|1) ;;
+  *) echo "entrypoint: replay ended with status $replay_status (crashed or killed): failing the job" >&2; exit 2 ;;
+esac
+case "$campaign_status" in
+  0|1) ;;
+  130) exit 130 ;;                     # stopped (SIGTERM/preemption) early: the job is retried and resumes
+  *) echo "entrypoint: campaign ended with status $campaign_status (crashed or killed): failing the job" >&2; exit 2 ;;
+esac
 [ "$campaign_status" -eq 1 ] || [ "$replay_status" -eq 1 ] && exit 1
 exit 0

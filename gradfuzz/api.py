@@ -66,6 +66,8 @@ def check(
     request = CheckRequest((target,), None if inputs is None else tuple(inputs), parse_duration(budget), max_examples)
     planned = plan_checks([request])
     failure_store = FailureStore(store) if store is not None else None
+    if failure_store is not None:
+        failure_store.ensure_writable()
     try:
         reports = [check_target(p.target, p.specs, budget=p.seconds, max_examples=p.max_examples, seed=seed, store=failure_store,
                                 shrink=shrink, batch_size=batch_size, jit=jit, order=order, modes=tuple(modes))

@@ -42,7 +42,7 @@ import numpy as np
 
 from gradfuzz.config import CampaignConfig
 from gradfuzz.executors import Executor, Slice, SliceResult, TargetRef
-from gradfuzz.store import FailureStore, environment
+from gradfuzz.store import FailureStore, environment, fsync_directory
 
 CHECKPOINT = "campaign.json"
 CHECKPOINT_VERSION = 1
@@ -223,6 +223,7 @@ class Campaign:
             raise CampaignError(f"The campaign in {path} already finished. Start a new one without --resume.")
         for state, ref in zip(campaign.targets, wanted):
             state.ref = ref  # the same targets; file paths may have been re-resolved
+        campaign.store = config.store  # where the checkpoint was found: a moved store is written where it is now
         if budget is not None:
             campaign.budget = budget
         if slice_seconds:
@@ -495,3 +496,4 @@ def _write_atomically(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+    fsync_directory(path.parent)

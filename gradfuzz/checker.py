@@ -41,8 +41,9 @@ from gradfuzz.probes import (
     probe_somewhere,
     record_contract,
     record_exception,
+    split_off_domain_errors,
 )
-from gradfuzz.report import CheckReport
+from gradfuzz.report import CheckReport, Finding
 from gradfuzz.screen import JudgingQuota, ScreenResult
 from gradfuzz.shrinking import shrink_elements
 from gradfuzz.spec import ArgSpec
@@ -164,6 +165,9 @@ class TargetCheck:
         self._shrinking: tuple[str, Plan, int] | None = None
         self._shrink_until = 0.0
         self._pace = (0.0, 0)  # the last batch: when it started, its size (the sizer's clock)
+        self.store: FailureStore | None = None  # given: each failure is appended as soon as it is found
+        self._written: set[tuple[int, str]] = set()  # (id(), category) of the findings already in the store
+        self._groups_seen = 0
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -176,6 +180,7 @@ class TargetCheck:
             return self._finish(None)
         for violation in check_contract(self.specs, structure):
             record_contract(self.findings, violation, first, self.seed)
+        self._persist()
         try:
             self.evaluator = self.warm.evaluator(self.target, self.specs, structure, self.jit, self.order)
             if self.evaluator.stats.strategy.startswith("eager"):
@@ -279,6 +284,8 @@ class TargetCheck:
                 self.findings.first_failure = self.examples - outcome.batch.size + row + 1
             signatures = self.findings.collect(evaluation, judgement, plan, self.seed, outcome.weights)
             new.extend((signature, evaluation, judgement) for signature in signatures)
+        if new or len(self.findings.groups) != self._groups_seen:
+            self._persist()
         self.timings.add("collect", tick)
         hypothesis_target(float(np.log10(1.0 + min(outcome.score, 1e300))), label="log10 error")
         if self.on_progress is not None:
@@ -331,7 +338,9 @@ class TargetCheck:
                 except (OutOfMemory, Hang):
                     raise
                 except Exception as error:  # e.g. XLA cannot compile the comparison on this device
-                    screen.reason = f"screen failed: {summarize_error(error)[:200]}"
+                    if screen.runs == 0:
+                        screen.reason = f"screen failed: {summarize_error(error)[:200]}"
+                    # Else a run-time error of this batch's inputs (a singular matrix): judge it in full.
                 tick = timings.add("screen", tick)
             rows, weights = (np.arange(count), None) if screened is None else self.quota.choose(screened, complete)
             if rows.size == 0:
@@ -350,9 +359,18 @@ class TargetCheck:
             self.sizer.out_of_memory()
             return None
         except TargetRaised:
-            isolate_raising(self.findings, self.evaluator, self.target, batch, self.seed)
-            self.examples += 1
-            return None
+            runs = split_off_domain_errors(self.findings, self.evaluator, self.target, subset, self.seed)
+            if runs is None or runs.size == 0:
+                self.examples += 1
+                return None
+            self.skipped += subset.size - runs.size  # outside the forward's domain, like a NaN forward
+            subset, rows = subset.select(runs), rows[runs]
+            weights = None if weights is None else weights[runs]
+            try:
+                evaluation = self.evaluator.evaluate(subset)
+            except TargetRaised:  # raising on inputs that ran a moment ago: not a domain
+                isolate_raising(self.findings, self.evaluator, self.target, subset, self.seed)
+                return None
         tick = timings.add("evaluate", tick)
         scale = screened.scale if screened is not None else None
         judged = [(evaluation, judge_batch(self.evaluator, evaluation, self.target, self.points, scale))]
@@ -406,11 +424,32 @@ class TargetCheck:
         report.warmup_seconds = self.warmup
         return self.findings.fill(report)
 
+    def _persist(self) -> None:
+        """Append the failures found so far that the store lacks: a check killed by Ctrl-C, SIGKILL or
+        the OOM killer keeps what it found (their final form is appended when the run ends)."""
+        self._groups_seen = len(self.findings.groups)
+        if self.store is None:
+            return
+        found = [g.representative for g in self.findings.groups.values()
+                 if g.representative.kind == "failure" and (id(g.representative), g.representative.category) not in self._written]
+        for finding in found:
+            finding.count = max(1, round(self.findings.groups[finding.signature].count))
+        rows = self._records(found, self.evaluator.device if hasattr(self, "evaluator") else "")
+        self.store.append_failures(rows)
+        self.report.stored += len(rows)
+
+    def _records(self, failures: Sequence[Finding], device: str) -> list[dict]:
+        return self.findings.records(failures, fingerprint=self.target.fingerprint, device=device or "", run_id=self.run_id,
+                                     reference_target=self.target.reference_name,
+                                     variables=[(v.name, v.numpy()) for v in self.target.variables],
+                                     written=self._written if self.store is not None else None)
+
     def _finish(self, device: str | None) -> CheckReport:
         report = self._snapshot()
-        report.records = self.findings.records(report.failures, fingerprint=self.target.fingerprint, device=device or "",
-                                               run_id=self.run_id, reference_target=self.target.reference_name,
-                                               variables=[(v.name, v.numpy()) for v in self.target.variables])
+        report.records = self._records(report.failures, device)
+        if self.store is not None and report.records:
+            self.store.append_failures(report.records)
+            report.stored += len(report.records)
         return report
 
 
@@ -432,8 +471,6 @@ def check_target(target: Target, specs: Sequence[ArgSpec], *, store: FailureStor
 
     ``report.records`` holds the store rows; with ``store`` they are also appended there.
     """
-    report = TargetCheck(target, specs, **options).run()
-    if store is not None and report.records:
-        store.append_failures(report.records)
-        report.stored = len(report.records)
-    return report
+    check = TargetCheck(target, specs, **options)
+    check.store = store
+    return check.run()

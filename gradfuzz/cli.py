@@ -87,6 +87,7 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     reports = []
     try:
         with FailureStore(store) as failure_store:
+            failure_store.ensure_writable()
             for plan in planned:
                 with _progress(plan.target.name, output_format) as update:
                     report = check_target(plan.target, plan.specs, budget=plan.seconds, max_examples=plan.max_examples, seed=seed,
@@ -98,7 +99,7 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     except StoreError as error:
         _fail(str(error))
     except KeyboardInterrupt:
-        stderr.print("[yellow]Interrupted: failures found so far are stored.[/]")
+        stderr.print(f"[yellow]Interrupted: the failures found so far are in {store}.[/]")
     ok = all(r.ok for r in reports) and len(reports) == len(planned)
     if output_format == "json":
         document = {"ok": ok, "store": str(store), "targets": [r.to_json() for r in reports]}
@@ -143,7 +144,7 @@ def replay(store, target_filter, since, repeat, output_format) -> None:
         _fail(str(error))
     for problem in problems:
         stderr.print(f"[yellow]warning:[/] {escape(problem)}")
-    failing = [r for r in results if r.status.failing]
+    failing = [r for r in results if r.failing]
     if output_format == "json":
         click.echo(json.dumps({"store": str(store), "results": [r.to_json() for r in results], "problems": problems},
                               indent=2, default=str))
@@ -168,6 +169,11 @@ def _print_replay(results, store) -> None:
     stdout.print(table)
     counts = {s: sum(r.status == s for r in results) for s in ("reproduced", "flaky", "fixed", "target-missing")}
     stdout.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    missing = [r for r in results if r.failing and r.status == "target-missing"]
+    if missing:
+        names = ", ".join(sorted({f"{r.failure.target} [{r.failure.category}]" for r in missing}))
+        stdout.print(f"[red]{len(missing)} open failure(s) name a target that cannot be loaded ({escape(names)}): this fails. "
+                     "Restore the target, or replay with the code it moved to once it loads again.[/]", soft_wrap=True)
 
 
 @main.command()
@@ -253,12 +259,13 @@ def gate(config_path, budget, junit_path) -> None:
     from gradfuzz.config import ConfigError, load_config
     from gradfuzz.durations import parse_duration
     from gradfuzz.gate import junit_xml, run_gate
-    from gradfuzz.store import StoreError
+    from gradfuzz.store import StoreError, StoreLock
 
     try:
         config = load_config(config_path)
         seconds = parse_duration(budget) if budget else (config.budget or 1800.0)
-        result = run_gate(config, seconds)
+        with StoreLock(config.store, f"gradfuzz gate {config_path}"):
+            result = run_gate(config, seconds)
     except (ConfigError, ValueError, StoreError) as error:
         _fail(str(error))
     if junit_path is not None:
@@ -296,7 +303,7 @@ def campaign(config_path, budget, workers, executor_name, address, resume, slice
     from gradfuzz.campaign import Campaign, CampaignError, resolve_targets, run_campaign
     from gradfuzz.config import ConfigError, load_config
     from gradfuzz.durations import parse_duration
-    from gradfuzz.store import StoreError
+    from gradfuzz.store import StoreError, StoreLock
 
     executor_name = executor_name or ("ray" if address else "local")
     if executor_name == "local" and (workers or 1) > 1:
@@ -308,6 +315,8 @@ def campaign(config_path, budget, workers, executor_name, address, resume, slice
         seconds = parse_duration(budget) if budget else None
         slice_seconds = parse_duration(slice_length) if slice_length else None
         refs = resolve_targets(config)
+        # Held until this process exits: a second campaign on the store would rename this one's checkpoint.
+        lock = StoreLock(config.store, f"gradfuzz campaign {config_path}").__enter__()
         if resume:
             state = Campaign.resume(config, refs, seconds, slice_seconds)
         else:
@@ -326,6 +335,7 @@ def campaign(config_path, budget, workers, executor_name, address, resume, slice
         _fail(str(error))
     finally:
         executor.shutdown()
+        lock.__exit__()
     _print_campaign(state)
     if state.failed:
         sys.exit(EXIT_FAILURES)

@@ -14,6 +14,7 @@ Unknown keys and malformed values are errors that name the line.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -54,8 +55,6 @@ class CampaignConfig:
 
 
 def load_config(path: str | Path) -> CampaignConfig:
-    from gradfuzz.durations import parse_duration
-
     path = Path(path)
     try:
         text = path.read_text()
@@ -79,18 +78,19 @@ def load_config(path: str | Path) -> CampaignConfig:
             raise fail("store must be a path string, e.g. store = \".gradfuzz\".", "store")
         config.store = Path(data["store"])
     if "seed" in data:
-        if not isinstance(data["seed"], int) or isinstance(data["seed"], bool):
-            raise fail("seed must be a whole number.", "seed")
-        config.seed = data["seed"]
+        seed = data["seed"]
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+            raise fail(f"seed must be a whole number from 0 to 2**32 - 1, not {seed!r}.", "seed")
+        config.seed = seed
     if "budget" in data:
-        try:
-            config.budget = parse_duration(data["budget"])
-        except (ValueError, TypeError) as error:
-            raise fail(str(error), "budget") from None
+        config.budget = _budget(data["budget"], lambda message: fail(message, "budget"))
     targets = data.get("targets", [])
     if not isinstance(targets, list) or not targets:
         raise ConfigError(f"{path}: no [[targets]]; add at least one block with target = \"module:attr\".")
     for block, entry in enumerate(targets):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}:{_line_of(lines, 'targets', None)}: targets must be [[targets]] tables "
+                              f"(target = \"module:attr\", ...), not {entry!r}.")
         for key in entry:
             if key not in _TARGET_KEYS:
                 raise fail(f"unknown key {key!r} in [[targets]]; expected {', '.join(sorted(_TARGET_KEYS))}.", key, block)
@@ -106,16 +106,26 @@ def load_config(path: str | Path) -> CampaignConfig:
             except SpecError as error:
                 raise fail(str(error), "inputs", block) from None
         weight = entry.get("weight", 1.0)
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
-            raise fail("weight must be a positive number.", "weight", block)
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 < weight < math.inf:
+            raise fail(f"weight must be a positive, finite number, not {weight!r}.", "weight", block)
         budget = None
         if "budget" in entry:
-            try:
-                budget = parse_duration(entry["budget"])
-            except (ValueError, TypeError) as error:
-                raise fail(str(error), "budget", block) from None
+            budget = _budget(entry["budget"], lambda message, block=block: fail(message, "budget", block))
         config.targets.append(TargetConfig(entry["target"], inputs, float(weight), budget))
     return config
+
+
+def _budget(value, fail) -> float:
+    """A positive, finite duration ("10m", 600); otherwise the error ``fail`` makes of a message."""
+    from gradfuzz.durations import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, TypeError) as error:
+        raise fail(str(error)) from None
+    if not 0 < seconds < math.inf:
+        raise fail(f"budget must be a positive, finite duration such as \"10m\", not {value!r}.")
+    return seconds
 
 
 def _line_of(lines: list[str], key: str, block: int | None) -> int:

@@ -228,14 +228,21 @@ class Findings:
         return report
 
     def records(self, failures: Sequence[Finding], *, fingerprint: str, device: str, run_id: str,
-                reference_target: str, variables: Sequence[tuple[str, np.ndarray]] = ()) -> list[dict]:
+                reference_target: str, variables: Sequence[tuple[str, np.ndarray]] = (),
+                written: set[tuple[int, str]] | None = None) -> list[dict]:
         """Store rows for ``failures`` (from `fill`): each group's representative, worst and regions;
-        ``variables`` (name, value) are the target's weights, stored with every row."""
+        ``variables`` (name, value) are the target's weights, stored with every row. Examples whose
+        ``(id(), category)`` is in ``written`` (stored while the run went on) are left out, new ones added."""
         groups = {g.representative.signature: g for g in self.groups.values()}
         rows = []
         for finding in failures:
             group = groups.get(finding.signature)
             for example in group.examples() if group is not None else [finding]:
+                if written is not None:  # (a group relabelled since is written again, under its new category)
+                    key = (id(example), finding.category)
+                    if key in written:
+                        continue
+                    written.add(key)
                 example.count = finding.count
                 example.category, example.signature = finding.category, finding.signature
                 rows.append(failure_row(example, target=self.target, fingerprint=fingerprint,

@@ -7,6 +7,7 @@ budgets). New failures go to the config's store, so the next gate replays them.
 
 from __future__ import annotations
 
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from gradfuzz.checker import check_target
 from gradfuzz.config import CampaignConfig
 from gradfuzz.planning import CheckRequest, plan_checks
-from gradfuzz.replay import ReplayResult, ReplayStatus, replay_store
+from gradfuzz.replay import ReplayResult, replay_store
 from gradfuzz.report import CheckReport
 from gradfuzz.spec import SpecError
 from gradfuzz.store import FailureStore, RecordStatus
@@ -31,7 +32,7 @@ class GateResult:
 
     @property
     def reproduced(self) -> list[ReplayResult]:
-        return [r for r in self.replayed if r.status.failing]
+        return [r for r in self.replayed if r.failing]
 
     @property
     def new_failures(self) -> list[CheckReport]:
@@ -49,7 +50,7 @@ def run_gate(config: CampaignConfig, budget: float) -> GateResult:
         if (config.store / "failures").is_dir():
             replayed, result.problems = replay_store(store)
             # Failures fixed before this gate and still fixed are history, not test cases.
-            result.replayed = [r for r in replayed if not (r.failure.status == RecordStatus.FIXED and r.status == ReplayStatus.FIXED)]
+            result.replayed = [r for r in replayed if not (r.failure.status == RecordStatus.FIXED and not r.failing)]
         remaining = max(budget - (time.monotonic() - started), 1.0)
         for target_config, seconds in zip(config.targets, config.budgets(remaining)):
             try:
@@ -64,6 +65,15 @@ def run_gate(config: CampaignConfig, budget: float) -> GateResult:
     return result
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """Exception text as XML 1.0 allows it: ANSI colour codes and other control characters removed."""
+    return _XML_FORBIDDEN.sub("", _ANSI.sub("", text))
+
+
 def junit_xml(result: GateResult) -> str:
     """JUnit XML: one test case per replayed failure and per fuzzed target."""
     suite = ET.Element("testsuite", name="gradfuzz-gate", time=f"{result.seconds:.3f}")
@@ -71,21 +81,21 @@ def junit_xml(result: GateResult) -> str:
     for replayed in result.replayed:
         f = replayed.failure
         case = ET.SubElement(suite, "testcase", classname="gradfuzz.replay", name=f"{f.target} [{f.category}] {f.id[:8]}")
-        if replayed.status.failing:
+        if replayed.failing:
             failures += 1
-            ET.SubElement(case, "failure", message=f"{replayed.status}: {f.category}").text = replayed.detail or f.explanation
-        elif replayed.status == ReplayStatus.TARGET_MISSING:
-            ET.SubElement(case, "skipped", message=replayed.detail)
+            ET.SubElement(case, "failure", message=_xml_text(f"{replayed.status}: {f.category}")).text = \
+                _xml_text(replayed.detail or f.explanation)
     for report in result.fuzzed:
         case = ET.SubElement(suite, "testcase", classname="gradfuzz.fuzz", name=report.target, time=f"{report.seconds:.3f}")
         if not report.ok:
             failures += 1
             text = "\n".join(f"[{x.category}] x{x.count}: {x.explanation}" for x in report.failures) or (report.error or "")
-            ET.SubElement(case, "failure", message=f"{len(report.failures)} failure kind(s) in {report.examples} examples").text = text
+            ET.SubElement(case, "failure", message=f"{len(report.failures)} failure kind(s) in {report.examples} examples").text = \
+                _xml_text(text)
     for target, message in result.errors:
         failures += 1
-        case = ET.SubElement(suite, "testcase", classname="gradfuzz.fuzz", name=target)
-        ET.SubElement(case, "error", message="target could not be loaded").text = message
+        case = ET.SubElement(suite, "testcase", classname="gradfuzz.fuzz", name=_xml_text(target))
+        ET.SubElement(case, "error", message="target could not be loaded").text = _xml_text(message)
     suite.set("tests", str(len(suite)))
     suite.set("failures", str(failures))
     root = ET.Element("testsuites")

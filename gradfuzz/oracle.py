@@ -50,9 +50,10 @@ class Category(StrEnum):
     REFERENCE_WRONG = "reference-wrong"
     INCONCLUSIVE = "inconclusive"
     SURROGATE = "surrogate"  # a declared surrogate gradient differs from the derivative, as declared
+    DOMAIN = "domain"  # the forward itself raised at these inputs (a singular matrix's inverse): skipped
 
 
-NOTE_CATEGORIES = (Category.KINK, Category.REFERENCE_WRONG, Category.INCONCLUSIVE, Category.SURROGATE)
+NOTE_CATEGORIES = (Category.KINK, Category.REFERENCE_WRONG, Category.INCONCLUSIVE, Category.SURROGATE, Category.DOMAIN)
 FAILURE_CATEGORIES = tuple(c for c in Category if c not in NOTE_CATEGORIES)
 CATEGORIES = ("", *FAILURE_CATEGORIES, *NOTE_CATEGORIES)  # Judgement.category holds indices into this
 CATEGORY_CODE = {name: code for code, name in enumerate(CATEGORIES)}
@@ -76,6 +77,7 @@ TOLERANCES["complex64"], TOLERANCES["complex128"] = TOLERANCES["float32"], TOLER
 FLOAT64_MANTISSA = 52
 APPROXIMATION_MAX_RELATIVE = 0.05  # larger errors are not "approximations"
 KINK_STEP_RATIO = 0.6  # curvature's one-sided jump halves with the step; a kink's does not
+SINGULAR_GROWTH = 1.5  # a pole's difference quotients grow ~2× per halving (√|x|'s cusp 1.41×: a kink)
 KINK_JUMP_RELATIVE = 1e-3  # a gradient jump this small against the example's largest element is smooth variation
 FD_SAFETY = 4.0  # multiples of the difference error estimate that count as agreement
 
@@ -213,6 +215,7 @@ class _Differences:
     usable: np.ndarray  # bool: finite and not straddling a kink
     noise: np.ndarray  # rounding error of one-sided differences
     settled_jump: np.ndarray  # |R - L| with each side extrapolated to a zero step (curvature removed)
+    singular: np.ndarray  # bool: a pole within the step (both one-sided derivatives grow as it shrinks)
 
 
 def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float) -> _Differences:
@@ -233,8 +236,23 @@ def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float)
         right_full, left_full = (at[1.0] - at[0.0]) / step, (at[0.0] - at[-1.0]) / step
         jump_half, jump_full = right_half - left_half, right_full - left_full
         finite = np.all(np.isfinite(phi), axis=0)
+
+        # Near a pole (a numerically singular matrix's inverse) every difference quotient grows like
+        # 1/step: both one-sided derivatives about double when the step halves. A kink's stay put,
+        # and a smooth side's change by curvature·step, which shrinks them at a zero of f'.
+        def grows(fine, coarse):  # an overflowing quotient on both steps counts as growing
+            return (np.abs(fine) > SINGULAR_GROWTH * np.abs(coarse)) | (np.isinf(fine) & np.isinf(coarse))
+
+        # Above φ's own rounding (not the input-rounding term: near a pole that is as large as φ' itself).
+        phi_noise = 64 * eps * sampled / half
+        singular = (
+            finite
+            & grows(right_half, right_full) & grows(left_half, left_full) & grows(d_half, d_full)
+            & ~(np.minimum(np.abs(right_half), np.abs(left_half)) <= phi_noise)
+        )
         kink = (
             finite
+            & ~singular
             & (np.abs(jump_half) > KINK_STEP_RATIO * np.abs(jump_full))
             & (np.abs(jump_half) > 16 * rounding)
             & (np.abs(jump_half) > 1e-6 * (np.abs(right_half) + np.abs(left_half)))
@@ -242,7 +260,8 @@ def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float)
         # Each one-sided derivative is f' + c·τ on a smooth side: 2·D(h/2) - D(h) removes c. Their gap is
         # a kink's jump, or nothing (a polynomial whose one-sided terms are pure curvature).
         settled_jump = np.abs((2 * right_half - right_full) - (2 * left_half - left_full))
-    return _Differences(central, error, left_half, right_half, kink, finite & ~kink, rounding, settled_jump)
+    return _Differences(central, error, left_half, right_half, kink, finite & ~kink & ~singular, rounding, settled_jump,
+                        singular)
 
 
 def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure, *, has_reference: bool,
@@ -287,6 +306,7 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
     if neighbours is not None and neighbours.indices.size:
         rows = neighbours.indices
         fine = differences(neighbours.fine_phi, neighbours.fine_phi_scale + input_scale[rows], evaluation.fd_step, evaluation.fd_eps)
+        coarse_kink = fd.kink[rows].copy()
         if not has_reference:
             # Near (not at) a kink the normal step straddles it: trust the finer differences there.
             # (With an autodiff reference, the reference at x itself decides instead.)
@@ -297,7 +317,7 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
             # Finer differences that straddle a kink too: the point is at one, whatever the step.
             fd.kink[rows] |= fine.kink
             fd.usable[rows] &= ~fine.kink
-        _prefer_clean_fine_differences(fd, fine, rows)
+        _prefer_clean_fine_differences(fd, fine, rows, coarse_kink)
     at_kink = np.zeros(size, dtype=bool)  # the gradient jumps within a few ULPs of x
     in_hull = fine_agrees | _inside_neighbour_hull(
         evaluation, specs, custom, neighbours, has_reference and evaluation.reference is not None, fd.kink, at_kink
@@ -309,22 +329,33 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
     return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull, missing)
 
 
-def _prefer_clean_fine_differences(fd: _Differences, fine: _Differences, rows: np.ndarray) -> None:
+def _prefer_clean_fine_differences(fd: _Differences, fine: _Differences, rows: np.ndarray, coarse_kink: np.ndarray) -> None:
     """Where the normal step sees a kink that a 64× finer step does not, the finer differences
     judge instead. A kink's jump stays the same at every step; a jump the finer step does not see
     came from the function's curvature (a polynomial whose one-sided terms cancel at one step:
     `tf.reduce_prod` with two zeros) or from a kink x is merely near. Either way x itself is smooth,
     and only clean differences may arbitrate. Clean means: the finer one-sided derivatives, each
     extrapolated to a zero step, agree to a small part of the jump the normal step saw (a kink just
-    inside the finer step, as in a near-tie of maxima, leaves them apart)."""
+    inside the finer step, as in a near-tie of maxima, leaves them apart).
+
+    A coarse kink whose jump the finer step sees reversed, or where it sees a pole, is no kink
+    either: the differences cannot judge there, and only exact references may."""
     with np.errstate(invalid="ignore"):
         allowed = np.maximum(3 * FD_SAFETY * fine.noise, 0.01 * np.abs(fd.right[rows] - fd.left[rows]))
         clean = fine.usable & (fine.settled_jump <= allowed)
+        # A kink at x shows a jump of the same sign at every step (its size may change: a near-tie of
+        # maxima the finer step does not reach). A jump the finer step sees with the other sign, or a
+        # pole it sees, came from a step too coarse for x (a matrix whose entries are smaller than the
+        # step: its singular point lies inside it). Such differences cannot judge.
+        reversed_kink = fine.kink & ((fine.right - fine.left) * (fd.right[rows] - fd.left[rows]) < 0)
     smooth = fd.kink[rows] & clean
+    unjudgeable = coarse_kink & ~clean & (reversed_kink | fine.singular)
+    fd.kink[rows[unjudgeable]] = False
+    fd.usable[rows[unjudgeable]] = False
     if not smooth.any():
         return
     chosen = rows[smooth]
-    for name in ("central", "error", "left", "right", "kink", "usable", "noise", "settled_jump"):
+    for name in ("central", "error", "left", "right", "kink", "usable", "noise", "settled_jump", "singular"):
         getattr(fd, name)[chosen] = getattr(fine, name)[smooth]
 
 
@@ -559,7 +590,8 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
     # NaN where even one one-sided derivative is finite (a domain boundary, x^y at (0, 0)) is one too;
     # an infinite gradient there may be the truth (√x at 0), so only NaN.
     one_sided_finite = np.isfinite(fd.left) & np.isfinite(fd.right)
-    nan_beside_a_finite_side = np.isnan(custom_ip) & (np.isfinite(fd.left) | np.isfinite(fd.right))
+    # (Not beside a pole: there one-sided quotients are finite at any step while the truth overflows.)
+    nan_beside_a_finite_side = np.isnan(custom_ip) & (np.isfinite(fd.left) | np.isfinite(fd.right)) & ~fd.singular
     mark(~custom_finite & ((fd.usable & np.isfinite(fd.central)) | (fd.kink & one_sided_finite) | nan_beside_a_finite_side),
          FAILURE, "non-finite")
     mark(within_kink | in_hull, NOTE, "kink")

@@ -37,13 +37,30 @@ def probe_somewhere(target: Target, specs: Sequence[ArgSpec], findings: Findings
     runs. Inputs on which it raises are recorded as `exception` findings; the run
     goes on with the structure learned from the first input that worked."""
     candidates = expand(Plan(seed=seed, weights=(1, 0, 1, 0)), specs, [[] for _ in specs], PROBE_ATTEMPTS)
+    failed = []
     for k in range(PROBE_ATTEMPTS):
         example = [x[k] for x in candidates]
         try:
-            return probe(target, specs, example), example
+            structure = probe(target, specs, example)
         except TargetRaised as raised:
-            record_exception(findings, raised, example, seed)
+            failed.append((raised, example))
+            continue
+        for raised, inputs in failed:  # it runs elsewhere: a forward's run-time check marks its domain
+            if outside_domain(raised):
+                record_domain(findings, raised, inputs, seed, 1)
+            else:
+                record_exception(findings, raised, inputs, seed)
+        return structure, example
+    for raised, inputs in failed:
+        record_exception(findings, raised, inputs, seed)
     return None, []
+
+
+def outside_domain(raised: TargetRaised) -> bool:
+    """The forward raised a TensorFlow run-time error (a failed check of its inputs), not a Python one."""
+    import tensorflow as tf
+
+    return raised.stage == "forward" and isinstance(raised.error, tf.errors.OpError)
 
 
 def isolate_raising(findings: Findings, evaluator: Evaluator, target: Target, batch: Batch, seed: int) -> None:
@@ -73,6 +90,79 @@ def isolate_raising(findings: Findings, evaluator: Evaluator, target: Target, ba
     except TargetRaised as eager:
         raised = eager  # names the stage: forward or custom gradient
     record_exception(findings, raised, inputs, seed, cotangents=suspect.cotangents, tangents=suspect.tangents)
+
+
+DOMAIN_PROBES = 4  # raising examples probed eagerly to tell a domain error from a bug
+
+
+def split_off_domain_errors(findings: Findings, evaluator: Evaluator, target: Target, batch: Batch,
+                            seed: int) -> np.ndarray | None:
+    """The batch raised. Find every example that raises (bisection); if the forward itself raises
+    on them with a TensorFlow run-time error (``tf.linalg.inv`` of a singular matrix, a failed
+    ``tf.debugging`` assertion), they lie outside the function's domain, as inputs where the forward
+    is NaN do: record one `domain` note and return the rows that run (the target is known to run on
+    others: the first probe did). Anything else (the gradient raising, a Python error, a batch that
+    raises when no example alone does) is an `exception` finding, recorded by `isolate_raising`;
+    then None."""
+    import tensorflow as tf
+
+    raising = _raising_rows(evaluator, batch, np.arange(batch.size), known_to_raise=True)
+    if raising.size == 0:
+        isolate_raising(findings, evaluator, target, batch, seed)
+        return None
+    first = None
+    for row in raising[:DOMAIN_PROBES]:
+        example = batch.select(int(row))
+        inputs = [x[0] for x in example.inputs]
+        try:
+            probe(target, evaluator.specs, inputs)
+        except TargetRaised as raised:
+            if not outside_domain(raised):
+                record_exception(findings, raised, inputs, seed, cotangents=example.cotangents, tangents=example.tangents)
+                return None
+            first = first or (raised, inputs)
+        else:
+            # It raises only in the batched evaluation, which also runs the forward at x ± h for the
+            # differences: the forward's domain ends within a step (x = 49.99999 below a check x < 50).
+            # Any other cause (an evaluation problem of the engine's) is an `exception` finding.
+            try:
+                evaluator.evaluate(example)
+            except TargetRaised as batched:
+                if isinstance(batched.error, tf.errors.OpError):
+                    first = first or (TargetRaised("forward within a difference step", batched.error), inputs)
+                    continue
+            isolate_raising(findings, evaluator, target, batch.select(raising), seed)
+            return None
+    record_domain(findings, *first, seed, raising.size)
+    return np.setdiff1d(np.arange(batch.size), raising)
+
+
+def record_domain(findings: Findings, raised: TargetRaised, inputs: list[np.ndarray], seed: int, count: int) -> None:
+    signature = "domain|arg*"
+    group = findings.groups.get(signature)
+    if group is not None:
+        group.count += count
+        return
+    findings.add(signature, Finding(
+        target=findings.target, kind="note", category="domain", signature=signature, seed=seed, evidence={},
+        inputs=[np.asarray(x) for x in inputs], reference_name="forward",
+        explanation=(f"The {raised.stage} raised {summarize_error(raised.error)[:300]} here. Inputs where it raises "
+                     "are outside its domain, like inputs where it is not finite: they were skipped (the gradient "
+                     "is not at fault). Narrow the input range (@LO..HI) if they should not be drawn."),
+    ), count=count)
+
+
+def _raising_rows(evaluator: Evaluator, batch: Batch, rows: np.ndarray, known_to_raise: bool = False) -> np.ndarray:
+    if not known_to_raise:
+        try:
+            evaluator.evaluate(batch.select(rows))
+            return rows[:0]
+        except TargetRaised:
+            pass
+    if rows.size == 1:
+        return rows
+    half = rows.size // 2
+    return np.concatenate([_raising_rows(evaluator, batch, rows[:half]), _raising_rows(evaluator, batch, rows[half:])])
 
 
 def record_exception(findings: Findings, raised: TargetRaised, inputs: list[np.ndarray], seed: int,

@@ -55,6 +55,12 @@ class ReplayResult:
     reproduced: int = 0  # with --repeat: how many runs reproduced it
     runs: int = 1
 
+    @property
+    def failing(self) -> bool:
+        """Does this fail a replay or gate? Reproducing does; so does an open failure whose target can no
+        longer be loaded (renaming a buggy target must not pass the gate), as in the regression tests."""
+        return self.status.failing or (self.status == ReplayStatus.TARGET_MISSING and self.failure.status != RecordStatus.FIXED)
+
     def to_json(self) -> dict:
         f = self.failure
         return {

@@ -98,6 +98,7 @@ class Screen:
         self.evaluator = evaluator
         self.reason = screen_unavailable(evaluator)  # None while the screen is in use
         self.traces = 0
+        self.runs = 0  # batches screened
         self._points = [np.unique(np.asarray(p, dtype=np.float64)) for p in points]
         self._regions = 2 * max((len(p) for p in self._points), default=0) + 1
         self._segments = len(evaluator.gradient_specs) * KINDS * DECADES * self._regions
@@ -122,6 +123,7 @@ class Screen:
         except tf.errors.ResourceExhaustedError as error:
             raise OutOfMemory(batch.size) from error
         raw = {name: value.numpy() for name, value in raw.items()}
+        self.runs += 1
         return ScreenResult(
             size=batch.size, flags=raw["flags"], disagreed=int(raw["disagreed"]), skipped=int(raw["skipped"]),
             score=float(raw["score"]),

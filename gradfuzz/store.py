@@ -47,6 +47,52 @@ class StoreError(Exception):
     """A store that cannot be used at all (missing, not a directory, not writable)."""
 
 
+# -- one campaign or gate per store ---------------------------------------------------------
+
+
+class StoreLock:
+    """An exclusive lock on a store for a campaign or gate (``fcntl.flock`` on ``<store>/.lock``).
+
+    A second holder fails at once with a message naming the first (its command, host, pid and start
+    time); the lock is the operating system's, so a killed holder releases it by dying.
+    """
+
+    def __init__(self, root: str | os.PathLike, purpose: str):
+        self.path = Path(root) / ".lock"
+        self.purpose = purpose
+        self._handle = None
+
+    def __enter__(self) -> StoreLock:
+        import fcntl
+        import socket
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+")  # held for the lock's life
+        except OSError as error:
+            raise StoreError(f"Cannot lock the store at {self.path.parent}: {error.strerror or error}.") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StoreError(f"The store {self.path.parent} is in use by {holder}. Wait for it to finish, stop it, "
+                             "or give this run a store of its own (store = ... in the config).") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{self.purpose} (pid {os.getpid()} on {socket.gethostname()}, since "
+                     f"{datetime.now(UTC).isoformat(timespec='seconds')})")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing releases the lock
+            self._handle = None
+
+
 # -- tensors as raw bits -------------------------------------------------------------
 
 TENSOR = pa.struct([("dtype", pa.string()), ("shape", pa.list_(pa.int64())), ("bits", pa.binary())])
@@ -216,6 +262,21 @@ def _absent(column: Any) -> Any:
 # -- writing -----------------------------------------------------------------------------
 
 
+def fsync_directory(directory: Path) -> None:
+    """Make a create, rename or unlink in ``directory`` durable: after a power loss a renamed
+    checkpoint must not survive while the new segment beside it is gone."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # platforms without directory descriptors
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
 class SegmentWriter:
     """One writer's segment: an IPC stream flushed per batch, sealed on close.
 
@@ -224,27 +285,45 @@ class SegmentWriter:
     """
 
     def __init__(self, directory: Path, schema: pa.Schema):
+        created = not directory.is_dir()
         directory.mkdir(parents=True, exist_ok=True)
+        if created:
+            fsync_directory(directory.parent)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         self.schema = schema
+        self.directory = directory
         self.stream_path = directory / f"segment-{stamp}-{uuid.uuid4().hex[:8]}.arrows"
         self._sink = open(self.stream_path, "wb")  # noqa: SIM115 - held open across appends, closed by seal()
         self._writer = pa.ipc.new_stream(self._sink, schema)
+        self._sink.flush()
+        fsync_directory(directory)
         self.rows = 0
+        self.broken: BaseException | None = None  # a failed write: nothing more is appended after it
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        self._writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=self.schema))
-        self._sink.flush()
-        os.fsync(self._sink.fileno())
+        if self.broken is not None:
+            raise StoreError(f"The store segment {self.stream_path} failed earlier ({self.broken}); "
+                             "nothing more is written to it. Check the disk, then run again.")
+        try:
+            self._writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=self.schema))
+            self._sink.flush()
+            os.fsync(self._sink.fileno())
+        except OSError as error:
+            self.broken = error
+            raise StoreError(f"Writing to the store segment {self.stream_path} failed: {error.strerror or error}. "
+                             f"The {self.rows} record(s) written before are kept.") from error
         self.rows += len(rows)
 
     def seal(self) -> Path | None:
-        self._writer.close()
-        self._sink.close()
+        try:
+            self._writer.close()
+        finally:
+            self._sink.close()
         if self.rows == 0:
             self.stream_path.unlink(missing_ok=True)
+            fsync_directory(self.directory)
             return None
         with pa.OSFile(str(self.stream_path), "rb") as source:
             table = pa.ipc.open_stream(source).read_all()
@@ -255,7 +334,10 @@ class SegmentWriter:
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, final)
+        fsync_directory(self.directory)
+        # A crash here leaves both: readers then take the sealed file and ignore the stream.
         self.stream_path.unlink()
+        fsync_directory(self.directory)
         return final
 
 
@@ -278,6 +360,10 @@ class FailureStore:
                 ) from None
         return self._writers[kind]
 
+    def ensure_writable(self) -> None:
+        """Open the failures segment now, so a read-only store fails before the budget is spent."""
+        self._writer("failures", FAILURE_SCHEMA)
+
     def append_failures(self, rows: list[dict[str, Any]]) -> None:
         self._writer("failures", FAILURE_SCHEMA).append(rows)
 
@@ -287,15 +373,27 @@ class FailureStore:
         )
 
     def close(self) -> None:
+        """Seal every writer, even if one fails (its stream stays readable); then raise the first error."""
+        errors = []
         for writer in self._writers.values():
-            writer.seal()
+            try:
+                writer.seal()
+            except Exception as error:
+                errors.append(error)
         self._writers.clear()
+        if errors:
+            raise StoreError(f"Sealing a store segment failed ({errors[0]}); its records stay readable in the "
+                             "unsealed stream (.arrows).") from errors[0]
 
     def __enter__(self) -> FailureStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        try:
+            self.close()
+        except StoreError:
+            if error is None:
+                raise  # else the error that ended the block is the one to see
 
     # reading
     def read(self) -> ReadResult:
@@ -307,7 +405,9 @@ class FailureStore:
         statuses: dict[str, tuple[str, datetime]] = {}
         for batch, _ in _batches(self.root / "status", STATUS_SCHEMA, result.problems):
             for row in batch.to_pylist():
-                statuses[row["id"]] = (row["status"], row["time"])
+                # The latest event wins, whatever file it is in: a `fixed` then a later `open` is a regression.
+                if row["id"] not in statuses or row["time"] >= statuses[row["id"]][1]:
+                    statuses[row["id"]] = (row["status"], row["time"])
         for batch, path in _batches(self.root / "failures", FAILURE_SCHEMA, result.problems):
             for row in batch.to_pylist():
                 try:
@@ -325,9 +425,14 @@ class FailureStore:
 def _batches(directory: Path, schema: pa.Schema, problems: list[str]) -> Iterator[tuple[pa.RecordBatch, Path]]:
     if not directory.is_dir():
         return
-    for path in sorted(directory.iterdir()):
+    paths = sorted(directory.iterdir())
+    sealed = {path.stem for path in paths if path.suffix == ".arrow"}
+    for path in paths:
         if path.suffix == ".arrow":
             yield from _read_file(path, schema, problems)
+        elif path.suffix == ".arrows" and path.stem in sealed:
+            # A crash between sealing and deleting the stream: the sealed file holds the same records.
+            problems.append(f"{path.name}: already sealed as {path.stem}.arrow (a crash while sealing); ignored")
         elif path.suffix == ".arrows":
             yield from _read_stream(path, schema, problems)
         elif not path.name.endswith(".tmp"):
@@ -340,7 +445,10 @@ def _read_file(path: Path, schema: pa.Schema, problems: list[str]) -> Iterator[t
     except (pa.ArrowInvalid, OSError) as error:
         # A sealed file that does not open may still be a stream (or a damaged file): try that.
         problems.append(f"{path.name}: not a readable Arrow file ({error}); trying to recover it as a stream")
-        yield from _read_stream(path, schema, problems)
+        # An IPC file is "ARROW1" and padding, then a stream, then a footer: a truncated one loses only
+        # the footer and its last batch, so its stream is read after the 8-byte preamble.
+        offset = _FILE_PREAMBLE if path.read_bytes()[:6] == b"ARROW1" else 0
+        yield from _read_stream(path, schema, problems, offset)
         return
     if not _compatible(path, reader.schema, schema, problems):
         return
@@ -351,9 +459,14 @@ def _read_file(path: Path, schema: pa.Schema, problems: list[str]) -> Iterator[t
             problems.append(f"{path.name}: batch {index} unreadable ({error}); skipped")
 
 
-def _read_stream(path: Path, schema: pa.Schema, problems: list[str]) -> Iterator[tuple[pa.RecordBatch, Path]]:
+_FILE_PREAMBLE = 8
+
+
+def _read_stream(path: Path, schema: pa.Schema, problems: list[str], offset: int = 0) -> Iterator[tuple[pa.RecordBatch, Path]]:
     try:
-        reader = pa.ipc.open_stream(pa.memory_map(str(path)))
+        source = pa.memory_map(str(path))
+        source.seek(offset)
+        reader = pa.ipc.open_stream(source)
     except (pa.ArrowInvalid, OSError) as error:
         problems.append(f"{path.name}: not an Arrow stream either ({error}); nothing recovered from it")
         return
@@ -381,13 +494,27 @@ def _compatible(path: Path, found: pa.Schema, expected: pa.Schema, problems: lis
     if version is None:
         problems.append(f"{path.name}: not a gradfuzz segment (no schema version in its metadata); ignored")
         return False
-    if int(version) > SCHEMA_VERSION:
+    try:
+        version = int(version)
+    except ValueError:
+        problems.append(f"{path.name}: not a gradfuzz segment (schema version {version!r} is not a number); ignored")
+        return False
+    kind, expected_kind = metadata.get(b"gradfuzz.kind"), (expected.metadata or {}).get(b"gradfuzz.kind")
+    missing = [name for name in expected.names if name not in found.names and name in _REQUIRED]
+    if (kind is not None and kind != expected_kind) or missing:
+        problems.append(f"{path.name}: a {(kind or b'unknown').decode(errors='replace')} segment where "
+                        f"{expected_kind.decode()} segments belong; ignored (move it to its own directory)")
+        return False
+    if version > SCHEMA_VERSION:
         problems.append(
-            f"{path.name}: written by a newer gradfuzz (schema {int(version)}, this one reads up to "
+            f"{path.name}: written by a newer gradfuzz (schema {version}, this one reads up to "
             f"{SCHEMA_VERSION}); upgrade gradfuzz to read it"
         )
         return False
     return True
+
+
+_REQUIRED = {"id", "status", "time", "target", "inputs"}  # columns every segment of its kind has had
 
 
 def _failure_from_row(row: dict[str, Any]) -> StoredFailure:

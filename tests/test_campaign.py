@@ -239,6 +239,32 @@ def test_resume_refuses_a_config_with_other_targets(tmp_path):
         Campaign.resume(base, [(TargetRef("b.py:b", "b", ()), 1.0, None)])
 
 
+def test_resume_writes_to_the_store_the_config_names_now(tmp_path):
+    """A store moved (or mounted elsewhere) between sessions. Before: the checkpoint's old path was used."""
+    config = two_targets(tmp_path)
+    refs = [(TargetRef("a.py:a", "a", ()), 1.0, None)]
+    base = type("C", (), {"seed": 1, "store": tmp_path / "old", "path": config})()
+    Campaign.create(base, refs, budget=10.0).checkpoint()
+    (tmp_path / "old").rename(tmp_path / "new")
+    moved = type("C", (), {"seed": 1, "store": tmp_path / "new", "path": config})()
+    assert Campaign.resume(moved, refs).store == tmp_path / "new"
+
+
+@pytest.mark.parametrize("command", ["campaign", "gate"])
+def test_a_store_in_use_is_refused_with_the_holder_named(cli, tmp_path, command):
+    """Before: a second campaign renamed the running one's campaign.json and both overwrote it."""
+    from gradfuzz.store import StoreLock
+
+    config = two_targets(tmp_path)
+    with StoreLock(tmp_path / "store", "gradfuzz campaign first.toml"):
+        result = cli(command, str(config), "--budget", "5s")
+        assert result.exit_code == 2
+        assert "is in use by gradfuzz campaign first.toml (pid" in " ".join(result.output.split())
+        assert not (tmp_path / "store" / "campaign.json").exists()
+    with StoreLock(tmp_path / "store", "a second holder"):
+        pass  # released when the holder leaves
+
+
 def test_a_shape_family_becomes_one_scheduled_target_per_shape(tmp_path):
     from gradfuzz.campaign import resolve_targets
     from gradfuzz.config import load_config

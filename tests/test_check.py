@@ -89,11 +89,16 @@ def test_a_forward_that_raises_is_a_recorded_exception_not_a_crash():
     assert failure.category == "exception" and "this target always fails" in failure.explanation
 
 
-def test_a_forward_raising_on_part_of_the_domain_is_found_and_fuzzing_goes_on():
+def test_a_forward_raising_on_part_of_the_range_is_a_domain_note_and_fuzzing_goes_on():
+    """The forward's own run-time check (tf.debugging, tf.linalg.inv of a singular matrix) marks its
+    domain, as a NaN forward does: those inputs are skipped with a `domain` note saying how many and
+    where, and the examples of the same batches that run are judged. A gradient that raises stays an
+    `exception` failure (test_each_contract_bug_gets_its_category)."""
     report = gradfuzz.check(planted.forward_raises_above_50, inputs=["float32[]@0..100"], max_examples=8192, seed=8)
-    assert report.failures and all(f.category == "exception" for f in report.failures)
-    assert all(float(f.inputs[0]) >= 50 for f in report.failures)
-    assert report.examples > 1000, "fuzzing continues on inputs where the target runs"
+    assert report.failures == []
+    (note,) = [n for n in report.notes if n.category == "domain"]
+    assert float(note.inputs[0]) >= 50 and "did not hold" in note.explanation and note.count >= 50
+    assert report.skipped >= 50 and report.examples > 1000, "fuzzing continues on inputs where the target runs"
 
 
 def test_thin_threshold_mismatch_is_found():

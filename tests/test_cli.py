@@ -1,6 +1,7 @@
 """The command line as a user meets it: exit codes, messages, JSON, the store, replay."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,20 @@ def test_replay_reports_a_target_that_disappeared_and_runs_the_others(cli, tmp_p
     assert result.exit_code == 1
 
 
+def test_a_renamed_target_with_open_failures_fails_replay_and_gate(cli, tmp_path):
+    """Before: target-missing counted as skipped, so moving a buggy target made replay and gate pass."""
+    shutil.copy(EXAMPLES / "seed_ops.py", tmp_path / "a.py")
+    cli("check", "a.py:my_op", "--max-examples", "256", "--seed", "3")
+    (tmp_path / "a.py").rename(tmp_path / "renamed.py")
+    result = cli("replay")
+    assert result.exit_code == 1
+    assert "name a target that cannot be loaded (a.py:my_op" in " ".join(result.output.split())
+    (tmp_path / "gate.toml").write_text('store = ".gradfuzz"\n[[targets]]\ntarget = "renamed.py:my_op_fixed"\n')
+    gate = cli("gate", "gate.toml", "--budget", "3s", "--junit", "junit.xml")
+    assert gate.exit_code == 1 and "Gate FAILED" in gate.output
+    assert "target-missing" in (tmp_path / "junit.xml").read_text()
+
+
 @pytest.mark.slow
 def test_the_installed_console_script_runs(tmp_path):
     """The real entry point, in a fresh process, outside the repository."""
@@ -126,3 +141,44 @@ def test_strategies_install_under_gradfuzz_only(tmp_path):
     code = "import importlib.util as u; print(u.find_spec('strategies') is None, u.find_spec('gradfuzz.strategies') is not None)"
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["True", "True"], result.stderr
+
+
+# -- issue #17: a check keeps what it found -------------------------------------------------------
+
+
+def test_an_unwritable_store_fails_before_any_fuzzing(cli, tmp_path, monkeypatch):
+    """Before: the whole budget was spent, then the write failed and no report was printed."""
+    import gradfuzz.checker
+
+    started = []
+    monkeypatch.setattr(gradfuzz.checker.TargetCheck, "run", lambda self: started.append(self) or None)
+    (tmp_path / "a-file").write_text("not a directory")
+    result = cli("check", f"{EXAMPLES}/seed_ops.py:my_op", "--budget", "10m", "--store", str(tmp_path / "a-file" / "store"))
+    assert result.exit_code == 2 and "Cannot write to the store" in result.output
+    assert started == [], "no target was fuzzed"
+
+
+@pytest.mark.slow
+def test_a_check_killed_with_sigkill_keeps_the_failures_it_found(tmp_path):
+    """Each new failure is appended (fsynced) when found. Before: written only when the target
+    finished, so a kill (or the OOM killer) mid-check lost them all."""
+    import signal
+    import time
+
+    from gradfuzz.store import FailureStore
+
+    store = tmp_path / "store"
+    process = subprocess.Popen([sys.executable, "-m", "gradfuzz.cli", "check", "examples/seed_ops.py:my_op",
+                                "--budget", "10m", "--store", str(store)], cwd=REPO, env={**os.environ, "CI": "true"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    try:
+        while not (store.is_dir() and FailureStore(store).read().failures):  # the event: a record is in the store
+            assert process.poll() is None and time.monotonic() < deadline, "no failure was stored while the check ran"
+            time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    result = FailureStore(store).read()
+    assert {f.category for f in result.failures} >= {"approximation"}
+    assert all(f.target.endswith("my_op") for f in result.failures)

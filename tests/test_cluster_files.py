@@ -61,3 +61,28 @@ def test_entrypoint_is_valid_bash_and_uses_only_existing_options(cli):
         options = set(re.findall(r"(--[a-z-]+)", " ".join(used)))
         help_text = cli(command, "--help").output
         assert options <= set(re.findall(r"(--[a-z-]+)", help_text)), f"gradfuzz {command}: {options}"
+
+
+@pytest.mark.parametrize("replay, campaign, expected", [
+    (0, 0, 0), (1, 0, 1), (0, 1, 1), (0, 130, 130), (0, 2, 2),
+    (0, 137, 2), (0, 139, 2), (0, 134, 2), (137, 0, 2),  # killed, segfault, abort: before, the gate passed
+])
+def test_the_entrypoint_fails_closed_on_any_unexpected_status(tmp_path, replay, campaign, expected):
+    """A fake `gradfuzz` on PATH ends replay and campaign with the given statuses."""
+    import os
+    import sys
+
+    store = tmp_path / "store"
+    (store / "failures").mkdir(parents=True)
+    config = tmp_path / "campaign.toml"
+    config.write_text(f'store = "{store}"\n[[targets]]\ntarget = "a.py:f"\n')
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "gradfuzz"
+    fake.write_text(f'#!/bin/sh\ncase "$1" in replay) exit {replay};; campaign) exit {campaign};; *) exit 0;; esac\n')
+    fake.chmod(0o755)
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CONFIG": str(config), "RESULTS": str(tmp_path / "out")}
+    result = subprocess.run(["bash", str(CLUSTER / "entrypoint.sh")], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == expected, result.stderr

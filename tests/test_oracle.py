@@ -341,3 +341,55 @@ def test_an_error_that_vanishes_because_a_branch_flips_at_float64_is_not_precisi
     judge_precision(judgement, rows, [np.array([1.0])], [np.array([2 * x])], [np.array([2 * x])], [spec32],
                     neighbours=([np.array([1.0])], [np.array([2 * x])]))
     assert CATEGORIES[judgement.category[0]] in ("approximation", "mismatch")
+
+
+# -- issue #14: a singular point inside the step (tf.linalg.inv of near-singular matrices) ----------
+
+_V = np.array([[0.88973879, 0.55713805], [0.80090809, 0.95651382]])
+
+
+def _inverse_phi(z):
+    return float(np.sum(_V * np.linalg.inv(z.reshape(2, 2))))
+
+
+def _inverse_gradient(z):
+    inverse = np.linalg.inv(z.reshape(2, 2))
+    return (-(inverse.T @ _V @ inverse.T)).ravel()
+
+
+def _plain_inverse_judgement(x, w, neighbours=False):
+    spec = parse_spec("float64[4]@-2..2")
+    structure = Structure(("float64",), ((),), ("float64",), ((4,),))
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    ev = _vector_evaluation(x, _inverse_phi, _inverse_gradient(x), None, 1.0, w)
+    ev.jvp = np.array([float(_inverse_gradient(x) @ w)])  # forward mode: the same derivative, no step
+    found = None
+    if neighbours:
+        fine = _vector_evaluation(x, _inverse_phi, _inverse_gradient(x), None, 1.0, w / 64)
+        half = STEP / 2 * w
+        found = Neighbours(indices=np.array([0]), minus=[_inverse_gradient(x - half)[None]],
+                           plus=[_inverse_gradient(x + half)[None]], fine_phi=fine.phi * 64, fine_phi_scale=fine.phi_scale * 64)
+    return judge(ev, [spec], structure, has_reference=False, neighbours=found)
+
+
+def test_a_pole_inside_the_step_is_neither_a_kink_nor_a_mismatch():
+    """The registered gradient of tf.linalg.inv (correct) at a numerically singular matrix: every
+    difference quotient about doubles when the step halves (a pole inside it), so the differences
+    cannot judge; forward mode, exact, agrees. Before: `mismatch` (custom 1e29 vs differences 1e11)."""
+    poles = differences(np.stack([1 / (np.array([1e-12, -3e-13]) + k * STEP) for k in FD_OFFSETS]), np.ones(2), STEP, 2.2e-16)
+    assert poles.singular.all() and not poles.kink.any() and not poles.usable.any()
+    kinked = differences(np.stack([np.abs(np.array([0.0, 1e-7]) + k * STEP) for k in FD_OFFSETS]), np.ones(2), STEP, 2.2e-16)
+    assert not kinked.singular.any() and kinked.kink.all()
+    curved = differences(np.stack([np.array([0.0, 0.0]) + (k * STEP) ** 2 for k in FD_OFFSETS]), np.ones(2), STEP, 2.2e-16)
+    assert not curved.singular.any()
+    x, w = [-1.0, -1.0, -1.0, -1.0 - 4.44e-15], [-0.42530397, 1.782069, 2.2573952, 1.29879594]
+    assert _plain_inverse_judgement(x, w).failures == []
+
+
+def test_a_kink_the_finer_step_sees_otherwise_is_no_branch():
+    """tf.linalg.inv at a matrix whose entries (1e-6) are smaller than the step: the normal step sees
+    a jump, the 64× finer one a jump of the other sign. No kink is at x (the inverse is smooth
+    there); the differences cannot judge and forward mode, agreeing, passes it. Before: `branch`."""
+    x, w = [-1.5266864e-06, 1.611102e-06, -1.7299515e-06, 1.987649e-06], [0.8838, 0.6798, -0.6402, -0.001]
+    assert [v.category for v in _plain_inverse_judgement(x, w).failures] == ["branch"], "the normal step alone"
+    assert _plain_inverse_judgement(x, w, neighbours=True).failures == []

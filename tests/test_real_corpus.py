@@ -25,8 +25,6 @@ EXAMPLES = 2048
 # name -> why gradfuzz's verdict is wrong today (issue #14's defect classes, #15, #16).
 KNOWN: dict[str, str] = {
     # false alarms on correct gradients
-    "tf.linalg.inv": "#15/#17: numerically singular inputs make the forward itself raise (its domain, not a gradient bug) "
-                     "and are reported as exception",
 }
 
 

@@ -143,3 +143,121 @@ def test_status_marks_are_merged_into_failures(tmp_path):
         store.mark(failure.id, "fixed")
     again = FailureStore(tmp_path).read().failures[0]
     assert again.status == "fixed" and again.status_time is not None
+
+
+# -- issue #17: crash windows and damaged files ---------------------------------------------------
+
+_CRASH_WHILE_SEALING = """
+import os, pathlib, sys
+sys.path.insert(0, {tests!r})
+from test_store import _row
+from gradfuzz.store import FailureStore
+unlink = pathlib.Path.unlink
+def crash(self, *args, **kwargs):
+    if self.suffix == ".arrows":
+        os._exit(9)  # killed after the sealed file is in place, before its stream is gone
+    return unlink(self, *args, **kwargs)
+pathlib.Path.unlink = crash
+store = FailureStore({root!r})
+store.append_failures([_row(1.0)])
+store.append_failures([_row(2.0)])
+store.close()
+"""
+
+
+def test_a_crash_between_sealing_and_deleting_the_stream_reads_each_record_once(tmp_path):
+    """Before: both files were read, 4 records from 2 (in replay, export and the pytest plugin)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _CRASH_WHILE_SEALING.format(tests=str(Path(__file__).parent), root=str(tmp_path))
+    assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 9
+    names = sorted(p.suffix for p in (tmp_path / "failures").iterdir())
+    assert names == [".arrow", ".arrows"], "the crash left both files"
+    result = FailureStore(tmp_path).read()
+    assert sorted(float(f.inputs[0]) for f in result.failures) == [1.0, 2.0]
+    assert any("already sealed" in p for p in result.problems)
+
+
+def test_the_latest_status_event_wins_whatever_file_holds_it(tmp_path):
+    """`fixed`, then a later `open` (a regression) in a segment that sorts first. Before: read as fixed."""
+    from datetime import UTC, datetime, timedelta
+
+    from gradfuzz.store import STATUS_SCHEMA, SegmentWriter
+
+    with FailureStore(tmp_path) as store:
+        store.append_failures([_row()])
+    failure_id = FailureStore(tmp_path).read().failures[0].id
+    earlier = datetime.now(UTC)
+    for name, status, when in (("segment-b", "fixed", earlier), ("segment-a", "open", earlier + timedelta(seconds=1))):
+        writer = SegmentWriter(tmp_path / "status", STATUS_SCHEMA)
+        writer.append([{"id": failure_id, "status": status, "time": when, "environment": "{}"}])
+        sealed = writer.seal()
+        sealed.rename(sealed.with_name(f"{name}.arrow"))
+    assert FailureStore(tmp_path).read().failures[0].status == "open"
+
+
+def test_a_truncated_sealed_file_keeps_its_intact_batches(tmp_path):
+    """Before: 0 of 3 batches recovered."""
+    with FailureStore(tmp_path) as store:
+        for value in (1.0, 2.0, 3.0):
+            store.append_failures([_row(value)])
+    (sealed,) = (tmp_path / "failures").glob("*.arrow")
+    sealed.write_bytes(sealed.read_bytes()[:-400])  # the footer and part of the last batch
+    result = FailureStore(tmp_path).read()
+    assert [float(f.inputs[0]) for f in result.failures][:2] == [1.0, 2.0]
+    assert result.problems
+
+
+def test_stray_and_misplaced_segments_are_reported_not_fatal(tmp_path):
+    """A file with non-integer schema metadata, and a failures segment under status/: before, every
+    reader (store verify included) crashed."""
+    with FailureStore(tmp_path) as store:
+        store.append_failures([_row()])
+    (sealed,) = (tmp_path / "failures").glob("*.arrow")
+    (tmp_path / "status").mkdir()
+    (tmp_path / "status" / sealed.name).write_bytes(sealed.read_bytes())
+    table = pa.table({"x": [1]}).replace_schema_metadata({b"gradfuzz.schema": b"one"})
+    with pa.OSFile(str(tmp_path / "failures" / "stray.arrow"), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    result = FailureStore(tmp_path).read()
+    assert len(result.failures) == 1 and result.failures[0].status == "open"
+    assert any("is not a number" in p for p in result.problems)
+    assert any("failures segment where status segments belong" in p for p in result.problems)
+
+
+def test_a_failed_write_stops_the_writer_and_sealing_seals_the_others(tmp_path, monkeypatch):
+    """Before: the writer kept appending after a failed write, and a raising seal() hid the original
+    error and left the other writers unsealed."""
+    import os
+
+    import gradfuzz.store as store_module
+
+    store = FailureStore(tmp_path)
+    store.append_failures([_row(1.0)])
+    store.mark("some-id", "fixed")
+    real_fsync = os.fsync
+
+    def full_disk(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_module.os, "fsync", full_disk)
+    with pytest.raises(StoreError, match="No space left on device"):
+        store.append_failures([_row(2.0)])
+    with pytest.raises(StoreError, match="failed earlier"):
+        store.append_failures([_row(3.0)])
+    monkeypatch.setattr(store_module.os, "fsync", real_fsync)
+    monkeypatch.setattr(store_module.SegmentWriter, "seal", _seal_failing_for_failures(store_module.SegmentWriter.seal))
+    with pytest.raises(StoreError, match="Sealing a store segment failed"):
+        store.close()
+    assert list((tmp_path / "status").glob("*.arrow")), "the status writer was sealed all the same"
+    assert float(FailureStore(tmp_path).read().failures[0].inputs[0]) == 1.0
+
+
+def _seal_failing_for_failures(seal):
+    def failing(self):
+        if self.directory.name == "failures":
+            raise OSError(5, "Input/output error")
+        return seal(self)
+    return failing

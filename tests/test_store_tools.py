@@ -185,6 +185,35 @@ def test_config_errors_name_the_line(tmp_path):
         load_config(path)
 
 
+@pytest.mark.parametrize("text, line, message", [
+    ('budget = -5\n[[targets]]\ntarget = "a.py:f"\n', 1, "positive, finite duration"),
+    ('budget = inf\n[[targets]]\ntarget = "a.py:f"\n', 1, "positive, finite duration"),
+    ('[[targets]]\ntarget = "a.py:f"\nbudget = "0s"\n', 3, "positive, finite duration"),
+    ('[[targets]]\ntarget = "a.py:f"\nweight = nan\n', 3, "positive, finite number"),
+    ('[[targets]]\ntarget = "a.py:f"\nweight = inf\n', 3, "positive, finite number"),
+    ('seed = -1\n[[targets]]\ntarget = "a.py:f"\n', 1, "from 0 to 2\\*\\*32 - 1"),
+    ('store = ".g"\ntargets = [1]\n', 2, "must be \\[\\[targets\\]\\] tables"),
+])
+def test_config_values_are_validated_up_front(tmp_path, text, line, message):
+    """Before: budget = -5, inf, weight = nan and seed = -1 were accepted (seed then raised mid-run and
+    exited 1, read as "failures found"); targets = [1] raised TypeError."""
+    path = tmp_path / "gate.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"gate.toml:{line}: .*{message}"):
+        load_config(path)
+
+
+def test_junit_output_survives_control_characters_in_exception_text():
+    """ANSI colour codes and NUL in an error message: before, the XML could not be parsed."""
+    import xml.etree.ElementTree as ET
+
+    from gradfuzz.gate import GateResult, junit_xml
+
+    result = GateResult(errors=[("t.py:f", "\x1b[31mValueError\x1b[0m: bad\x00 byte\x07")])
+    suite = ET.fromstring(junit_xml(result).split("\n", 1)[1]).find("testsuite")
+    assert suite.find("testcase/error").text == "ValueError: bad byte"
+
+
 def test_gate_fails_on_reproduced_or_new_failures_and_passes_when_clean(cli, tmp_path):
     import os
 

@@ -147,13 +147,6 @@ def gradient_raises(x):
     return x * 2, grad
 
 
-@expect("exception")
-@gradfuzz.inputs("float32[]@0..100")
-def forward_asserts_above_50(x):
-    tf.debugging.assert_less(x, 50.0)
-    return x * 2
-
-
 @expect("nondeterminism")
 @gradfuzz.inputs("float64[]")
 @tf.custom_gradient

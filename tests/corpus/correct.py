@@ -204,6 +204,15 @@ def _times_leaky_slope(dy, x):
     return dy * slope, lambda ddy: (ddy * slope, None)
 
 
+@gradfuzz.inputs("float64[2,2]@-2..2")
+@tf.custom_gradient
+def inverse(a):
+    """d(A⁻¹) = -A⁻¹ dA A⁻¹. The forward raises on singular matrices (drawn from special values):
+    outside its domain, a `domain` note and no failure; near them the differences meet a pole."""
+    y = tf.linalg.inv(a)
+    return y, lambda dy: -tf.linalg.matmul(y, tf.linalg.matmul(dy, y, transpose_b=True), transpose_a=True)
+
+
 PLAIN = {
     "tf.math.exp (complex64)": (tf.math.exp, ["complex64[2]@-3..3"]),
     "tf.nn.relu": (tf.nn.relu, ["float32[3]@-2..2"]),
