@@ -304,6 +304,12 @@ class Campaign:
         if result.crashed is not None:
             state.crash_streak += 1
             reproduce = f"gradfuzz check {state.ref.reproduce} --seed {work.seed} --budget {work.seconds:g}s"
+            if result.hung:  # re-running would hang a second worker: record how to reproduce it instead
+                self.incidents.append(_incident("hang", work, state.ref.name, "worker replaced", result.crashed,
+                                                result.worker, hint=reproduce))
+                if state.crash_streak >= CRASH_LIMIT:
+                    state.error = f"its slices hung {state.crash_streak} times in a row. Reproduce with: {reproduce}"
+                return []
             if work.attempt < MAX_ATTEMPTS:
                 self.retry.append(Slice(work.campaign, work.target, work.number, work.seed, work.seconds, work.attempt + 1))
                 action = "re-run"

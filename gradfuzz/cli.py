@@ -130,16 +130,19 @@ def _read_store(store: Path):
 @click.option("--since", default=None, help="Only failures recorded since: a date (2026-11-28) or an age (2h, 3d).")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run each failure N times; partial reproduction is reported as flaky (k of n).")
+@click.option("--trust-store", is_flag=True,
+              help="Import whatever code the records name (default: only the working directory's and TensorFlow's).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def replay(store, target_filter, since, repeat, output_format) -> None:
+def replay(store, target_filter, since, repeat, trust_store, output_format) -> None:
     """Re-run every stored failure from its stored bits; report reproduced, fixed or flaky."""
-    from gradfuzz.replay import parse_since, replay_store
+    from gradfuzz.replay import Replayer, parse_since, replay_store
     from gradfuzz.store import FailureStore, StoreError
 
     try:
         since_time = parse_since(since) if since else None
         with FailureStore(store) as failure_store:
-            results, problems = replay_store(failure_store, target_filter=target_filter, since=since_time, repeat=repeat)
+            results, problems = replay_store(failure_store, target_filter=target_filter, since=since_time, repeat=repeat,
+                                             replayer=Replayer(trust_store=trust_store))
     except (StoreError, ValueError) as error:
         _fail(str(error))
     for problem in problems:
@@ -212,7 +215,7 @@ def export(store, directory, overwrite) -> None:
 
     failures = _read_store(store).failures
     try:
-        rows = export_dataset(failures, directory, overwrite=overwrite)
+        rows = export_dataset(failures, directory, overwrite=overwrite, store=store)
     except (FileExistsError, OSError) as error:
         _fail(str(error))
     stdout.print(f"{rows} failure record(s) written to {directory}/ (partitioned by target_key and category).")
@@ -222,14 +225,17 @@ def export(store, directory, overwrite) -> None:
 @STORE_ARGUMENT
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the HTML report.")
-def report(store, html_path) -> None:
+@click.option("--trust-store", is_flag=True,
+              help="Import whatever code the records name (default: only the working directory's and TensorFlow's).")
+def report(store, html_path, trust_store) -> None:
     """An HTML report: one section per distinct bug, with a plot along the failing input."""
     from gradfuzz.html_report import render
+    from gradfuzz.replay import Replayer
     from gradfuzz.triage import triage as group
 
     groups = [g for g in group(_read_store(store).failures) if g.status == "open"]
     try:
-        html_path.write_text(render(groups, str(store)))
+        html_path.write_text(render(groups, str(store), Replayer(trust_store=trust_store)))
     except OSError as error:
         _fail(f"Cannot write {html_path}: {error.strerror or error}.")
     stdout.print(f"Report of {len(groups)} open bug(s) written to {html_path}.")
@@ -254,7 +260,9 @@ def export_tests(store, output) -> None:
 @click.option("--budget", default=None, help="Total time (default: the config's budget, else 30m).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a JUnit XML report for CI systems.")
-def gate(config_path, budget, junit_path) -> None:
+@click.option("--trust-store", is_flag=True,
+              help="Import whatever code the records name (default: only the working directory's and TensorFlow's).")
+def gate(config_path, budget, junit_path, trust_store) -> None:
     """Release gate: replay every open failure and fuzz every target; exit 0 only if all is clean."""
     from gradfuzz.config import ConfigError, load_config
     from gradfuzz.durations import parse_duration
@@ -265,7 +273,7 @@ def gate(config_path, budget, junit_path) -> None:
         config = load_config(config_path)
         seconds = parse_duration(budget) if budget else (config.budget or 1800.0)
         with StoreLock(config.store, f"gradfuzz gate {config_path}"):
-            result = run_gate(config, seconds)
+            result = run_gate(config, seconds, trust_store=trust_store)
     except (ConfigError, ValueError, StoreError) as error:
         _fail(str(error))
     if junit_path is not None:

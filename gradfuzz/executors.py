@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 MAX_START_FAILURES = 3  # a worker slot whose actor dies this often while starting is given up
+OVERRUN_GRACE = 60.0  # seconds past its budget a slice may run before its worker is killed as hung
+
+
+def overrun_limit(work: Slice, grace: float = OVERRUN_GRACE) -> float:
+    """Seconds after which a slice counts as hung: its budget, plus the grace or the budget again
+    (a slice's own watchdog ends a stuck batch 10 s past budget; this catches the rest)."""
+    return work.seconds + max(grace, work.seconds)
 
 # -- the unit of work and its result -----------------------------------------------------
 
@@ -69,6 +77,7 @@ class SliceResult:
     engine: dict[str, Any] = field(default_factory=dict)  # batch size, device, traces, fallbacks (map_fn, XLA)
     error: str | None = None  # the target could not be loaded or checked on the worker
     crashed: str | None = None  # the worker process died while running it (set by the executor)
+    hung: bool = False  # it overran its budget by more than the grace: the executor killed its worker
 
 
 # -- the worker ----------------------------------------------------------------------------
@@ -202,9 +211,14 @@ class RayExecutor:
 
     def __init__(self, targets: list[TargetRef], workers: int | None = None, address: str | None = None,
                  working_dir: str | None = None, gpus_per_worker: float | None = None, cpus_per_worker: float = 1.0,
-                 ray_init: dict[str, Any] | None = None):
+                 ray_init: dict[str, Any] | None = None, overrun_grace: float = OVERRUN_GRACE):
+        self.overrun_grace = overrun_grace
+        self.security_warning = None
         if address:
-            _use_token_auth_if_available()  # before Ray is imported: it reads the mode once
+            warning = _use_token_auth_if_available()  # before Ray is imported: it reads the mode once
+            if warning:
+                self.security_warning = warning.replace("{address}", address)
+                print(self.security_warning, file=sys.stderr, flush=True)
         import ray
 
         self._ray = ray
@@ -321,12 +335,24 @@ class RayExecutor:
             except self._ray.exceptions.RayError as error:
                 # The actor died (killed, out of memory, its node gone): the slice is lost.
                 done.append(SliceResult(work, f"worker {slot}", crashed=_first_line(error)))
-                self._ray.kill(self._actors.pop(slot), no_restart=True)
-                self._info.pop(slot, None)
-                self._ready.discard(slot)
-                self.replaced += 1
-                self._start(slot)
+                self._replace(slot)
+        now = time.monotonic()
+        for ref, (slot, work, since) in list(self._busy.items()):
+            limit = overrun_limit(work, self.overrun_grace)
+            if now - since > limit:  # a hung op: nothing ends it but killing its process
+                del self._busy[ref]
+                done.append(SliceResult(work, f"worker {slot}", hung=True, crashed=(
+                    f"hang: the slice ran {now - since:.0f} s of its {work.seconds:g} s budget (limit {limit:.0f} s); "
+                    "its worker was killed and replaced")))
+                self._replace(slot)
         return done
+
+    def _replace(self, slot: int) -> None:
+        self._ray.kill(self._actors.pop(slot), no_restart=True)
+        self._info.pop(slot, None)
+        self._ready.discard(slot)
+        self.replaced += 1
+        self._start(slot)
 
     def stop(self) -> None:
         for actor in self._actors.values():
@@ -367,12 +393,26 @@ def _mark_control(cls: type) -> None:
         setattr(cls, name, ray.method(concurrency_group="control")(getattr(cls, name)))
 
 
-def _use_token_auth_if_available() -> None:
-    """Clusters started with ``ray start`` use token authentication (Ray ≥ 2.59); a driver joining
-    one must opt in too. Opt in when a token is at hand and the user has not chosen a mode."""
+UNAUTHENTICATED_WARNING = (
+    "WARNING: joining the Ray cluster at {address} WITHOUT authentication (RAY_AUTH_MODE is {mode!r}, "
+    "{token}). Ray clusters accept code from anyone who can reach their port unless every node starts "
+    "with RAY_AUTH_MODE=token and a shared token: see cluster/README.md, \"Authentication\"."
+)
+
+
+def _use_token_auth_if_available() -> str | None:
+    """Ray authenticates only when every node runs with ``RAY_AUTH_MODE=token`` and a shared token
+    (Ray 2.52+; the default is no authentication). A driver joining a cluster opts in when a token
+    is at hand and no mode is chosen; without one it returns the warning to print, loudly."""
     token_file = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
-    if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(token_file)):
+    has_token = bool(os.environ.get("RAY_AUTH_TOKEN")) or os.path.isfile(token_file)
+    if "RAY_AUTH_MODE" not in os.environ and has_token:
         os.environ["RAY_AUTH_MODE"] = "token"
+    if os.environ.get("RAY_AUTH_MODE") == "token" and has_token:
+        return None
+    return UNAUTHENTICATED_WARNING.format(
+        address="{address}", mode=os.environ.get("RAY_AUTH_MODE", "unset"),
+        token="a token is set" if has_token else f"no token in RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or {token_file}")
 
 
 def _python_path() -> str:

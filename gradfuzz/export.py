@@ -41,12 +41,17 @@ def target_key(target: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("_") or "target"
 
 
-def export_dataset(failures: list[StoredFailure], directory: str | Path, *, overwrite: bool = False) -> int:
-    """Write the failures under ``directory``; returns the number of rows written."""
+def export_dataset(failures: list[StoredFailure], directory: str | Path, *, overwrite: bool = False,
+                   store: str | Path | None = None) -> int:
+    """Write the failures under ``directory``; returns the number of rows written.
+
+    ``overwrite`` replaces an earlier export only: never the ``store``, a directory holding it or the
+    working directory, nor a directory holding anything but ``target_key=...`` partitions."""
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{directory} is not empty; pass --overwrite to replace it.")
+        _refuse_to_delete(directory, store)
         shutil.rmtree(directory)
     table = pa.Table.from_pylist([_row(f) for f in failures], schema=EXPORT_SCHEMA)
     partitioning = ds.partitioning(pa.schema([("target_key", pa.string()), ("category", pa.string())]), flavor="hive")
@@ -71,3 +76,16 @@ def _row(f: StoredFailure) -> dict:
         "inputs": [encode_tensor(x) for x in f.inputs], "cotangents": [encode_tensor(x) for x in f.cotangents],
         "tangents": [encode_tensor(x) for x in f.tangents],
     }
+
+
+def _refuse_to_delete(directory: Path, store: str | Path | None) -> None:
+    target = directory.resolve()
+    protected = [Path.cwd().resolve(), Path.home().resolve()] + ([Path(store).resolve()] if store is not None else [])
+    for place in protected:
+        if target == place or target in place.parents:
+            raise FileExistsError(f"--overwrite would delete {directory}, which is or holds {place}; "
+                                  "export to a directory of its own.")
+    foreign = [entry.name for entry in directory.iterdir() if not entry.name.startswith("target_key=")]
+    if foreign:
+        raise FileExistsError(f"--overwrite replaces an earlier export only, and {directory} holds other things "
+                              f"({', '.join(sorted(foreign)[:3])}); export to a directory of its own.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gradfuzz.checker import check_target
 from gradfuzz.config import CampaignConfig
 from gradfuzz.planning import CheckRequest, plan_checks
-from gradfuzz.replay import ReplayResult, replay_store
+from gradfuzz.replay import Replayer, ReplayResult, replay_store
 from gradfuzz.report import CheckReport
 from gradfuzz.spec import SpecError
 from gradfuzz.store import FailureStore, RecordStatus
@@ -43,12 +43,15 @@ class GateResult:
         return not self.reproduced and not self.new_failures and not self.errors
 
 
-def run_gate(config: CampaignConfig, budget: float) -> GateResult:
+def run_gate(config: CampaignConfig, budget: float, *, trust_store: bool = False) -> GateResult:
     started = time.monotonic()
     result = GateResult()
     with FailureStore(config.store) as store:
         if (config.store / "failures").is_dir():
-            replayed, result.problems = replay_store(store)
+            # The config's targets are trusted code; other names a record holds are not, unless --trust-store.
+            named = frozenset(f"{t.target}" for t in config.targets)
+            replayer = Replayer(trust_store=trust_store, trusted_names=named)
+            replayed, result.problems = replay_store(store, replayer=replayer)
             # Failures fixed before this gate and still fixed are history, not test cases.
             result.replayed = [r for r in replayed if not (r.failure.status == RecordStatus.FIXED and not r.failing)]
         remaining = max(budget - (time.monotonic() - started), 1.0)

@@ -87,18 +87,25 @@ def plot_png(profile: dict, title: str) -> bytes:
     return buffer.getvalue()
 
 
+def _picture(replayer: Replayer, group: TriageGroup) -> str:
+    profile = line_profile(replayer, group.representative)
+    if isinstance(profile, str):
+        return f"<p class='note'>No plot: {html.escape(profile)}</p>"
+    title = f"{group.target}: {group.category} ({', '.join(group.regions)})"
+    encoded = base64.b64encode(plot_png(profile, title)).decode()
+    return f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
+
+
 def render(groups: list[TriageGroup], store: str, replayer: Replayer | None = None) -> str:
     replayer = replayer or Replayer()
     sections = []
     for number, group in enumerate(groups, 1):
         record = group.representative
-        profile = line_profile(replayer, record)
-        if isinstance(profile, str):
-            picture = f"<p class='note'>No plot: {html.escape(profile)}</p>"
-        else:
-            title = f"{group.target}: {group.category} ({', '.join(group.regions)})"
-            encoded = base64.b64encode(plot_png(profile, title)).decode()
-            picture = f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
+        try:
+            picture = _picture(replayer, group)
+        except Exception as error:  # one target whose plot fails must not cost the others their sections
+            picture = (f"<p class='note'>No plot: drawing it raised {html.escape(type(error).__name__)}: "
+                       f"{html.escape(str(error)[:300])}. The numbers above are from the store.</p>")
         values = "".join(
             f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
             for k, v in [

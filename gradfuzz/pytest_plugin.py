@@ -12,6 +12,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("gradfuzz")
     group.addoption("--gradfuzz-replay", metavar="STORE", default=None,
                     help="replay every open failure in this gradfuzz store as a test")
+    group.addoption("--gradfuzz-trust-store", action="store_true", default=False,
+                    help="import whatever code the store's records name (default: the working directory's only)")
 
 
 class GradfuzzReplayItem(pytest.Item):
@@ -22,7 +24,7 @@ class GradfuzzReplayItem(pytest.Item):
     def runtest(self) -> None:
         from gradfuzz.regression import check_failure
 
-        check_failure(self.failure)
+        check_failure(self.failure, trust_store=self.config.getoption("--gradfuzz-trust-store"))
 
     def repr_failure(self, excinfo, style=None):
         return str(excinfo.value)

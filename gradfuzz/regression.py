@@ -38,10 +38,11 @@ def failure_from_case(case: dict) -> StoredFailure:
                          tangents=tensors(case["tangents"]), argument=case["argument"], element=case["element"])
 
 
-def check_failure(failure: StoredFailure) -> None:
+def check_failure(failure: StoredFailure, *, trust_store: bool = False) -> None:
     """Raise `GradientCheckFailed` if the stored failure still reproduces (or its target is gone)."""
     global _REPLAYER
-    _REPLAYER = _REPLAYER or Replayer()
+    if _REPLAYER is None or _REPLAYER.trust_store != trust_store:
+        _REPLAYER = Replayer(trust_store=trust_store)
     result = _REPLAYER.replay(failure)
     if result.status == "fixed":
         return
@@ -56,7 +57,7 @@ def check_case(case: dict) -> None:
 
 def write_tests(failures: list[StoredFailure], path: str | Path, store: str) -> int:
     cases = [case_from_failure(f) for f in failures]
-    source = f'''"""Gradient regression tests written by `gradfuzz export-tests` from {store} on {datetime.now(UTC):%Y-%m-%d}.
+    source = f'''"""Gradient regression tests written by `gradfuzz export-tests` on {datetime.now(UTC):%Y-%m-%d} (store: STORE).
 
 Each case is a stored gradfuzz failure (inputs as raw bits). A test fails while the failure
 reproduces and passes once the gradient is fixed. Run with pytest from the directory the
@@ -68,6 +69,8 @@ import json
 import pytest
 
 from gradfuzz.regression import check_case
+
+STORE = {str(store)!r}  # a Python literal: any path, quotes and backslashes included
 
 CASES = json.loads({json.dumps(json.dumps(cases, indent=1))})
 

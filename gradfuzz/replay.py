@@ -87,23 +87,71 @@ def restore_variables(target: Target, failure: StoredFailure) -> None:
         variable.assign(value)
 
 
-class Replayer:
-    """Replays records, loading each target and compiling each evaluator once."""
+# Replaying imports the code a record names: a store is as trusted as code. By default only code in the
+# working directory (and TensorFlow's own functions) is imported; `--trust-store` lifts that.
+TRUSTED_PACKAGES = frozenset({"tensorflow", "keras", "tf_keras", "gradfuzz"})
 
-    def __init__(self) -> None:
-        self._targets: dict[str, Target | str] = {}
+
+def untrusted(name: str, trusted_names: frozenset[str] = frozenset()) -> str | None:
+    """Why the target (or reference) ``name`` a record holds may not be imported, or None if it may:
+    a file or module in the working directory, a TensorFlow function, or a name in ``trusted_names``
+    (a gate's config targets). Finds a module's file without importing anything."""
+    import importlib.util
+    from pathlib import Path
+
+    if not name or name in trusted_names:
+        return None
+    where = name.rpartition(":")[0] or name
+    root = Path.cwd().resolve()
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        path = Path(where).resolve()
+        return None if path.is_relative_to(root) else f"the file {path} lies outside the working directory {root}"
+    top = where.split(".")[0]
+    if top in TRUSTED_PACKAGES:
+        return None
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    origin = None if spec is None else (spec.origin if spec.has_location else next(iter(spec.submodule_search_locations or []), None))
+    if origin is not None and Path(origin).resolve().is_relative_to(root):
+        return None
+    return f"the module {top} is not in the working directory {root}"
+
+
+class Replayer:
+    """Replays records, loading each target and compiling each evaluator once.
+
+    ``trust_store`` imports whatever a record names; by default only what `untrusted` allows."""
+
+    def __init__(self, *, trust_store: bool = False, trusted_names: frozenset[str] = frozenset()) -> None:
+        self._targets: dict[tuple[str, str], Target | str] = {}
         self._evaluators: dict[tuple, Evaluator] = {}
+        self.trust_store, self.trusted_names = trust_store, trusted_names
+
+    def target(self, failure: StoredFailure) -> Target | str:
+        """The record's target (with its reference), loaded once — or why it cannot be."""
+        key = (failure.target, failure.reference_target)
+        if key not in self._targets:
+            self._targets[key] = self._load(failure)
+        return self._targets[key]
+
+    def _load(self, failure: StoredFailure) -> Target | str:
+        if not self.trust_store:
+            for name in (failure.target, failure.reference_target):
+                reason = untrusted(name, self.trusted_names)
+                if reason is not None:
+                    return (f"not imported: {reason}. A store is as trusted as code; replay from the project's "
+                            "directory, or pass --trust-store if you trust whoever wrote this store")
+        try:
+            return with_reference(load_target(failure.target), failure.reference_target or None)
+        except TargetError as error:
+            return str(error)
 
     def context(self, failure: StoredFailure) -> tuple[Target, tuple, Evaluator, list] | str:
         """The loaded target, its specs, a compiled evaluator and its points of interest for a
         stored failure — or why they cannot be had."""
-        key_name = (failure.target, failure.reference_target)
-        if key_name not in self._targets:
-            try:
-                self._targets[key_name] = with_reference(load_target(failure.target), failure.reference_target or None)
-            except TargetError as error:
-                self._targets[key_name] = str(error)
-        target = self._targets[key_name]
+        target = self.target(failure)
         if isinstance(target, str):
             return target
         try:
@@ -120,7 +168,7 @@ class Replayer:
     def replay(self, failure: StoredFailure, repeat: int = 1) -> ReplayResult:
         """``repeat`` > 1 re-runs the failure that many times: ``flaky (k of n)`` when it
         reproduces only sometimes."""
-        results = [_replay_one(failure, self._targets, self._evaluators) for _ in range(max(1, repeat))]
+        results = [_replay_one(failure, self.target(failure), self._evaluators) for _ in range(max(1, repeat))]
         if repeat <= 1 or results[0].status == ReplayStatus.TARGET_MISSING:
             return results[0]
         hits = [r for r in results if r.status == ReplayStatus.REPRODUCED]
@@ -133,12 +181,12 @@ class Replayer:
 
 
 def replay_store(store: FailureStore, *, target_filter: str | None = None, since: datetime | None = None,
-                 repeat: int = 1, on_result: Callable[[ReplayResult], None] | None = None
-                 ) -> tuple[list[ReplayResult], list[str]]:
+                 repeat: int = 1, on_result: Callable[[ReplayResult], None] | None = None,
+                 replayer: Replayer | None = None) -> tuple[list[ReplayResult], list[str]]:
     """Replay every stored failure (optionally of one target, or recorded since a time);
     mark the fixed ones, reopen the ones that fail again."""
     read = store.read()
-    replayer = Replayer()
+    replayer = replayer or Replayer()
     results = []
     for failure in read.failures:
         if target_filter and failure.target != target_filter:
@@ -171,14 +219,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
                          "or an age (90m, 2h, 3d).") from None
 
 
-def _replay_one(failure: StoredFailure, targets: dict, evaluators: dict) -> ReplayResult:
-    key_name = (failure.target, failure.reference_target)
-    if key_name not in targets:
-        try:
-            targets[key_name] = with_reference(load_target(failure.target), failure.reference_target or None)
-        except TargetError as error:
-            targets[key_name] = str(error)
-    target = targets[key_name]
+def _replay_one(failure: StoredFailure, target: Target | str, evaluators: dict) -> ReplayResult:
     if isinstance(target, str):
         return ReplayResult(failure, ReplayStatus.TARGET_MISSING, f"cannot load {failure.target}: {target}", [])
     try:

@@ -182,3 +182,26 @@ def test_a_check_killed_with_sigkill_keeps_the_failures_it_found(tmp_path):
     result = FailureStore(store).read()
     assert {f.category for f in result.failures} >= {"approximation"}
     assert all(f.target.endswith("my_op") for f in result.failures)
+
+
+def test_replay_imports_only_the_working_directorys_code_unless_the_store_is_trusted(cli, tmp_path):
+    """A store names the code it replays; before, replay imported any file or module a record named."""
+    import os
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    marker = tmp_path / "imported"
+    (outside / "evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+                                     + (EXAMPLES / "seed_ops.py").read_text())
+    evil = f"{outside / 'evil.py'}:my_op"
+    assert cli("check", evil, "--max-examples", "256", "--seed", "3", "--store", str(tmp_path / "s")).exit_code == 1
+    marker.unlink()
+    project = tmp_path / "project"
+    project.mkdir()
+    os.chdir(project)
+    refused = json.loads(cli("replay", str(tmp_path / "s"), "--format", "json").stdout)["results"]
+    assert {r["status"] for r in refused} == {"target-missing"}
+    assert all("not imported" in r["detail"] and "--trust-store" in r["detail"] for r in refused)
+    assert not marker.exists(), "nothing outside the working directory was imported"
+    trusted = cli("replay", str(tmp_path / "s"), "--trust-store", "--format", "json")
+    assert marker.exists() and {r["status"] for r in json.loads(trusted.stdout)["results"]} == {"reproduced"}

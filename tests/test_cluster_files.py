@@ -86,3 +86,41 @@ def test_the_entrypoint_fails_closed_on_any_unexpected_status(tmp_path, replay, 
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CONFIG": str(config), "RESULTS": str(tmp_path / "out")}
     result = subprocess.run(["bash", str(CLUSTER / "entrypoint.sh")], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == expected, result.stderr
+
+
+def test_joining_a_cluster_without_a_token_warns_loudly(tmp_path, monkeypatch):
+    """Ray starts without authentication unless every node has RAY_AUTH_MODE=token and a token."""
+    from gradfuzz.executors import _use_token_auth_if_available
+
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "auth_token"))
+    warning = _use_token_auth_if_available()
+    assert "WITHOUT authentication" in warning and "no token" in warning and "cluster/README.md" in warning
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    (tmp_path / "auth_token").write_text("secret")
+    assert "WITHOUT authentication" in _use_token_auth_if_available(), "a token the mode does not use protects nothing"
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    assert _use_token_auth_if_available() is None
+    assert __import__("os").environ["RAY_AUTH_MODE"] == "token"
+
+
+def test_the_runbook_and_launcher_provision_a_token_on_every_node():
+    runbook = (CLUSTER / "README.md").read_text()
+    assert "token auth is on" not in runbook, "ray start alone does not authenticate"
+    assert "ray get-auth-token --generate" in runbook and runbook.count("RAY_AUTH_MODE=token") >= 2
+    launcher = _load("ray-up-gpu.yaml")
+    assert "~/.ray/auth_token" in launcher["file_mounts"], "the token reaches every node"
+    for commands in (launcher["head_start_ray_commands"], launcher["worker_start_ray_commands"]):
+        assert any("RAY_AUTH_MODE=token" in c and "ray start" in c for c in commands)
+
+
+def test_the_image_and_manifests_are_locked_down():
+    dockerfile = (CLUSTER / "Dockerfile").read_text()
+    assert "@sha256:" in dockerfile and "\nUSER " in dockerfile and "requirements" in dockerfile
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {".git", ".venv", ".gradfuzz"} <= set(ignored)
+    for name in ("kuberay-raycluster.yaml", "kuberay-rayjob.yaml"):
+        text = (CLUSTER / name).read_text()
+        assert ":latest" not in text and "runAsNonRoot: true" in text and "allowPrivilegeEscalation: false" in text
+        assert "/dev/shm" in text and "RAY_AUTH_MODE" in text

@@ -24,7 +24,8 @@ OPS = str(TARGETS / "campaign_ops.py")
 @pytest.fixture(scope="module")
 def local_ray():
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             runtime_env={"env_vars": {"GRADFUZZ_TEST_ALLOW_EXIT": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}})
+             runtime_env={"env_vars": {"GRADFUZZ_TEST_ALLOW_EXIT": "1", "GRADFUZZ_TEST_ALLOW_HANG": "1",
+                                         "TF_CPP_MIN_LOG_LEVEL": "2"}})
     yield
     ray.shutdown()
 
@@ -111,3 +112,21 @@ def test_a_target_that_kills_every_worker_is_logged_and_stopped(local_ray, tmp_p
     assert all("--seed" in i["reproduce"] for i in crashes)
     assert crasher.error is not None and "killed" in crasher.error and "gradfuzz check" in crasher.error
     assert doubled.slices >= 2 and doubled.kinds, "the other target kept being fuzzed"
+
+
+def test_a_slice_that_hangs_is_killed_recorded_with_its_reproduction_and_the_campaign_goes_on(local_ray, tmp_path):
+    """A hung op outside any batch (the eager probe): before, the worker slot was lost until the
+    budget ended. Now the driver kills the worker once the slice overruns, replaces it, and logs a
+    `hang` incident with the command that reproduces it; the other target keeps its workers."""
+    campaign, refs = campaign_for(tmp_path, "doubled", "hangs_in_python", budget=14, slice_seconds=2)
+    executor = RayExecutor(refs, workers=2, overrun_grace=2.0)
+    try:
+        run_campaign(campaign, executor)
+    finally:
+        executor.shutdown()
+    hangs = [i for i in campaign.incidents if i["kind"] == "hang"]
+    assert hangs and all(i["target"].endswith("hangs_in_python") and i["action"] == "worker replaced" for i in hangs)
+    assert "gradfuzz check" in hangs[0]["reproduce"] and "--seed" in hangs[0]["reproduce"]
+    assert executor.replaced >= 1
+    doubled = campaign.targets[0]
+    assert doubled.slices >= 1 and "mismatch" in doubled.failures_by_category()

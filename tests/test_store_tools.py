@@ -123,6 +123,30 @@ def test_html_report_has_a_section_and_a_plot_per_bug(cli, store_with_bugs, tmp_
     assert "branch" in html and "approximation" in html
 
 
+def test_one_plot_that_raises_costs_only_its_own_section(cli, store_with_bugs, tmp_path, monkeypatch):
+    """Before: one target whose plot raised aborted the whole HTML report."""
+    import os
+
+    import gradfuzz.html_report
+
+    real = gradfuzz.html_report.plot_png
+    calls = []
+
+    def first_fails(profile, title):
+        calls.append(title)
+        if len(calls) == 1:
+            raise RuntimeError("matplotlib could not draw this")
+        return real(profile, title)
+
+    monkeypatch.setattr(gradfuzz.html_report, "plot_png", first_fails)
+    os.chdir(store_with_bugs)
+    page = tmp_path / "report.html"
+    assert cli("report", "--html", str(page)).exit_code == 0
+    html = page.read_text()
+    assert html.count("<section>") >= 4 and "RuntimeError: matplotlib could not draw this" in html
+    assert html.count("data:image/png;base64,") >= 2
+
+
 def test_exported_tests_fail_before_the_fix_and_pass_after(cli, store_with_bugs, tmp_path):
     import os
 
@@ -138,6 +162,38 @@ def test_exported_tests_fail_before_the_fix_and_pass_after(cli, store_with_bugs,
     (work / "ops.py").write_text(source)
     after = run()
     assert after.returncode == 0, after.stdout[-2000:]
+
+
+def test_export_overwrite_never_deletes_the_store_or_a_directory_it_did_not_write(cli, store_with_bugs, tmp_path):
+    """Before: --overwrite deleted any directory, the store and its parents included."""
+    import os
+
+    work = tmp_path / "copy"
+    shutil.copytree(store_with_bugs, work)
+    os.chdir(work)
+    for place in (".gradfuzz", ".", str(tmp_path)):
+        result = cli("export", ".gradfuzz", place, "--overwrite")
+        assert result.exit_code == 2 and "export to a directory of its own" in " ".join(result.output.split()), place
+    (work / "notes").mkdir()
+    (work / "notes" / "todo.txt").write_text("mine")
+    assert cli("export", ".gradfuzz", "notes", "--overwrite").exit_code == 2
+    assert (work / "notes" / "todo.txt").exists() and FailureStore(work / ".gradfuzz").read().failures
+    assert cli("export", ".gradfuzz", "out").exit_code == 0
+    assert cli("export", ".gradfuzz", "out", "--overwrite").exit_code == 0, "an earlier export is replaced"
+
+
+def test_exported_tests_carry_any_store_path_as_a_literal(tmp_path):
+    """A path with triple quotes or backslashes: before, it went unescaped into the docstring."""
+    import ast
+
+    from gradfuzz.regression import write_tests
+
+    for store in ('we"""ird', "C:\\Users\\me\\.gradfuzz"):
+        path = tmp_path / "test_out.py"
+        write_tests([], path, store)
+        tree = ast.parse(path.read_text())
+        (value,) = [n.value.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "STORE"]
+        assert value == store
 
 
 def test_pytest_plugin_replays_a_store(store_with_bugs):

@@ -36,3 +36,12 @@ def kills_its_process(x):
         os._exit(3)
     return x * 2
 
+
+
+def hangs_in_python(x):
+    """Never returns (a stuck op, outside any batch: the eager probe), where tests allow it."""
+    import time
+
+    while os.environ.get("GRADFUZZ_TEST_ALLOW_HANG") == "1":
+        time.sleep(1)
+    return x * 2
