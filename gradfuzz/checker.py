@@ -38,6 +38,7 @@ from gradfuzz.probes import (
     check_repeatability,
     isolate_hang,
     isolate_raising,
+    probe_candidates,
     probe_somewhere,
     record_contract,
     record_exception,
@@ -122,6 +123,7 @@ def _raise_new_failure(signature: str, plan: Plan, evaluation: Evaluation, judge
 
 EAGER_FIRST_BATCH = 16  # examples in a first eager batch: a Python call each
 HANG_ISOLATION_BUDGET = 15.0  # seconds past a hang that looking for the culprit example may take
+PROBE_HANG_SECONDS = 60.0  # the first eager call may take this long (or the budget) before it is a hang
 
 
 class TargetCheck:
@@ -175,7 +177,14 @@ class TargetCheck:
         self.started = time.monotonic()
         self.deadline = self.started + self.budget
         self.sizer = self.warm.sizer(self.target, self.specs, self.batch_size)
-        structure, first = probe_somewhere(self.target, self.specs, self.findings, self.seed)
+        self.watchdog = Watchdog()
+        try:  # the first eager call runs outside any batch: a target stuck there must not take the run
+            structure, first = self.watchdog.run(lambda: probe_somewhere(self.target, self.specs, self.findings, self.seed),
+                                                 max(PROBE_HANG_SECONDS, self.budget))
+        except Hang as hang:
+            first = [x[0] for x in probe_candidates(self.specs, self.seed)]
+            record_exception(self.findings, TargetRaised("forward (first eager call)", hang), first, self.seed)
+            return self._finish(None)
         if structure is None:
             return self._finish(None)
         for violation in check_contract(self.specs, structure):
@@ -193,7 +202,6 @@ class TargetCheck:
         self.points = self.findings.points = self.warm.points(self.target, self.specs)
         self.branches = self.warm.branches(self.target, self.specs, structure)
         self.pool = self.warm.pool(self.target, self.specs)
-        self.watchdog = Watchdog()
         try:
             self.watchdog.run(lambda: check_repeatability(self.findings, self.evaluator, structure, self.seed, self.modes))
         except Hang:

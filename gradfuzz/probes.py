@@ -36,7 +36,7 @@ def probe_somewhere(target: Target, specs: Sequence[ArgSpec], findings: Findings
     """Probe the target eagerly on a few inputs (random, then special values) until one
     runs. Inputs on which it raises are recorded as `exception` findings; the run
     goes on with the structure learned from the first input that worked."""
-    candidates = expand(Plan(seed=seed, weights=(1, 0, 1, 0)), specs, [[] for _ in specs], PROBE_ATTEMPTS)
+    candidates = probe_candidates(specs, seed)
     failed = []
     for k in range(PROBE_ATTEMPTS):
         example = [x[k] for x in candidates]
@@ -54,6 +54,11 @@ def probe_somewhere(target: Target, specs: Sequence[ArgSpec], findings: Findings
     for raised, inputs in failed:
         record_exception(findings, raised, inputs, seed)
     return None, []
+
+
+def probe_candidates(specs: Sequence[ArgSpec], seed: int) -> list[np.ndarray]:
+    """The inputs the first probe tries, in order (random, then special values)."""
+    return expand(Plan(seed=seed, weights=(1, 0, 1, 0)), specs, [[] for _ in specs], PROBE_ATTEMPTS)
 
 
 def outside_domain(raised: TargetRaised) -> bool:

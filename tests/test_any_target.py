@@ -95,3 +95,17 @@ def test_a_target_that_cannot_be_traced_leaves_tensorflow_as_it_found_it():
     gradfuzz.check(any_kind.project_to_ball, max_examples=32, seed=5)
     assert tf.compat.v1.get_variable_scope().caching_device is None
     assert gradfuzz.check(tf.recompute_grad(lambda x: tf.sin(x) * x), inputs=["float64[3]@-5..5"], max_examples=256, seed=1).ok
+
+
+def test_a_target_stuck_in_its_first_eager_call_is_a_hang_finding(monkeypatch):
+    """The first probe runs outside any batch; before, a target stuck there hung `check` for good."""
+    import gradfuzz.checker
+    from tests.targets.campaign_ops import hangs_in_python
+
+    monkeypatch.setattr(gradfuzz.checker, "PROBE_HANG_SECONDS", 2.0)
+    monkeypatch.setenv("GRADFUZZ_TEST_ALLOW_HANG", "1")
+    report = gradfuzz.check(hangs_in_python, inputs=["float64[]"], budget="1s", seed=3)
+    monkeypatch.delenv("GRADFUZZ_TEST_ALLOW_HANG")  # lets the abandoned thread finish
+    (hang,) = report.failures
+    assert hang.category == "exception" and "did not return within 2 s" in hang.explanation
+    assert hang.inputs, "recorded with the input it hung on, so it replays"

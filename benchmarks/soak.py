@@ -1,0 +1,141 @@
+"""A long campaign stays healthy: memory flat, throughput steady, no incidents.
+
+    python benchmarks/soak.py [--minutes 20] [--config examples/campaign.toml] [--workers 2]
+
+Runs ``gradfuzz campaign CONFIG --executor ray`` (a local Ray instance) in a child process
+for the given time over the demo targets, into a scratch store, and samples once a minute:
+the driver's and the Ray workers' resident memory (from /proc) and the examples checked per
+second over that minute (from campaign.json). Retracing, caches or the store index growing with
+time would show as memory that keeps climbing. Prints a table and a last line
+
+    soak: minutes=M driver_growth=G% workers_growth=W% throughput_spread=S% incidents=N
+
+where growth compares the last minute with the first minute after warm-up (minute 3) and the
+spread is (max - min) / median of the per-minute rates after warm-up. Nothing asserts: read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WARMUP_MINUTES = 3
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def ray_worker_pids() -> list[int]:
+    """Processes Ray titled as gradfuzz workers ("ray::_RayWorker...")."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"_RayWorker" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def examples_so_far(checkpoint: Path) -> tuple[int, int]:
+    """(examples checked, incidents) from the campaign's checkpoint (0, 0 before the first one)."""
+    try:
+        document = json.loads(checkpoint.read_text())
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(t["examples"] for t in document["targets"]), len(document.get("incidents", []))
+
+
+def write_config(source: Path, store: Path) -> Path:
+    """The demo config with its store moved to a scratch directory and relative targets made absolute."""
+    text = source.read_text()
+    lines = []
+    for line in text.splitlines():
+        if line.strip().startswith("store"):
+            line = f'store = "{store}"'
+        elif line.strip().startswith("target") and '"' in line:
+            key, value = line.split("=", 1)
+            reference = value.strip().strip('"')
+            path = reference.split(":", 1)[0]
+            if path.endswith(".py") and not os.path.isabs(path):
+                reference = str(REPO / reference)
+            line = f'{key.rstrip()} = "{reference}"'
+        lines.append(line)
+    config = store.parent / "soak.toml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--config", type=Path, default=REPO / "examples" / "campaign.toml")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="gradfuzz-soak-"))
+    store = scratch / "store"
+    config = write_config(args.config, store)
+    budget = f"{args.minutes * 60:.0f}s"
+    driver = subprocess.Popen([sys.executable, "-m", "gradfuzz.cli", "campaign", str(config), "--executor", "ray",
+                               "--workers", str(args.workers), "--budget", budget],
+                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "CI": "true"})
+    checkpoint = store / "campaign.json"
+    rows = []
+    previous_examples, previous_time = 0, time.monotonic()
+    minute = 0
+    while driver.poll() is None:
+        deadline = previous_time + 60
+        while time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(1)
+        if driver.poll() is not None:
+            break
+        minute += 1
+        now = time.monotonic()
+        examples, incidents = examples_so_far(checkpoint)
+        workers = ray_worker_pids()
+        row = {"minute": minute, "driver_mb": rss_mb(driver.pid), "workers_mb": sum(rss_mb(p) for p in workers),
+               "workers": len(workers), "examples_per_s": (examples - previous_examples) / (now - previous_time),
+               "incidents": incidents}
+        rows.append(row)
+        print(f"minute {minute:3d}  driver {row['driver_mb']:7.0f} MB  workers {row['workers_mb']:7.0f} MB "
+              f"({row['workers']})  {row['examples_per_s']:10,.0f} examples/s  incidents {incidents}", flush=True)
+        previous_examples, previous_time = examples, now
+    _, stderr = driver.communicate()
+    print(f"campaign exited with status {driver.returncode}")
+    if driver.returncode not in (0, 1):
+        print(stderr[-3000:])
+    steady = [r for r in rows if r["minute"] >= WARMUP_MINUTES] or rows
+    if not steady:
+        print("soak: no minute completed")
+        return
+
+    def growth(key: str) -> float:
+        first, last = steady[0][key], steady[-1][key]
+        return 100 * (last - first) / first if first else 0.0
+
+    rates = [r["examples_per_s"] for r in steady]
+    spread = 100 * (max(rates) - min(rates)) / statistics.median(rates) if statistics.median(rates) else 0.0
+    print(f"soak: minutes={len(rows)} driver_growth={growth('driver_mb'):+.1f}% workers_growth={growth('workers_mb'):+.1f}% "
+          f"throughput_spread={spread:.0f}% incidents={rows[-1]['incidents']}")
+
+
+if __name__ == "__main__":
+    main()
