@@ -8,7 +8,7 @@ from pathlib import Path
 from gradfuzz.checker import check_target
 from gradfuzz.durations import parse_duration
 from gradfuzz.planning import CheckRequest, plan_checks
-from gradfuzz.report import CheckReport
+from gradfuzz.report import CheckReport, GradientCheckFailed
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore
 from gradfuzz.target import describe_callable, load_target, with_reference
@@ -76,3 +76,52 @@ def check(
     finally:
         if failure_store is not None:
             failure_store.close()
+
+
+_EXAMPLE_EVALUATORS: dict = {}  # assert_gradient's compiled functions, per function and shape: a @given test traces once
+
+
+def assert_gradient(fn: Callable, *inputs: object, reference: Callable | str | None = None, order: int = 1,
+                    seed: int = 0, precision_digits: float | None = None) -> CheckReport:
+    """Check ``fn``'s gradient at exactly ``inputs`` (arrays or tensors, one per argument) and raise
+    `GradientCheckFailed` with the same verdicts and explanations a ``check`` run gives; return the
+    one-example report when it passes. For your own Hypothesis tests::
+
+        from hypothesis import given, settings
+        import gradfuzz
+        from gradfuzz.strategies import tensors
+
+        @settings(deadline=None)  # the first call compiles the target (later ones reuse it)
+        @given(tensors("float32[3]@-5..5"))
+        def test_my_op_gradient(x):
+            gradfuzz.assert_gradient(my_op, x)
+
+    ``seed`` draws the cotangent and the difference direction; ``reference``, ``order`` and
+    ``precision_digits`` as for `check`.
+    """
+    import numpy as np
+
+    from gradfuzz.checker import check_example
+    from gradfuzz.spec import parse_spec
+
+    target = with_reference(describe_callable(fn), reference)
+    if precision_digits is not None:
+        target.precision_digits = float(precision_digits)
+    arrays = [np.asarray(x) for x in inputs]
+    specs = []
+    for position, array in enumerate(arrays):
+        text = f"{array.dtype.name}[{','.join(str(n) for n in array.shape)}]"
+        try:
+            specs.append(parse_spec(text))
+        except ValueError as error:
+            raise TypeError(f"assert_gradient: argument {position} has dtype {array.dtype.name}, which gradfuzz cannot "
+                            f"check ({error}); pass float16/bfloat16/float32/float64/complex or int/bool arrays.") from None
+    report = check_example(target, specs, arrays, seed=seed, order=order, evaluators=_EXAMPLE_EVALUATORS)
+    if not report.ok and report.error is None:
+        given = ", ".join(np.array2string(np.asarray(x), precision=9, threshold=8) for x in arrays)
+        lines = [f"{report.target}: the gradient fails at the given input ({given}); each failure is shown at the "
+                 "simplest input that fails the same way:"]
+        lines += [f"  [{f.category}]: {f.explanation}" for f in report.failures]
+        raise GradientCheckFailed("\n".join(lines))
+    report.raise_if_failed()
+    return report

@@ -49,6 +49,8 @@ CHECKPOINT_VERSION = 1
 MAX_ATTEMPTS = 2  # a slice whose worker dies is re-run once, then logged
 CRASH_LIMIT = 3  # a target whose slices kill workers this many times in a row is stopped
 MAX_BOOST = 4.0
+HISTORY_SECONDS = 2.0  # the dashboard's charts: a point at most this often …
+HISTORY_POINTS = 600  # … and at most this many (halved when full)
 STOP_GRACE = 30.0  # seconds running slices get to finish after a stop
 
 
@@ -193,6 +195,8 @@ class Campaign:
     executor: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=environment)  # of this session's driver
     session_started: float = field(default_factory=time.monotonic)
+    # Samples for the dashboard's charts: [elapsed s, [examples, failing examples, notes] per target].
+    history: list[list[Any]] = field(default_factory=list)
 
     # -- starting and resuming ----------------------------------------------------------
 
@@ -372,7 +376,19 @@ class Campaign:
             "incidents": self.incidents,
             "executor": self.executor,
             "environment": self.environment,
+            "history": self.history,
         }
+
+    def sample(self, final: bool = False) -> None:
+        """Add a point to `history` at most every `HISTORY_SECONDS`; thin it to `HISTORY_POINTS`
+        (every other point) so an hours-long campaign's checkpoint stays small."""
+        elapsed = round(self.elapsed, 1)
+        if self.history and elapsed - self.history[-1][0] < HISTORY_SECONDS and not final:
+            return
+        self.history.append([elapsed, [[s.examples, sum(c for _, c in s.signatures.values()), sum(s.notes.values())]
+                                       for s in self.targets]])
+        if len(self.history) > HISTORY_POINTS:
+            self.history = self.history[::2]
 
     def checkpoint(self) -> None:
         """Write campaign.json atomically (temp file, fsync, rename)."""
@@ -424,6 +440,7 @@ def run_campaign(campaign: Campaign, executor: Executor, *, stop_requested: Call
                 campaign.record(result, store)
             campaign.in_flight = executor.in_flight()
             if results:
+                campaign.sample()
                 campaign.checkpoint()
                 for result in results:
                     if on_result is not None:
@@ -438,6 +455,7 @@ def run_campaign(campaign: Campaign, executor: Executor, *, stop_requested: Call
                 break
     campaign.status = CampaignStatus.INTERRUPTED if stop_requested() else CampaignStatus.FINISHED
     campaign.elapsed_before, campaign.session_started = campaign.elapsed, time.monotonic()
+    campaign.sample(final=True)
     campaign.checkpoint()
     return campaign
 
@@ -460,6 +478,7 @@ def load_checkpoint(path: Path) -> Campaign:
             config=data["config"], config_sha256=data["config_sha256"], elapsed_before=data["elapsed_seconds"],
             sessions=data["sessions"], status=data["status"], started=data["started"], incidents=data["incidents"],
             in_flight=[Slice(**w) for w in data["in_flight"]] + [Slice(**w) for w in data.get("retry", [])],
+            history=data.get("history", []),
             executor=data.get("executor", {}),
         )
     except (KeyError, TypeError) as error:

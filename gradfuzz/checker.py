@@ -27,10 +27,10 @@ from hypothesis import target as hypothesis_target
 from hypothesis.errors import HypothesisException
 
 from gradfuzz.batching import example_bounded_batch
-from gradfuzz.boundaries import bisect, differing_pairs
-from gradfuzz.diagnosis import relabel_branches
+from gradfuzz.boundaries import BranchSignature, bisect, differing_pairs, points_for
+from gradfuzz.diagnosis import describe_in_derivatives, relabel_branches
 from gradfuzz.dtypes import numpy_dtype
-from gradfuzz.engine import second_order_missing
+from gradfuzz.engine import Evaluator, probe, second_order_missing
 from gradfuzz.findings import Findings, failure_signatures
 from gradfuzz.judging import judge_batch, judge_second_order_batch
 from gradfuzz.oracle import FAILURE, Judgement, check_contract
@@ -42,6 +42,7 @@ from gradfuzz.probes import (
     probe_somewhere,
     record_contract,
     record_exception,
+    simple_example,
     split_off_domain_errors,
 )
 from gradfuzz.report import CheckReport, Finding
@@ -168,7 +169,7 @@ class TargetCheck:
         self._shrink_until = 0.0
         self._pace = (0.0, 0)  # the last batch: when it started, its size (the sizer's clock)
         self.store: FailureStore | None = None  # given: each failure is appended as soon as it is found
-        self._written: set[tuple[int, str]] = set()  # (id(), category) of the findings already in the store
+        self._written: set[tuple[int, str, str]] = set()  # (id(), category, explanation) of what the store holds
         self._groups_seen = 0
 
     # -- the run ------------------------------------------------------------------------------
@@ -187,8 +188,10 @@ class TargetCheck:
             return self._finish(None)
         if structure is None:
             return self._finish(None)
-        for violation in check_contract(self.specs, structure):
-            record_contract(self.findings, violation, first, self.seed)
+        violations = check_contract(self.specs, structure)
+        shown = simple_example(self.target, self.specs, first) if violations else first
+        for violation in violations:
+            record_contract(self.findings, violation, shown, self.seed)
         self._persist()
         try:
             self.evaluator = self.warm.evaluator(self.target, self.specs, structure, self.jit, self.order)
@@ -217,6 +220,7 @@ class TargetCheck:
                                  f"tracing) took {self.warmup:.1f} s of the {self.budget:.0f} s budget. Give it a larger budget.")
         if self.target.has_custom_gradient:
             relabel_branches(self.findings, self.evaluator, self.branches)
+        describe_in_derivatives(self.findings, self.evaluator)
         self.report.engine = self._engine_facts()
         return self._finish(self.evaluator.device)
 
@@ -439,7 +443,8 @@ class TargetCheck:
         if self.store is None:
             return
         found = [g.representative for g in self.findings.groups.values()
-                 if g.representative.kind == "failure" and (id(g.representative), g.representative.category) not in self._written]
+                 if g.representative.kind == "failure"
+                 and (id(g.representative), g.representative.category, g.representative.explanation) not in self._written]
         for finding in found:
             finding.count = max(1, round(self.findings.groups[finding.signature].count))
         rows = self._records(found, self.evaluator.device if hasattr(self, "evaluator") else "")
@@ -459,6 +464,58 @@ class TargetCheck:
             self.store.append_failures(report.records)
             report.stored += len(report.records)
         return report
+
+
+def check_example(target: Target, specs: Sequence[ArgSpec], inputs: Sequence[np.ndarray], *, seed: int = 0,
+                  order: int = 1, evaluators: dict | None = None) -> CheckReport:
+    """Check one given example (``gradfuzz.assert_gradient``): the contract, then the same engine,
+    oracle and diagnosis as a fuzzing run, on exactly these inputs with a cotangent and tangent drawn
+    from ``seed``. A report of one example, with the same findings and explanations a run gives.
+    ``evaluators`` (a dict the caller keeps) holds compiled evaluators across calls."""
+    findings = Findings(target.name, tuple(specs))
+    report = CheckReport(target=target.name, specs=tuple(specs))
+    inputs = [np.asarray(x, dtype=spec.numpy_dtype) for x, spec in zip(inputs, specs)]
+    try:
+        structure = probe(target, specs, inputs)
+    except TargetRaised as raised:
+        record_exception(findings, raised, inputs, seed)
+        report.examples = 1
+        return findings.fill(report)
+    for violation in check_contract(specs, structure):
+        record_contract(findings, violation, inputs, seed)
+    key = (target.fn, tuple(specs), structure, order)  # ``evaluators``: compiled once per target and shape
+    if evaluators is None or key not in evaluators:
+        compiled = (Evaluator(target, specs, structure, order=order), points_for(target, specs))
+        if evaluators is not None:
+            evaluators[key] = compiled
+    else:
+        compiled = evaluators[key]
+    evaluator, points = compiled
+    findings.gradient_specs = evaluator.gradient_specs
+    findings.points = points
+    rng = np.random.default_rng([seed, 1])
+    output_dtypes = [numpy_dtype(d) for d in structure.output_dtypes]
+    batch = Batch([x[None] for x in inputs], cotangents(rng, 1, structure.output_shapes, output_dtypes),
+                  tangents(np.random.default_rng([seed, 2]), [x[None] for x in inputs]))
+    try:
+        evaluation = evaluator.evaluate(batch)
+    except TargetRaised as raised:
+        record_exception(findings, raised, inputs, seed, cotangents=batch.cotangents, tangents=batch.tangents)
+        report.examples = 1
+        return findings.fill(report)
+    judged = [(evaluation, judge_batch(evaluator, evaluation, target, findings.points))]
+    if order == 2:
+        judged.append(judge_second_order_batch(evaluator, evaluation, second_order_missing(target, inputs)))
+    for evaluated, judgement in judged:
+        for signature in findings.collect(evaluated, judgement, Plan(seed=seed), seed):
+            # As a run does: show it at the simplest input that fails the same way (0, ±1, short decimals).
+            shrink_elements(findings, evaluator, target, signature, Plan(seed=seed), seed, lambda: False)
+    if target.has_custom_gradient:
+        relabel_branches(findings, evaluator, BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes))
+    describe_in_derivatives(findings, evaluator)
+    report.examples, report.judged = 1, 1
+    report.skipped = int(judged[0][1].skipped)
+    return findings.fill(report)
 
 
 def check_target(target: Target, specs: Sequence[ArgSpec], *, store: FailureStore | None = None, **options) -> CheckReport:

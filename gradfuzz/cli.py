@@ -190,17 +190,19 @@ def triage(store, output_format) -> None:
     if output_format == "json":
         click.echo(json.dumps({"store": str(store), "groups": [{
             "signature": g.signature, "target": g.target, "category": g.category, "argument": g.argument,
-            "regions": g.regions, "count": g.count, "examples": g.examples, "status": g.status,
+            "regions": g.regions, "where": g.where, "runs": g.count, "examples_failing": g.examples,
+            "count": g.count, "examples": g.examples, "status": g.status,  # (older names of runs, examples_failing)
             "representative": {"id": g.representative.id, "inputs": [np.asarray(x, dtype=np.float64).tolist()
                                                                      for x in g.representative.inputs]},
         } for g in groups]}, indent=2))
         return
     table = Table(title=f"{len(groups)} distinct bug(s) in {store}")
-    for column in ("#", "target", "category", "arg", "region", "runs", "examples", "status", "simplest input"):
+    for column in ("#", "target", "finding", "arg", "where", "runs recorded", "examples failing in them", "status",
+                   "simplest input"):
         table.add_column(column, overflow="fold")
     for number, g in enumerate(groups, 1):
         table.add_row(str(number), escape(g.target), g.category, "*" if g.argument is None else str(g.argument),
-                      escape(" ∪ ".join(g.regions)), str(g.count), f"{g.examples:,}", g.status,
+                      escape(g.where), str(g.count), f"{g.examples:,}", g.status,
                       ", ".join(_short(x) for x in g.representative.inputs))
     stdout.print(table)
 
@@ -239,6 +241,31 @@ def report(store, html_path, trust_store) -> None:
     except OSError as error:
         _fail(f"Cannot write {html_path}: {error.strerror or error}.")
     stdout.print(f"Report of {len(groups)} open bug(s) written to {html_path}.")
+
+
+@main.command()
+@STORE_ARGUMENT
+@click.option("--port", type=click.IntRange(0, 65535), default=8050, show_default=True, help="Port to serve on (0: any free one).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; the default serves this machine only (the page shows your code's findings).")
+@click.option("--trust-store", is_flag=True, help="Let plots import whatever code the records name (as for replay).")
+def dashboard(store, port, host, trust_store) -> None:
+    """A live web page for a running or finished campaign: throughput and findings over time, bugs, incidents."""
+    from gradfuzz.dashboard import DashboardState, make_server
+
+    if not Path(store).is_dir():
+        _fail(f"No gradfuzz store at {store}: run a campaign first, or pass the store directory.")
+    try:
+        server = make_server(DashboardState(Path(store), trust_store=trust_store), host, port)
+    except OSError as error:
+        _fail(f"Cannot serve on {host}:{port}: {error.strerror or error}. Pick another --port.")
+    stdout.print(f"gradfuzz dashboard for {store}: http://{host}:{server.server_address[1]}/  (Ctrl-C stops it)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @main.command("export-tests")
@@ -460,12 +487,13 @@ def _campaign_table(state) -> Table:
     total = sum(s.seconds for s in state.targets) or 1.0
     table = Table(title=f"campaign {state.id} — {elapsed:.0f} s of {state.budget:.0f} s, {state.remaining:.0f} s left, "
                         f"{len(state.incidents)} incident(s)")
-    for column in ("target", "examples", "examples/s", "slices", "time", "failures by category", "notes", "status"):
+    for column in ("target", "examples checked", "examples/s", "slices", "time", "findings: examples failing", "notes",
+                   "status"):
         table.add_column(column)
     names = [s.ref.name for s in state.targets]
     for s in state.targets:
         label = s.ref.name if names.count(s.ref.name) == 1 else f"{s.ref.name} ({', '.join(i.split('@')[0] for i in s.ref.inputs)})"
-        failures = ", ".join(f"{c}×{n:,}" for c, n in s.failures_by_category().items()) or "-"
+        failures = ", ".join(f"{c}: {n:,}" for c, n in s.failures_by_category().items()) or "-"
         status = "[red]error[/]" if s.error else ("[red]fail[/]" if s.kinds else "[green]ok[/]")
         table.add_row(escape(label), f"{s.examples:,}", f"{s.rate:,.0f}", str(s.slices), f"{100 * s.seconds / total:.0f}%",
                       escape(failures), str(len(s.notes)), status)
@@ -572,10 +600,16 @@ def _print_report(report) -> None:
         # Counts (×N) below are of examples the oracle judged in full.
         stdout.print(f"  [dim]screen: {report.disagreed:,} examples disagreed with autodiff, {report.judged:,} judged in full[/]")
     for finding in report.failures:
-        stdout.print(f"  [red]✗ {finding.category}[/] ×{finding.count:,}  input {escape(', '.join(_short(x) for x in finding.inputs))}")
+        shown = escape(", ".join(_short(x) for x in finding.inputs))
+        if finding.reference_name == "gradient contract":  # structural: no count of examples to speak of
+            stdout.print(f"  [red]✗ {finding.category}[/] — the gradient contract; shown at input {shown}", soft_wrap=True)
+        else:
+            stdout.print(f"  [red]✗ {finding.category}[/] — {finding.count:,} example(s) failing, in {escape(_where(finding))}; "
+                         f"simplest input {shown}", soft_wrap=True)
         stdout.print(f"    {escape(finding.explanation)}", soft_wrap=True)
     for finding in report.notes:
-        stdout.print(f"  [cyan]• note: {finding.category}[/] ×{finding.count:,}  input {escape(', '.join(_short(x) for x in finding.inputs))}")
+        stdout.print(f"  [cyan]• note: {finding.category}[/] — {finding.count:,} example(s); "
+                     f"input {escape(', '.join(_short(x) for x in finding.inputs))}", soft_wrap=True)
         stdout.print(f"    {escape(finding.explanation)}", soft_wrap=True)
     strategy = report.engine.get("strategy")
     if strategy and strategy != "vectorized_map":
@@ -583,15 +617,23 @@ def _print_report(report) -> None:
                      f"{report.examples_per_second:,.0f} examples/s[/]", soft_wrap=True)
 
 
+def _where(finding) -> str:
+    """Where a finding's examples lie, in words (see `gradfuzz.regions.describe`)."""
+    from gradfuzz.regions import describe
+
+    labels = [label for label in [*finding.regions_seen, finding.region] if label not in (None, "", "*")]
+    return describe(labels) if labels else "the inputs shown"
+
+
 def _print_summary(reports, store: Path) -> None:
     table = Table(title="gradfuzz summary")
-    for column in ("target", "verdict", "examples", "examples/s", "failures", "notes"):
+    for column in ("target", "verdict", "examples checked", "examples/s", "findings: examples failing", "notes"):
         table.add_column(column)
     for r in reports:
         colour = "green" if r.ok else "red"
         table.add_row(escape(r.target), f"[{colour}]{r.verdict}[/]", f"{r.examples:,}", f"{r.examples_per_second:,.0f}",
-                      ", ".join(f"{f.category}×{f.count}" for f in r.failures) or "-",
-                      ", ".join(f"{f.category}×{f.count}" for f in r.notes) or "-")
+                      ", ".join(f"{f.category}: {f.count:,}" for f in r.failures) or "-",
+                      ", ".join(f"{f.category}: {f.count:,}" for f in r.notes) or "-")
     stdout.print()
     stdout.print(table)
     stored = sum(r.stored for r in reports)

@@ -211,3 +211,147 @@ def nondeterministic(evaluator: Evaluator, batch: Batch) -> np.ndarray | None:
         b8 = np.ascontiguousarray(b).reshape(batch.size, -1).view(np.uint8)
         differs |= np.any(a8 != b8, axis=1)
     return np.flatnonzero(differs)
+
+
+# -- evidence in derivative terms ---------------------------------------------------------------
+
+JACOBIAN_MAX_OUTPUTS = 1024  # output elements whose Jacobian row is evaluated (one batch row each)
+DERIVATIVE_CATEGORIES = ("approximation", "mismatch", "branch", "non-finite", "precision", "missing-gradient")
+
+
+@dataclass(frozen=True)
+class JacobianEntry:
+    """The exact entry ∂y[i]/∂x[j] behind a finding: what the custom gradient says, what the
+    reference says, and by how much they differ (the headline numbers of a finding)."""
+
+    output: str  # "y", "y[2, 1]", "output 1[3]"
+    output_index: int  # its place among all output elements (outputs flattened and concatenated)
+    wrt: str  # "x", "x[4]", "argument 1[0, 2]"
+    custom: float
+    reference: float
+    reference_name: str
+    abs_error: float
+    rel_error: float
+    ulp_error: float
+    dtype: str
+    column_agrees: bool  # the custom Jacobian column equals the reference's (then dy is mishandled)
+
+    def sentence(self, where: str) -> str:
+        text = (f"∂{self.output}/∂{self.wrt} at {where}: custom {self.custom:.9g} vs {self.reference_name} "
+                f"{self.reference:.9g} (error {self.abs_error:.3g}, relative {self.rel_error:.3g}, "
+                f"{self.ulp_error:.3g} ULPs of {self.dtype}).")
+        if self.column_agrees:
+            text += (" With dy = 1 on each output in turn the custom gradient is right: it goes wrong only for other "
+                     "incoming gradients, so grad_fn ignores or mis-scales dy.")
+        return text
+
+    def evidence(self) -> dict[str, float | str]:
+        return {"jacobian_entry": f"∂{self.output}/∂{self.wrt}", "jacobian_output_index": float(self.output_index),
+                "jacobian_custom": self.custom,
+                "jacobian_reference": self.reference, "jacobian_abs_error": self.abs_error,
+                "jacobian_rel_error": self.rel_error, "jacobian_ulp_error": self.ulp_error}
+
+
+def jacobian_entry(evaluator: Evaluator, inputs: Sequence[np.ndarray], argument: int, element: int) -> JacobianEntry | None:
+    """Evaluate the Jacobian column ∂y/∂x[j] exactly, one output element at a time (one-hot cotangents,
+    one batch), with custom and reference side by side, and return its worst entry. The reference is
+    autodiff of the forward where there is one, else central differences along x[j]. None when
+    the outputs are too many, the argument is not a real one, or the target raises."""
+    from gradfuzz.oracle import differences
+
+    specs, structure = evaluator.specs, evaluator.structure
+    if not 0 <= argument < len(specs) or not specs[argument].differentiable or specs[argument].is_complex:
+        return None
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape in structure.output_shapes]
+    count = sum(sizes)
+    if count == 0 or count > JACOBIAN_MAX_OUTPUTS or any(np.dtype(d).kind == "c" for d in structure.output_dtypes):
+        return None
+    one_hot = np.eye(count)
+    cotangents, start = [], 0
+    for size, shape, dtype in zip(sizes, structure.output_shapes, structure.output_dtypes):
+        cotangents.append(one_hot[:, start:start + size].reshape(count, *shape).astype(np.dtype(dtype)))
+        start += size
+    tangents = [np.zeros((count, *np.shape(x))) for x in inputs]
+    tangents[argument].reshape(count, -1)[:, element] = 1.0
+    batch = Batch([np.repeat(np.asarray(x)[None], count, axis=0) for x in inputs], cotangents, tangents)
+    try:
+        evaluation = evaluator.evaluate(batch)
+    except TargetRaised:
+        return None
+    custom = np.asarray(evaluation.custom[argument], dtype=np.float64).reshape(count, -1)[:, element]
+    if evaluation.reference is not None:
+        reference = np.asarray(evaluation.reference[argument], dtype=np.float64).reshape(count, -1)[:, element]
+        name = f"autodiff of the forward ({evaluation.reference_dtype})"
+    else:
+        reference = differences(evaluation.phi, evaluation.phi_scale, evaluation.fd_step, evaluation.fd_eps).central
+        name = f"central differences ({evaluation.fd_dtype})"
+    spec = specs[argument]
+    info, tol = spec.info, TOLERANCES[spec.dtype]
+    with np.errstate(all="ignore"):
+        gap = np.where(custom == reference, 0.0, np.abs(custom - reference))
+        scale = np.nanmax(np.abs(np.where(np.isfinite(reference), reference, 0.0))) if count else 0.0
+        allowed = tol.floor_ulps * info.ulp(np.maximum(np.abs(reference), scale * 1e-3)) + tol.absolute_floor
+        badness = np.where(np.isnan(gap), np.inf, gap / allowed)
+    worst = int(np.argmax(badness))
+    c, r, g = float(custom[worst]), float(reference[worst]), float(gap[worst])
+    with np.errstate(all="ignore"):
+        rel = g / max(abs(r), float(info.tiny))
+        ulps = g / float(info.ulp(np.float64(r)))
+    return JacobianEntry(
+        output=_output_label(worst, sizes, structure.output_shapes), output_index=worst, wrt=_element_label(argument, element, spec.shape),
+        custom=c, reference=r, reference_name=name, abs_error=g, rel_error=rel, ulp_error=ulps, dtype=spec.dtype,
+        column_agrees=bool(np.all(badness <= 1.0)),
+    )
+
+
+def _output_label(flat: int, sizes: Sequence[int], shapes: Sequence[tuple[int, ...]]) -> str:
+    for number, (size, shape) in enumerate(zip(sizes, shapes)):
+        if flat < size:
+            base = "y" if len(sizes) == 1 else f"output {number}"
+            return base + (f"[{', '.join(str(int(i)) for i in np.unravel_index(flat, shape))}]" if shape else "")
+        flat -= size
+    return "y"
+
+
+def _element_label(argument: int, element: int, shape: tuple[int, ...]) -> str:
+    base = "x" if argument == 0 else f"argument {argument}"
+    return base + (f"[{', '.join(str(int(i)) for i in np.unravel_index(element, shape))}]" if shape else "")
+
+
+def describe_in_derivatives(findings: Findings, evaluator: Evaluator) -> None:
+    """Lead each value finding with the exact Jacobian entry at its worst element (`jacobian_entry`):
+    the headline numbers become derivatives a person thinks in, and the random projections the run
+    judged move to the evidence (``vjp_custom``, ``vjp_reference``)."""
+    for group in findings.groups.values():
+        for finding in group.examples():  # every stored example: triage may pick any as the simplest
+            if finding.kind != "failure" or finding.category not in DERIVATIVE_CATEGORIES or finding.argument is None \
+                    or finding.argument < 0 or finding.argument >= len(evaluator.specs):
+                continue
+            entry = jacobian_entry(evaluator, finding.inputs, finding.argument, finding.element or 0)
+            if entry is None:
+                continue
+            apply_jacobian_entry(finding, entry)
+
+
+def apply_jacobian_entry(finding, entry: JacobianEntry) -> None:
+    """Put ``entry`` first in ``finding``'s numbers and explanation (the store, replay and reports read these)."""
+    finding.evidence = {**finding.evidence, "vjp_custom": finding.custom_value, "vjp_reference": finding.reference_value,
+                        **entry.evidence()}
+    finding.custom_value, finding.reference_value = entry.custom, entry.reference
+    finding.abs_error, finding.rel_error, finding.ulp_error = entry.abs_error, entry.rel_error, entry.ulp_error
+    finding.reference_name = entry.reference_name
+    head, _, rest = finding.explanation.partition(" At ")
+    where = _where(finding.inputs)
+    finding.explanation = f"{head} {entry.sentence(where)} In the check's own probe (random dy and direction): At {rest}" \
+        if rest else f"{head} {entry.sentence(where)}"
+
+
+def _where(inputs: Sequence[np.ndarray]) -> str:
+    shown = []
+    for value in inputs:
+        value = np.asarray(value)
+        if value.size == 1:
+            shown.append(repr(float(value.reshape(-1)[0])) if not np.iscomplexobj(value) else repr(complex(value.reshape(-1)[0])))
+        else:
+            shown.append(np.array2string(value.astype(np.float64) if not np.iscomplexobj(value) else value, precision=6, threshold=8))
+    return "x = " + shown[0] if len(shown) == 1 else "inputs (" + "; ".join(shown) + ")"

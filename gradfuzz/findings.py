@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, NOTE_CATEGORIES, Judgement, Verdict, explain
-from gradfuzz.regions import region_label
+from gradfuzz.regions import region_label, region_labels
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.simplicity import batch_simplicity, simplicity
 from gradfuzz.spec import ArgSpec
@@ -74,6 +74,16 @@ class FindingGroup:
     count: float = 1
     shrunk: bool = False
     regions: dict[str, Finding] = field(default_factory=dict)  # one example per input region seen
+    seen: set[str] = field(default_factory=set)  # every input region any of its examples fell in
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # A new representative (or worst) takes over the store record of the one it replaces, so the
+        # row written when the group was found is replaced by the final one, not left beside it.
+        if name in ("representative", "worst") and name in self.__dict__:
+            old, other = self.__dict__[name], self.__dict__.get("worst" if name == "representative" else "representative")
+            if value is not old and old is not other and old.record_id and not value.record_id:
+                value.record_id = old.record_id
+        super().__setattr__(name, value)
 
     def examples(self) -> list[Finding]:
         """The examples worth storing: representative, worst, and one per further region."""
@@ -154,8 +164,7 @@ class Findings:
                     new.append(signature)
                 continue
             group.count += count
-            if len(group.regions) < MAX_REGIONS:
-                self._note_regions(group, indices, judgement, evaluation, plan, seed)
+            self._note_regions(group, indices, judgement, evaluation, plan, seed)
             if worst.abs_error > group.worst.abs_error or (np.isnan(group.worst.abs_error) and not np.isnan(worst.abs_error)):
                 group.worst = self.finding(worst, evaluation, plan, seed)
             candidate = (int(ranks[0][simplest.index]), float(ranks[1][simplest.index]))
@@ -172,13 +181,17 @@ class Findings:
             return
         values = np.asarray(evaluation.batch.inputs[argument], dtype=np.float64).reshape(evaluation.batch.size, -1)
         elements = np.maximum(judgement.element[indices], 0)
-        seen: set[str] = set(group.regions)
+        labels = region_labels(values[indices, elements], self.points[argument])
+        group.seen |= labels
+        wanted = labels - set(group.regions)
+        if not wanted or len(group.regions) >= MAX_REGIONS:
+            return
         for index, value in zip(indices, values[indices, elements]):
             label = region_label(float(value), self.points[argument])
-            if label not in seen:
-                seen.add(label)
+            if label in wanted:
+                wanted.discard(label)
                 group.regions[label] = self.finding(judgement.verdict(int(index)), evaluation, plan, seed)
-                if len(group.regions) >= MAX_REGIONS:
+                if len(group.regions) >= MAX_REGIONS or not wanted:
                     return
 
     def adopt_shrunk(self, signature: str, plan: Plan, evaluation: Evaluation, judgement: Judgement, seed: int) -> None:
@@ -211,13 +224,32 @@ class Findings:
         if group.worst.abs_error > existing.worst.abs_error:
             existing.worst = group.worst
 
+    def fold_side_groups(self) -> None:
+        """One cause, one finding. A wrong formula is `mismatch` where its error is large and
+        `approximation` where it happens to be small (near a zero of the error), and may lose digits
+        (`precision`) on the way; a nondeterministic or a wrong-branch gradient also disagrees by
+        value. A value group of the same argument whose input regions overlap another's is a side
+        effect of it: it folds into the cause — a `nondeterminism` or `branch` group, else the larger
+        of `mismatch` and `approximation` (any of them, for `precision`).
+        Groups in separate regions stay apart (a bug at 0 and another below -95 are two)."""
+        failures = [(signature, group) for signature, group in self.groups.items() if group.representative.kind == "failure"]
+        for signature, group in sorted(failures, key=lambda item: item[1].count):
+            if group.representative.category not in SIDE_EFFECTS or signature not in self.groups:
+                continue
+            cause = _cause_of(group, [g for s, g in self.groups.items() if s != signature and g.representative.kind == "failure"])
+            if cause is not None:
+                _absorb(cause, group)
+                del self.groups[signature]
+
     def fill(self, report: CheckReport) -> CheckReport:
         """Put the findings into ``report``: failures (most specific causes first) and notes, with counts."""
+        self.fold_side_groups()
         for group in self.groups.values():  # the worst example travels with its group's category
             if group.worst is not group.representative:
                 group.worst.category = group.representative.category
                 group.worst.signature = group.representative.signature
             group.representative.count = max(1, round(group.count))
+            group.representative.regions_seen = sorted(group.seen)
             group.representative.worst = group.worst if group.worst is not group.representative else None
         order = {c: i for i, c in enumerate(CATEGORY_ORDER)}
         failures = [g.representative for g in self.groups.values() if g.representative.kind == "failure"]
@@ -229,23 +261,59 @@ class Findings:
 
     def records(self, failures: Sequence[Finding], *, fingerprint: str, device: str, run_id: str,
                 reference_target: str, variables: Sequence[tuple[str, np.ndarray]] = (),
-                written: set[tuple[int, str]] | None = None) -> list[dict]:
+                written: set[tuple[int, str, str]] | None = None) -> list[dict]:
         """Store rows for ``failures`` (from `fill`): each group's representative, worst and regions;
         ``variables`` (name, value) are the target's weights, stored with every row. Examples whose
-        ``(id(), category)`` is in ``written`` (stored while the run went on) are left out, new ones added."""
+        ``(id(), category, explanation)`` is in ``written`` (stored while the run went on) are left out, new ones added."""
         groups = {g.representative.signature: g for g in self.groups.values()}
         rows = []
         for finding in failures:
             group = groups.get(finding.signature)
             for example in group.examples() if group is not None else [finding]:
-                if written is not None:  # (a group relabelled since is written again, under its new category)
-                    key = (id(example), finding.category)
+                if written is not None:  # (a group relabelled or described since is written again, in its final form)
+                    key = (id(example), finding.category, example.explanation)
                     if key in written:
                         continue
                     written.add(key)
                 example.count = finding.count
                 example.category, example.signature = finding.category, finding.signature
+                example.regions_seen = sorted(group.seen) if group is not None else []
                 rows.append(failure_row(example, target=self.target, fingerprint=fingerprint,
                                         specs=[str(s) for s in self.specs], device=device,
                                         run_id=run_id, reference_target=reference_target, variables=variables))
         return rows
+
+
+SIDE_EFFECTS = ("approximation", "mismatch", "precision")  # groups that may be another group's side effect
+_CAUSES_FIRST = ("nondeterminism", "branch")  # causes that explain value disagreements around them
+
+
+def _cause_of(group: FindingGroup, others: Sequence[FindingGroup]) -> FindingGroup | None:
+    """The group ``group``'s value disagreements come from, if any (see `Findings.fold_side_groups`)."""
+    argument = group.representative.argument
+
+    def overlaps(other: FindingGroup) -> bool:
+        if other.representative.argument not in (argument, None, -1) and argument not in (None, -1):
+            return False
+        mine = set(group.regions) or {group.representative.region}
+        theirs = set(other.regions) or {other.representative.region}
+        return "*" in mine or "*" in theirs or bool(mine & theirs)
+
+    candidates = [g for g in others if overlaps(g)]
+    for category in _CAUSES_FIRST:
+        named = [g for g in candidates if g.representative.category == category]
+        if named:
+            return max(named, key=lambda g: g.count)
+    values = [g for g in candidates if g.representative.category in ("approximation", "mismatch")]
+    if group.representative.category == "precision":  # digits lost where the formula is wrong anyway
+        return max(values, key=lambda g: g.count) if values else None
+    larger = [g for g in values if g.count > group.count]
+    return max(larger, key=lambda g: g.count) if larger else None
+
+
+def _absorb(cause: FindingGroup, side: FindingGroup) -> None:
+    cause.count += side.count
+    cause.seen |= side.seen
+    for label, finding in side.regions.items():
+        if label not in cause.regions and len(cause.regions) < MAX_REGIONS:
+            cause.regions[label] = finding

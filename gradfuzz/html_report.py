@@ -50,36 +50,67 @@ def line_profile(replayer: Replayer, failure: StoredFailure) -> dict | str:
     tangents = [np.zeros((line.size, *np.shape(t))) for t in failure.tangents]
     tangents[a].reshape(line.size, -1)[:, e] = 1.0  # differences along this element: ⟨v, J e⟩ = (Jᵀv)ₑ
     cotangents = [np.repeat(np.asarray(v)[None], line.size, axis=0) for v in failure.cotangents]
+    label = f"(Jᵀv)[{e}] for the check's random cotangent v"
+    if "jacobian_output_index" in failure.evidence:  # the derivative a person thinks in: dy = 1 on that output
+        flat = int(failure.evidence["jacobian_output_index"])
+        for cotangent in cotangents:
+            size = int(np.prod(cotangent.shape[1:], dtype=np.int64))
+            cotangent[...] = 0
+            if 0 <= flat < size:
+                cotangent.reshape(line.size, -1)[:, flat] = 1
+            flat -= size
+        label = str(failure.evidence.get("jacobian_entry", "derivative"))
     evaluation = evaluator.evaluate(Batch(inputs, cotangents, tangents))
     fd = differences(evaluation.phi, evaluation.phi_scale, evaluation.fd_step, evaluation.fd_eps)
     column = lambda arrays: None if arrays is None else np.asarray(arrays[a], dtype=np.float64).reshape(line.size, -1)[:, e]  # noqa: E731
     return {
         "line": line.astype(np.float64), "x": x, "custom": column(evaluation.custom),
         "reference": column(evaluation.reference), "differences": np.where(fd.usable, fd.central, np.nan),
+        "kinks": line[fd.kink].astype(np.float64), "ulp": spec.info.ulp, "dtype": spec.dtype, "label": label,
         "points": [p for p in points[a] if x - radius <= p <= x + radius], "argument": a, "element": e,
     }
 
 
 def plot_png(profile: dict, title: str) -> bytes:
+    """Top: the custom and reference derivatives along the line (points of interest shaded, kinks
+    the differences saw ticked, the failing input dotted). Below: the custom gradient's error in
+    ULPs of the argument's dtype, on a log scale. Plain tick labels; the title wraps."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
-    figure, axes = plt.subplots(figsize=(7.5, 3.4), dpi=110)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 5.2), dpi=110, sharex=True,
+                                         gridspec_kw={"height_ratios": [3, 2]})
     line = profile["line"]
+    reference = profile["reference"] if profile["reference"] is not None else profile["differences"]
     if profile["reference"] is not None:
-        axes.plot(line, profile["reference"], color="#1f77b4", linewidth=2.2, label="autodiff of the forward")
-    axes.plot(line, profile["differences"], color="#2ca02c", linestyle="--", linewidth=1.4, label="central differences")
-    axes.plot(line, profile["custom"], color="#d62728", linewidth=1.4, label="custom gradient")
-    axes.axvline(profile["x"], color="black", linestyle=":", linewidth=1.0, label="failing input")
-    for point in profile["points"]:
-        axes.axvline(point, color="grey", alpha=0.35, linewidth=4)
-    axes.set_xlabel(f"argument {profile['argument']}, element {profile['element']}")
-    axes.set_ylabel("gradient element (·v)")
-    axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, loc="best")
-    axes.grid(alpha=0.3)
+        top.plot(line, profile["reference"], color="#1f77b4", linewidth=2.2, label="autodiff of the forward")
+    top.plot(line, profile["differences"], color="#2ca02c", linestyle="--", linewidth=1.4, label="central differences")
+    top.plot(line, profile["custom"], color="#d62728", linewidth=1.4, label="custom gradient")
+    with np.errstate(all="ignore"):
+        ulps = np.abs(profile["custom"] - reference) / profile["ulp"](reference)
+    bottom.semilogy(line, np.where(ulps > 0, ulps, np.nan), color="#d62728", linewidth=1.2)
+    bottom.set_ylabel(f"error, ULPs of {profile['dtype']}")
+    for axes in (top, bottom):
+        axes.axvline(profile["x"], color="black", linestyle=":", linewidth=1.0)
+        for point in profile["points"]:
+            axes.axvline(point, color="grey", alpha=0.3, linewidth=4)
+        axes.grid(alpha=0.3)
+        axes.xaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+    top.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
+    if len(profile["kinks"]):
+        top.plot(profile["kinks"], np.full(len(profile["kinks"]), np.nanmin(reference) if np.isfinite(reference).any() else 0),
+                 "|", color="black", markersize=10, label="kink seen by the differences")
+    top.plot([], [], color="black", linestyle=":", label="the failing input")
+    top.plot([], [], color="grey", alpha=0.3, linewidth=4, label="points of interest")
+    top.set_ylabel(textwrap.fill(profile["label"], 28), fontsize=9)
+    top.legend(fontsize=7, loc="best")
+    bottom.set_xlabel(f"argument {profile['argument']}, element {profile['element']}")
+    top.set_title(textwrap.fill(title, 80), fontsize=9)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -87,11 +118,31 @@ def plot_png(profile: dict, title: str) -> bytes:
     return buffer.getvalue()
 
 
+def _numbers(record, group: TriageGroup) -> list[tuple[str, str]]:
+    """The rows a person reads first: the contract for contract findings; for value findings the
+    exact Jacobian entry (custom vs reference) when it was computed, else the numbers judged."""
+    evidence = record.evidence
+    rows = [("input", ", ".join(np.array2string(np.asarray(x, dtype=np.float64), precision=9) for x in record.inputs))]
+    if "contract" in evidence:
+        rows += [("contract", str(evidence["contract"])), ("expected", str(evidence.get("expected", ""))),
+                 ("returned", str(evidence.get("returned", "")))]
+        if "digits_lost" in evidence:
+            rows.append(("digits lost", f"{evidence['digits_lost']} significant digits"))
+    elif record.reference_name and np.isfinite(record.custom_value) | np.isfinite(record.reference_value):
+        entry = str(evidence.get("jacobian_entry", "custom gradient element"))
+        rows += [(f"custom {entry}", f"{record.custom_value:.9g}"),
+                 (f"{record.reference_name}", f"{record.reference_value:.9g}"),
+                 ("error", f"{record.abs_error:.3g} (relative {record.rel_error:.3g}, {record.ulp_error:.3g} ULPs)")]
+    rows += [("examples failing", f"{group.examples:,} in the {group.count} recorded run(s)"), ("status", group.status),
+             ("specs", ", ".join(record.specs))]
+    return rows
+
+
 def _picture(replayer: Replayer, group: TriageGroup) -> str:
     profile = line_profile(replayer, group.representative)
     if isinstance(profile, str):
         return f"<p class='note'>No plot: {html.escape(profile)}</p>"
-    title = f"{group.target}: {group.category} ({', '.join(group.regions)})"
+    title = f"{group.target}: {group.category} ({group.where})"
     encoded = base64.b64encode(plot_png(profile, title)).decode()
     return f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
 
@@ -106,17 +157,7 @@ def render(groups: list[TriageGroup], store: str, replayer: Replayer | None = No
         except Exception as error:  # one target whose plot fails must not cost the others their sections
             picture = (f"<p class='note'>No plot: drawing it raised {html.escape(type(error).__name__)}: "
                        f"{html.escape(str(error)[:300])}. The numbers above are from the store.</p>")
-        values = "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in [
-                ("input", ", ".join(np.array2string(np.asarray(x, dtype=np.float64), precision=9) for x in record.inputs)),
-                ("custom", f"{record.custom_value:.9g}"),
-                (record.reference_name or "reference", f"{record.reference_value:.9g}"),
-                ("error", f"{record.abs_error:.3g} (relative {record.rel_error:.3g}, {record.ulp_error:.3g} ULPs)"),
-                ("occurrences", f"{group.count} run(s), {group.examples:,} failing examples"),
-                ("status", group.status), ("specs", ", ".join(record.specs)),
-            ]
-        )
+        values = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _numbers(record, group))
         sections.append(
             f"<section><h2>{number}. <span class='cat'>{html.escape(group.category)}</span> in "
             f"<code>{html.escape(group.target)}</code></h2>"

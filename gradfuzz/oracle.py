@@ -760,6 +760,7 @@ class ContractViolation:
     category: str  # "shape", "dtype" or "missing-gradient"
     argument: int | None
     explanation: str
+    contract: dict[str, str] = field(default_factory=dict)  # what was declared, what came back (shown by reports)
 
 
 def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[ContractViolation]:
@@ -776,14 +777,15 @@ def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[Contr
                 f"{list(spec.shape)}. TensorFlow accepts this silently; downstream code then "
                 "broadcasts or mis-sums it. A broadcast argument's gradient must be summed over the "
                 "broadcast axes (tf.reduce_sum(..., axis, keepdims) then tf.reshape to the input shape)."
-            )))
+            ), {"contract": f"gradient shape of argument {a}", "expected": str(list(spec.shape)), "returned": str(list(shape))}))
         if dtype is not None and dtype != spec.dtype:
             violations.append(ContractViolation("dtype", a, (
                 f"The gradient for argument {a} is {dtype} but the argument is {spec.dtype}. "
                 f"TensorFlow passes it on unchanged, so optimizers and accumulators see {dtype} "
                 f"values for a {spec.dtype} variable. Cast the gradient to the input's dtype "
                 "(tf.cast(grad, x.dtype)) or compute it there."
-            )))
+            ), {"contract": f"gradient dtype of argument {a}", "expected": spec.dtype, "returned": dtype,
+                "digits_lost": _digits(spec.info.eps / 2, (info_for(dtype) or spec.info).eps / 2)}))
     # Against the narrowest input: mixing float32 and float64 inputs may rightly give float32.
     narrowest = min((s for s in specs if s.differentiable), key=lambda s: s.info.mantissa_bits)
     for dtype in structure.output_dtypes:
@@ -796,9 +798,15 @@ def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[Contr
                 f"the gradient is {structure.gradient_dtypes[specs.index(narrowest)] or 'None'} and "
                 "describes the exact function, not the rounded one. Compute the forward in the "
                 "input's dtype, or declare the lower-precision contract explicitly."
-            )))
+            ), {"contract": "forward output dtype", "expected": narrowest.dtype, "returned": dtype,
+                "digits_lost": _digits(narrowest.info.eps / 2, out.eps / 2)}))
             break
     return violations
+
+
+def _digits(fine: float, coarse: float) -> str:
+    """Decimal digits lost going from relative precision ``fine`` to ``coarse``."""
+    return f"{max(0.0, np.log10(coarse / fine)):.1f} of {-np.log10(fine):.1f}"
 
 
 # -- diagnosis -----------------------------------------------------------------------

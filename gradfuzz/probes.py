@@ -234,13 +234,34 @@ def isolate_hang(findings: Findings, evaluator: Evaluator, watchdog: Watchdog, b
 
 
 def record_contract(findings: Findings, violation: ContractViolation, inputs: list[np.ndarray], seed: int) -> None:
+    """A contract finding: its evidence is the contract itself (what was expected, what came back,
+    the digits lost), not gradient values; its input is any on which the target runs."""
     signature = f"{violation.category}|arg{'*' if violation.argument is None else violation.argument}|contract"
     finding = Finding(
         target=findings.target, kind="failure", category=violation.category, explanation=violation.explanation,
         inputs=[np.asarray(x) for x in inputs], argument=violation.argument, signature=signature, seed=seed,
-        reference_name="gradient contract",
+        reference_name="gradient contract", evidence=dict(violation.contract),
     )
     findings.add(signature, finding)
+
+
+SIMPLE_VALUES = (1.0, 0.5, 2.0, 0.0)  # what a person would try first
+
+
+def simple_example(target: Target, specs: Sequence[ArgSpec], fallback: list[np.ndarray]) -> list[np.ndarray]:
+    """An input a person would choose — every element 1 (or 0.5, 2, 0) where the range allows and
+    the target runs there — for findings any input shows (the contract); else ``fallback``."""
+    for value in SIMPLE_VALUES:
+        if not all(s.low <= value <= s.high for s in specs if s.differentiable):
+            continue
+        example = [np.full(s.shape, value, dtype=s.numpy_dtype) if s.differentiable else np.asarray(x)
+                   for s, x in zip(specs, fallback)]
+        try:
+            probe(target, specs, example)
+        except TargetRaised:
+            continue
+        return example
+    return fallback
 
 
 def check_repeatability(findings: Findings, evaluator: Evaluator, structure: Structure, seed: int,

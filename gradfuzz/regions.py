@@ -65,3 +65,59 @@ def region_label(value: float, points: Sequence[float]) -> str:
     '(0, 1)'
     """
     return str(Region.of(value, points))
+
+
+def describe(labels: Sequence[str]) -> str:
+    """The union of region labels as a person reads it: touching pieces merged into intervals
+    (``(-1, 0) ∪ =0 ∪ (0, 1)`` is ``(-1, 1)``; pieces that share an endpoint merge even if the point
+    itself was not drawn), the whole line ``everywhere``; labels that name no region (``*``) read
+    ``anywhere`` unless real regions are there too.
+
+    >>> describe(["(-0.001, 0)", "(-1, -0.001)", "(-inf, -1)", "(0, 0.001)", "(1, inf)", "=-1", "=0", "=1", "(0.001, 1)"])
+    'everywhere'
+    >>> describe(["=0", "(0, 1)", "(2, inf)"])
+    '[0, 1), (2, inf)'
+    """
+    pieces = []  # (low, high, low closed, high closed)
+    others = []
+    for label in labels:
+        region = Region.parse(label)
+        if region is None:
+            others.append(label)
+        else:
+            closed = region.low == region.high
+            pieces.append((region.low, region.high, closed, closed))
+    merged: list[list] = []
+    for low, high, low_closed, high_closed in sorted(pieces, key=lambda p: (p[0], not p[2])):
+        if merged:
+            last = merged[-1]
+            touches = low <= last[1]  # sharing an endpoint: a single point unobserved is no gap
+            if touches:
+                if high > last[1] or (high == last[1] and high_closed):
+                    last[1], last[3] = high, high_closed or (high == last[1] and last[3])
+                continue
+        merged.append([low, high, low_closed, high_closed])
+    if len(merged) == 1 and merged[0][0] == -np.inf and merged[0][1] == np.inf:
+        return "everywhere"
+    text = [f"={low:g}" if low == high else f"{'[' if lc else '('}{low:g}, {high:g}{']' if hc else ')'}"
+            for low, high, lc, hc in merged]
+    if not text:
+        return "anywhere" if others else ""
+    return ", ".join(text + [o for o in sorted(set(others)) if o != "*"])
+
+
+def region_labels(values: np.ndarray, points: Sequence[float]) -> set[str]:
+    """The labels of the regions ``values`` fall in, vectorised (`region_label` for many values)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1) + 0.0
+    values = values[~np.isnan(values)]
+    if not values.size:
+        return set()
+    ordered = np.unique(np.asarray(points, dtype=np.float64) + 0.0)
+    if not ordered.size:
+        return {str(Region(-np.inf, np.inf))}
+    on_point = np.isin(values, ordered)
+    labels = {f"={p:g}" for p in np.unique(values[on_point])}
+    slot = np.searchsorted(ordered, values[~on_point])  # between ordered[slot-1] and ordered[slot]
+    bounds = np.concatenate([[-np.inf], ordered, [np.inf]])
+    labels |= {str(Region(bounds[k], bounds[k + 1])) for k in np.unique(slot)}
+    return labels

@@ -47,6 +47,8 @@ class Finding:
     evidence: dict[str, float] = field(default_factory=dict)
     worst: Finding | None = None  # the largest-error example of the same signature, if different
     region: str = "*"  # where the failing element lies among the points of interest, e.g. "(0, 1)"
+    record_id: str = ""  # its store record's id once written: a later, final form is written under the same id
+    regions_seen: list[str] = field(default_factory=list)  # every input region its kind was seen in (not only `region`)
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -165,9 +167,9 @@ class CheckReport:
         }
 
 
-def _number(value: float) -> float | str | None:
-    if value is None:
-        return None
+def _number(value: float | str) -> float | str | None:
+    if value is None or isinstance(value, str):  # contract evidence is text ("float32")
+        return value
     value = float(value)
     return value if np.isfinite(value) else str(value)
 

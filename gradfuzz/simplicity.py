@@ -18,12 +18,28 @@ def magnitude_log2(values: np.ndarray) -> np.ndarray:
         return (exponent - 1) + (2.0 * fraction - 1.0)
 
 
+def decades(values: np.ndarray) -> np.ndarray:
+    """How many decimal places away from 1 each value is written (0 for 0 and for 1 … 9.99; 3 for
+    0.001 and for 1000; 323 for the smallest subnormal): what makes a number look extreme to a person.
+    Exact on every machine (frexp and one IEEE multiplication)."""
+    with np.errstate(all="ignore"):
+        _, exponent = np.frexp(np.abs(np.asarray(values, dtype=np.float64)))
+        tens = np.floor((exponent - 1) * 0.30102999566398120)  # log10(2): decimal exponent of |x|
+        return np.where(np.asarray(values) == 0, 0.0, np.abs(tens))
+
+
+DECADE_WEIGHT = 4096.0  # one decade outweighs any difference of magnitudes at the same decades
+
+
 def batch_simplicity(inputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per example of a batch (arrays ``[B, ...]``): non-zero elements, then summed magnitudes."""
+    """Per example of a batch (arrays ``[B, ...]``): non-zero elements, then how extreme the values
+    are written (`decades`: 0, ±1, small integers and short decimals before subnormals and huge
+    values), then summed magnitudes."""
     size = inputs[0].shape[0]
-    flat = [np.asarray(x).reshape(size, -1) for x in inputs]
+    flat = [np.asarray(x).reshape(size, -1).astype(np.float64) if not np.iscomplexobj(x) else
+            np.abs(np.asarray(x).reshape(size, -1)) for x in inputs]
     nonzero = sum(np.count_nonzero(x, axis=1) for x in flat)
-    magnitude = sum(np.sum(magnitude_log2(np.abs(x).astype(np.float64)), axis=1) for x in flat)
+    magnitude = sum(np.sum(DECADE_WEIGHT * decades(x) + magnitude_log2(np.abs(x)), axis=1) for x in flat)
     return np.asarray(nonzero), np.nan_to_num(np.asarray(magnitude, dtype=np.float64), nan=np.inf)
 
 

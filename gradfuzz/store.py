@@ -171,6 +171,7 @@ class StoredFailure:
     explanation: str = _column(pa.string(), absent="")
     signature: str = _column(pa.string(), absent="")
     region: str = _column(pa.string(), absent="*")  # where the failing element lies among the points of interest
+    regions_seen: list[str] = _column(pa.list_(pa.string()), "strings", factory=list)  # every region the kind showed in
     count: int = _column(pa.int64(), "int", absent=1)
     specs: list[str] = _column(pa.list_(pa.string()), "strings", factory=list)
     inputs: list[np.ndarray] = _column(pa.list_(TENSOR), "tensors", factory=list)
@@ -243,7 +244,10 @@ def failure_row(finding: Any, *, target: str, fingerprint: str, specs: Iterable[
                 ) -> dict[str, Any]:
     """A `gradfuzz.report.Finding` as one store row: its fields as the columns of `StoredFailure`;
     ``variables`` are the (name, value) pairs of the trainable variables the target read."""
-    given = {"id": uuid.uuid4().hex, "run_id": run_id, "time": datetime.now(UTC), "target": target,
+    record_id = getattr(finding, "record_id", "") or uuid.uuid4().hex
+    if hasattr(finding, "record_id"):
+        finding.record_id = record_id  # written again (in its final form), it replaces this row: same id
+    given = {"id": record_id, "run_id": run_id, "time": datetime.now(UTC), "target": target,
              "reference_target": reference_target, "fingerprint": fingerprint, "specs": list(specs),
              "environment": environment(device), "variable_names": [name for name, _ in variables],
              "variables": [np.asarray(value) for _, value in variables]}
@@ -403,6 +407,7 @@ class FailureStore:
             raise StoreError(f"{self.root} is not a directory; a gradfuzz store is a directory (default .gradfuzz/).")
         result = ReadResult()
         statuses: dict[str, tuple[str, datetime]] = {}
+        records: dict[str, StoredFailure] = {}
         for batch, _ in _batches(self.root / "status", STATUS_SCHEMA, result.problems):
             for row in batch.to_pylist():
                 # The latest event wins, whatever file it is in: a `fixed` then a later `open` is a regression.
@@ -417,8 +422,10 @@ class FailureStore:
                     continue
                 if failure.id in statuses:
                     failure.status, failure.status_time = statuses[failure.id]
-                result.failures.append(failure)
-        result.failures.sort(key=lambda f: f.time)
+                latest = records.get(failure.id)
+                if latest is None or failure.time >= latest.time:  # a record written again: its final form
+                    records[failure.id] = failure
+        result.failures = sorted(records.values(), key=lambda f: f.time)
         return result
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from gradfuzz.regions import Region
+from gradfuzz.regions import Region, describe
 from gradfuzz.simplicity import simplicity
 from gradfuzz.store import StoredFailure
 
@@ -49,6 +49,12 @@ class TriageGroup:
     def representative(self) -> StoredFailure:
         """The simplest input: fewest non-zero elements, then the smallest magnitudes."""
         return min(self.records, key=_simplicity)
+
+    @property
+    def where(self) -> str:
+        """Every region the bug showed in (the records' own and those their runs saw), in words:
+        touching ones merged, the whole line "everywhere"."""
+        return describe(sorted({*self.regions, *(label for r in self.records for label in r.regions_seen)}))
 
     @property
     def signature(self) -> str:

@@ -6,6 +6,14 @@
 # last bit fails here, on any machine.
 #   bash scripts/test.sh [pytest args]   (with args: only those, in the default configuration)
 source "$(dirname "$0")/_env.sh"
+# The dashboard's tests drive a real headless browser: Debian's chromium, installed here if missing.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo -n"
+  echo "test set-up: installing chromium for the dashboard's browser tests" >&2
+  { $as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq chromium; } \
+    >.venv/chromium-install.log 2>&1 || echo "test set-up: could not install chromium (.venv/chromium-install.log)" >&2
+fi
 ruff check .
 if [ "$#" -gt 0 ]; then
   exec python -m pytest "$@"

@@ -70,6 +70,35 @@ def plans(points: int = 0) -> st.SearchStrategy[Plan]:
     )
 
 
+DEFAULT_POINTS = (0.0, 1.0, -1.0)  # where `tensors` seeks boundaries unless told others
+SIMPLE_VALUES = (0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 10.0, -10.0)  # shrink targets, simplest first
+
+
+def tensors(spec: str | ArgSpec, points: Sequence[float] = DEFAULT_POINTS) -> st.SearchStrategy[np.ndarray]:
+    """Inputs for one argument, drawn the way a gradfuzz run draws them: a `Plan` (special values,
+    ULP neighbourhoods of ``points``, log-scale and uniform values, sparsity) expanded to one array
+    of the spec's dtype and shape. Shrinks towards special values and exact points of interest.
+
+    >>> from hypothesis import given
+    >>> @given(tensors("float32[3]@-1..1"))
+    ... def test_shape(x):
+    ...     assert x.shape == (3,) and x.dtype == np.float32 and np.all(np.abs(x) <= 1)
+    >>> test_shape()
+    """
+    from gradfuzz.spec import parse_spec
+
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    chosen = [float(p) for p in points if spec.low <= p <= spec.high]
+    drawn = plans(len(chosen)).map(lambda plan: expand(plan, [spec], [chosen], 1)[0][0])
+    # First, arrays of values a person would write: Hypothesis shrinks towards this branch, so a
+    # failure that also shows at 0, ±1, 2 or 0.5 is reported there, not at the subnormal it was found at.
+    simple = [v for v in SIMPLE_VALUES if spec.low <= v <= spec.high] or [float(fit(np.array([0.0]), spec)[0])]
+    size = int(np.prod(spec.shape, dtype=np.int64))
+    plain = st.lists(st.sampled_from(simple), min_size=size, max_size=size).map(
+        lambda values: np.asarray(values, dtype=np.float64).astype(spec.numpy_dtype).reshape(spec.shape))
+    return st.one_of(plain, drawn)
+
+
 def special_values(spec: ArgSpec) -> np.ndarray:
     """Values that break gradients, restricted to the spec's range: ±0, ±1, the
     smallest normal and subnormal, the range ends and their neighbours.

@@ -121,7 +121,10 @@ def test_local_campaign_records_checkpoints_and_replays(cli, tmp_path):
     assert recorded_once(tmp_path / "store", document["campaign"])
     assert not list((tmp_path / "store" / "failures").glob("*.arrows")), "segments are sealed at the end"
 
-    replay = cli("replay", str(tmp_path / "store"), "--format", "json")
+    # The records name code outside this (scratch) working directory: trusted explicitly.
+    refused = cli("replay", str(tmp_path / "store"), "--format", "json")
+    assert {r["status"] for r in json.loads(refused.stdout)["results"]} == {"target-missing"} and refused.exit_code == 1
+    replay = cli("replay", str(tmp_path / "store"), "--trust-store", "--format", "json")
     assert {r["status"] for r in json.loads(replay.stdout)["results"]} == {"reproduced"}
 
 

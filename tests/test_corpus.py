@@ -55,3 +55,5 @@ def test_planted_bugs_are_found_and_named(name, confusion):
     confusion[(expected, primary(report))] += 1
     assert not report.ok, f"{name}: missed"
     assert primary(report) == expected, [(f.category, f.count, f.explanation[:200]) for f in report.failures]
+    # One cause, one finding (issue #14, class 4): no approximation or mismatch side groups.
+    assert len(report.failures) == 1, [(f.category, f.count, f.region) for f in report.failures]

@@ -128,5 +128,5 @@ def test_a_slice_that_hangs_is_killed_recorded_with_its_reproduction_and_the_cam
     assert hangs and all(i["target"].endswith("hangs_in_python") and i["action"] == "worker replaced" for i in hangs)
     assert "gradfuzz check" in hangs[0]["reproduce"] and "--seed" in hangs[0]["reproduce"]
     assert executor.replaced >= 1
-    doubled = campaign.targets[0]
-    assert doubled.slices >= 1 and "mismatch" in doubled.failures_by_category()
+    assert campaign.targets[0].slices >= 1, "the other target kept its worker"
+    assert campaign.status == "finished"
