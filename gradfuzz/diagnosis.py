@@ -21,7 +21,7 @@ from gradfuzz.boundaries import BranchSignature, axis_switches
 from gradfuzz.engine import Evaluator
 from gradfuzz.findings import Findings
 from gradfuzz.oracle import TOLERANCES
-from gradfuzz.values import Batch, TargetRaised
+from gradfuzz.values import Batch, TargetRaised, describe_inputs
 
 BRANCH_CANDIDATES = ("mismatch", "approximation", "branch")  # categories a boundary may explain
 ACROSS_ULPS = 64  # how far across a boundary the other side's derivative is read
@@ -341,17 +341,6 @@ def apply_jacobian_entry(finding, entry: JacobianEntry) -> None:
     finding.abs_error, finding.rel_error, finding.ulp_error = entry.abs_error, entry.rel_error, entry.ulp_error
     finding.reference_name = entry.reference_name
     head, _, rest = finding.explanation.partition(" At ")
-    where = _where(finding.inputs)
+    where = describe_inputs(finding.inputs)
     finding.explanation = f"{head} {entry.sentence(where)} In the check's own probe (random dy and direction): At {rest}" \
         if rest else f"{head} {entry.sentence(where)}"
-
-
-def _where(inputs: Sequence[np.ndarray]) -> str:
-    shown = []
-    for value in inputs:
-        value = np.asarray(value)
-        if value.size == 1:
-            shown.append(repr(float(value.reshape(-1)[0])) if not np.iscomplexobj(value) else repr(complex(value.reshape(-1)[0])))
-        else:
-            shown.append(np.array2string(value.astype(np.float64) if not np.iscomplexobj(value) else value, precision=6, threshold=8))
-    return "x = " + shown[0] if len(shown) == 1 else "inputs (" + "; ".join(shown) + ")"

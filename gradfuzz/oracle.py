@@ -27,7 +27,7 @@ import numpy as np
 
 from gradfuzz.dtypes import DTypeInfo, info_for
 from gradfuzz.spec import ArgSpec
-from gradfuzz.values import FD_OFFSETS, Evaluation, Neighbours, Structure
+from gradfuzz.values import FD_OFFSETS, Evaluation, Neighbours, Structure, describe_inputs
 
 
 class Category(StrEnum):
@@ -930,12 +930,4 @@ def _probe_unit(evaluation: Evaluation, index: int) -> float | None:
 
 
 def _describe_input(evaluation: Evaluation, index: int, specs: Sequence[ArgSpec]) -> str:
-    shown = []
-    for array in evaluation.batch.inputs:
-        value = np.asarray(array[index])
-        if value.size == 1:
-            scalar = value.reshape(-1)[0]
-            shown.append(repr(complex(scalar)) if np.iscomplexobj(value) else repr(float(scalar)))
-        else:
-            shown.append(np.array2string(value if np.iscomplexobj(value) else value.astype(np.float64), precision=6, threshold=8))
-    return "x = " + ", ".join(shown) if len(shown) == 1 else "inputs (" + "; ".join(shown) + ")"
+    return describe_inputs([np.asarray(x[index]) for x in evaluation.batch.inputs])

@@ -20,7 +20,13 @@ from enum import StrEnum
 import numpy as np
 
 from gradfuzz.boundaries import BranchSignature, points_for
-from gradfuzz.diagnosis import boundary_candidates, branch_boundary, mode_disagreements, nondeterministic
+from gradfuzz.diagnosis import (
+    boundary_candidates,
+    branch_boundary,
+    jacobian_entry,
+    mode_disagreements,
+    nondeterministic,
+)
 from gradfuzz.durations import parse_duration
 from gradfuzz.engine import Evaluator, probe, second_order_missing
 from gradfuzz.judging import judge_batch, judge_second_order_batch
@@ -28,7 +34,7 @@ from gradfuzz.oracle import check_contract
 from gradfuzz.spec import SpecError, parse_specs
 from gradfuzz.store import FailureStore, RecordStatus, StoredFailure
 from gradfuzz.target import Target, TargetError, load_target, with_reference
-from gradfuzz.values import Batch, TargetRaised, summarize_error
+from gradfuzz.values import Batch, TargetRaised, describe_inputs, summarize_error
 from gradfuzz.watchdog import Hang, Watchdog
 
 REPLAY_HANG_SECONDS = 30.0  # an example whose probe has not returned by then replays as a hang
@@ -290,6 +296,10 @@ def _replay_one(failure: StoredFailure, target: Target | str, evaluators: dict) 
     if failing:
         v = failing[0]
         detail = f"custom {v.custom:.9g} vs {v.reference_name} {v.reference:.9g} (relative error {v.rel_error:.3g})"
+        if v.argument is not None and 0 <= v.argument < len(specs):  # in derivatives, as the check said it
+            entry = jacobian_entry(evaluators[key], inputs, v.argument, v.element or 0)
+            if entry is not None:
+                detail = entry.sentence(describe_inputs(inputs))
     return _result(failure, now, detail)
 
 

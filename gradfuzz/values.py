@@ -5,6 +5,7 @@ results import this, never TensorFlow (`gradfuzz.engine` computes these values).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,3 +125,15 @@ class OutOfMemory(Exception):
     def __init__(self, size: int):
         super().__init__(f"out of memory evaluating a batch of {size}")
         self.size = size
+
+
+def describe_inputs(inputs: Sequence[np.ndarray]) -> str:
+    """``x = 0.5`` for one argument, ``inputs (…; …)`` for several: how findings name an input."""
+    shown = []
+    for value in inputs:
+        value = np.asarray(value)
+        if value.size == 1:
+            shown.append(repr(float(value.reshape(-1)[0])) if not np.iscomplexobj(value) else repr(complex(value.reshape(-1)[0])))
+        else:
+            shown.append(np.array2string(value.astype(np.float64) if not np.iscomplexobj(value) else value, precision=6, threshold=8))
+    return "x = " + shown[0] if len(shown) == 1 else "inputs (" + "; ".join(shown) + ")"
