@@ -309,6 +309,7 @@ class Campaign:
             state.crash_streak += 1
             reproduce = f"gradfuzz check {state.ref.reproduce} --seed {work.seed} --budget {work.seconds:g}s"
             if result.hung:  # re-running would hang a second worker: record how to reproduce it instead
+                state.seconds += max(result.seconds, work.seconds)  # the worker time it took: others go first now
                 self.incidents.append(_incident("hang", work, state.ref.name, "worker replaced", result.crashed,
                                                 result.worker, hint=reproduce))
                 if state.crash_streak >= CRASH_LIMIT:

@@ -165,32 +165,62 @@ class Worker:
 
 
 class LocalExecutor:
-    """Runs slices one at a time in this process."""
+    """Runs slices one at a time in this process, each in a worker thread the driver waits on.
+
+    A slice that overruns `overrun_limit` (a call stuck outside the checker's watchdog) is
+    abandoned — a Python thread cannot be killed; it ends with the process — reported as hung, and
+    the next slice gets a fresh `Worker`, so the campaign never waits past its budget and a grace.
+    """
 
     name = "local"
 
-    def __init__(self, targets: list[TargetRef]):
+    def __init__(self, targets: list[TargetRef], overrun_grace: float = OVERRUN_GRACE):
         self.targets = targets
+        self.overrun_grace = overrun_grace
         self._worker = Worker()
         self._queue: list[Slice] = []
+        self._running: tuple[Slice, float, threading.Thread, list] | None = None
         self.workers_alive = 1
+        self.replaced = 0
+        self.abandoned: list[threading.Thread] = []  # threads of hung slices (they end with the process)
         self.worker_info = [self._worker.info()]
 
     def capacity(self) -> int:
-        return 1 - len(self._queue)
+        return 1 - len(self._queue) - (self._running is not None)
 
     def submit(self, work: Slice) -> None:
         self._queue.append(work)
 
     def in_flight(self) -> list[Slice]:
-        return list(self._queue)
+        return list(self._queue) + ([self._running[0]] if self._running else [])
 
     def results(self, timeout: float) -> list[SliceResult]:
-        if not self._queue:
+        if self._running is None and self._queue:
+            work, box = self._queue.pop(0), []
+            worker = self._worker
+            thread = threading.Thread(target=lambda: box.append(worker.run(work, self.targets[work.target])),
+                                      name="gradfuzz-slice", daemon=True)
+            thread.start()
+            self._running = (work, time.monotonic(), thread, box)
+        if self._running is None:
             time.sleep(min(timeout, 0.05))
             return []
-        work = self._queue.pop(0)
-        return [self._worker.run(work, self.targets[work.target])]
+        work, since, thread, box = self._running
+        thread.join(timeout)
+        if box:
+            self._running = None
+            return [box[0]]
+        elapsed, limit = time.monotonic() - since, overrun_limit(work, self.overrun_grace)
+        if elapsed <= limit:
+            return []
+        self._running = None
+        self.abandoned.append(thread)
+        self._worker.stop()  # if it ever comes back, it stops after its batch
+        self._worker = Worker()
+        self.replaced += 1
+        return [SliceResult(work, self._worker.name, hung=True, seconds=elapsed, crashed=(
+            f"hang: the slice ran {elapsed:.0f} s of its {work.seconds:g} s budget (limit {limit:.0f} s); it was abandoned "
+            "(its thread ends with the process) and the next slice runs on a fresh worker"))]
 
     def stop(self) -> None:
         self._worker.stop()
@@ -341,7 +371,7 @@ class RayExecutor:
             limit = overrun_limit(work, self.overrun_grace)
             if now - since > limit:  # a hung op: nothing ends it but killing its process
                 del self._busy[ref]
-                done.append(SliceResult(work, f"worker {slot}", hung=True, crashed=(
+                done.append(SliceResult(work, f"worker {slot}", hung=True, seconds=now - since, crashed=(
                     f"hang: the slice ran {now - since:.0f} s of its {work.seconds:g} s budget (limit {limit:.0f} s); "
                     "its worker was killed and replaced")))
                 self._replace(slot)

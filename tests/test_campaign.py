@@ -279,3 +279,28 @@ def test_a_shape_family_becomes_one_scheduled_target_per_shape(tmp_path):
                                                   ("float32[0,3]@-100..100",)]
     assert [weight for _, weight, _ in refs] == [1.0, 1.0, 1.0] and [b for _, _, b in refs] == [10.0, 10.0, 10.0]
     assert "--input 'float32[1,3]@-100..100'" in refs[1][0].reproduce
+
+
+def test_a_local_slice_that_hangs_is_abandoned_and_the_campaign_finishes(tmp_path, monkeypatch):
+    """Before, a call stuck outside the checker's watchdog hung a local campaign for good (SIGTERM
+    only set a flag). The local executor runs each slice in a thread it waits on with a limit."""
+    from gradfuzz.campaign import resolve_targets, run_campaign
+    from gradfuzz.config import load_config
+    from gradfuzz.executors import LocalExecutor
+
+    monkeypatch.setenv("GRADFUZZ_TEST_ALLOW_HANG", "1")
+    config = load_config(write_config(tmp_path, f'target = "{OPS}:hangs_in_python"\ninputs = ["float64[]"]',
+                                      f'target = "{OPS}:doubled"'))
+    refs = resolve_targets(config)
+    campaign = Campaign.create(config, refs, budget=12, slice_seconds=2)
+    executor = LocalExecutor([ref for ref, _, _ in refs], overrun_grace=1.0)
+    try:
+        run_campaign(campaign, executor)
+    finally:
+        monkeypatch.delenv("GRADFUZZ_TEST_ALLOW_HANG")  # lets the abandoned threads end: wait for them
+        for thread in executor.abandoned:
+            thread.join(timeout=300)
+    hangs = [i for i in campaign.incidents if i["kind"] == "hang"]
+    assert hangs and hangs[0]["target"].endswith("hangs_in_python") and "--seed" in hangs[0]["reproduce"]
+    assert campaign.status == "finished" and executor.replaced >= 1
+    assert campaign.targets[1].slices >= 1, "the other target still ran"
