@@ -15,7 +15,7 @@ LAYERS = {
     "edge": {"_tf", "target", "planning", "engine", "boundaries", "screen", "diagnosis"},
     "run": {"judging", "shrinking", "probes", "warm", "checker", "replay", "regression", "html_report"},
     "orchestration": {"executors", "campaign", "gate", "api"},
-    "front": {"cli", "pytest_plugin", "__init__"},
+    "front": {"cli", "pytest_plugin", "dashboard", "__init__"},
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
 
