@@ -193,7 +193,8 @@ def triage(store, output_format) -> None:
             "regions": g.regions, "where": g.where, "runs": g.count, "examples_failing": g.examples,
             "count": g.count, "examples": g.examples, "status": g.status,  # (older names of runs, examples_failing)
             "representative": {"id": g.representative.id, "inputs": [np.asarray(x, dtype=np.float64).tolist()
-                                                                     for x in g.representative.inputs]},
+                                                                     for x in g.representative.inputs],
+                               **_headline_numbers(g.representative)},
         } for g in groups]}, indent=2))
         return
     table = Table(title=f"{len(groups)} distinct bug(s) in {store}")
@@ -615,6 +616,18 @@ def _print_report(report) -> None:
     if strategy and strategy != "vectorized_map":
         stdout.print(f"  [dim]engine: {escape(strategy)}; chosen and traced in {report.engine.get('strategy_seconds', 0):.1f} s, "
                      f"{report.examples_per_second:,.0f} examples/s[/]", soft_wrap=True)
+
+
+def _headline_numbers(record) -> dict:
+    """A record's headline numbers for JSON: the Jacobian entry (or the contract) as the check gave them."""
+    import math
+
+    numbers = {"entry": record.evidence.get("jacobian_entry") or record.evidence.get("contract"),
+               "reference_name": record.reference_name}
+    for name in ("custom_value", "reference_value", "abs_error", "rel_error", "ulp_error"):
+        value = getattr(record, name)
+        numbers[name] = value if value is None or math.isfinite(value) else str(value)
+    return numbers
 
 
 def _where(finding) -> str:
