@@ -175,10 +175,16 @@ class TargetCheck:
     # -- the run ------------------------------------------------------------------------------
 
     def run(self) -> CheckReport:
+        self.watchdog = Watchdog()
+        try:
+            return self._run()
+        finally:
+            self.watchdog.close()
+
+    def _run(self) -> CheckReport:
         self.started = time.monotonic()
         self.deadline = self.started + self.budget
         self.sizer = self.warm.sizer(self.target, self.specs, self.batch_size)
-        self.watchdog = Watchdog()
         try:  # the first eager call runs outside any batch: a target stuck there must not take the run
             structure, first = self.watchdog.run(lambda: probe_somewhere(self.target, self.specs, self.findings, self.seed),
                                                  max(PROBE_HANG_SECONDS, self.budget))

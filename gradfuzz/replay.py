@@ -235,7 +235,8 @@ def _replay_one(failure: StoredFailure, target: Target | str, evaluators: dict) 
     inputs = [np.asarray(x) for x in failure.inputs]
     try:
         # Under a watchdog: a recorded hang must replay as one, not hang the replay.
-        structure = Watchdog().run(lambda: probe(target, specs, inputs), REPLAY_HANG_SECONDS)
+        with Watchdog() as watchdog:
+            structure = watchdog.run(lambda: probe(target, specs, inputs), REPLAY_HANG_SECONDS)
     except TargetRaised as raised:
         now = ["exception"]
         return _result(failure, now, f"the {raised.stage} raised {summarize_error(raised.error)}")

@@ -42,6 +42,20 @@ class Watchdog:
     def limit(self) -> float:
         return max(self.min_seconds, SLOWEST_FACTOR * self.slowest)
 
+    def close(self) -> None:
+        """End the worker thread once it is idle. Every check closes its watchdog: a thread left
+        waiting per check would pile up over an hours-long campaign (with TensorFlow's per-thread
+        state), as the soak benchmark showed. A thread stuck in a hang was abandoned already."""
+        if self._jobs is not None:
+            self._jobs.put(None)
+            self._jobs = None
+
+    def __enter__(self) -> Watchdog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def run(self, call: Callable[[], T], limit: float | None = None) -> T:
         """``call()``'s result or exception; `Hang` if it has not returned after ``limit`` seconds."""
         limit = self.limit if limit is None else limit
@@ -63,7 +77,10 @@ class Watchdog:
 
 def _work(jobs: queue.Queue) -> None:
     while True:
-        call, outcome, done = jobs.get()
+        job = jobs.get()
+        if job is None:  # `Watchdog.close`
+            return
+        call, outcome, done = job
         try:
             outcome["value"] = call()
         except BaseException as error:  # handed to the caller's thread
