@@ -8,10 +8,12 @@ the driver's and the Ray workers' resident memory (from /proc) and the examples 
 second over that minute (from campaign.json). Retracing, caches or the store index growing with
 time would show as memory that keeps climbing. Prints a table and a last line
 
-    soak: minutes=M driver_growth=G% workers_growth=W% throughput_spread=S% incidents=N
+    soak: minutes=M driver_growth=G% workers_growth=W% throughput_spread=S% throughput_drift=D% incidents=N
 
-where growth compares the last minute with the first minute after warm-up (minute 3) and the
-spread is (max - min) / median of the per-minute rates after warm-up. Nothing asserts: read it.
+where growth compares the last minute with the first minute after warm-up (minute 3), the spread
+is (max - min) / median of the per-minute rates after warm-up (minutes differ by which targets ran
+in them), and the drift compares the mean rate of the second half with the first. Nothing
+asserts: read it.
 """
 
 from __future__ import annotations
@@ -133,8 +135,11 @@ def main() -> None:
 
     rates = [r["examples_per_s"] for r in steady]
     spread = 100 * (max(rates) - min(rates)) / statistics.median(rates) if statistics.median(rates) else 0.0
+    # Minutes differ by which targets' slices ran in them; halves average that out: a trend shows as drift.
+    half = len(rates) // 2
+    drift = 100 * (statistics.mean(rates[half:]) / statistics.mean(rates[:half]) - 1) if half else 0.0
     print(f"soak: minutes={len(rows)} driver_growth={growth('driver_mb'):+.1f}% workers_growth={growth('workers_mb'):+.1f}% "
-          f"throughput_spread={spread:.0f}% incidents={rows[-1]['incidents']}")
+          f"throughput_spread={spread:.0f}% throughput_drift={drift:+.0f}% incidents={rows[-1]['incidents']}")
 
 
 if __name__ == "__main__":
