@@ -474,7 +474,7 @@ class _CampaignProgress:
             self.live.update(_campaign_table(state))
         elif time.monotonic() - self._last_line >= self.LOG_EVERY:
             self._last_line = time.monotonic()
-            parts = [f"{s.ref.name.rsplit(':', 1)[-1]} {s.examples:,} ex {len(s.signatures)} failing" for s in state.targets]
+            parts = [f"{s.ref.name.rsplit(':', 1)[-1]} {s.examples:,} checked, {len(s.signatures)} finding(s)" for s in state.targets]
             stdout.print(f"[{state.elapsed:5.0f}s/{state.budget:.0f}s] " + " | ".join(parts), soft_wrap=True)
 
     def __exit__(self, *exc):
