@@ -378,8 +378,12 @@ class TargetCheck:
             return None
         except TargetRaised:
             runs = split_off_domain_errors(self.findings, self.evaluator, self.target, subset, self.seed)
-            if runs is None or runs.size == 0:
+            if runs is None:  # an `exception` finding, recorded
                 self.examples += 1
+                return None
+            if runs.size == 0:  # every example outside the forward's domain: counted, skipped
+                self.examples += batch.size
+                self.skipped += subset.size
                 return None
             self.skipped += subset.size - runs.size  # outside the forward's domain, like a NaN forward
             subset, rows = subset.select(runs), rows[runs]
