@@ -580,12 +580,9 @@ class _progress:
 
 
 def _short(array) -> str:
-    import numpy as np
+    from gradfuzz.values import short_value
 
-    values = np.asarray(array)
-    if values.size == 1:
-        return repr(float(values.reshape(-1)[0]))
-    return np.array2string(values.astype(np.float64), precision=4, threshold=6)
+    return short_value(array)
 
 
 def _print_report(report) -> None:

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from gradfuzz.values import short_value
+
 LONG_POLL_SECONDS = 20.0
 POLL_INTERVAL = 0.25  # how often a waiting request looks at the checkpoint
 
@@ -79,7 +81,7 @@ class DashboardState:
             if self._bugs is None:  # summarised once per change of the store
                 self._bugs = [{"number": n, "target": g.target, "category": g.category, "where": g.where, "runs": g.count,
                                "examples_failing": g.examples, "status": g.status, "explanation": g.representative.explanation,
-                               "input": [_short(x) for x in g.representative.inputs]}
+                               "input": [short_value(x) for x in g.representative.inputs]}
                               for n, g in enumerate(groups, 1)]
             bugs = self._bugs
         return {"campaign": self.campaign(), "bugs": bugs, "problems": self._problems}
@@ -106,15 +108,6 @@ def _draw(group, trust_store: bool) -> bytes | str:
         return plot_png(profile, f"{group.target}: {group.category} ({group.where})")
     except Exception as error:  # one plot that fails costs only itself
         return f"{type(error).__name__}: {error}"
-
-
-def _short(value) -> str:
-    import numpy as np
-
-    array = np.asarray(value)
-    if array.size == 1:
-        return f"{array.reshape(-1)[0]!r}" if np.iscomplexobj(array) else f"{float(array.reshape(-1)[0]):.6g}"
-    return np.array2string(array.astype(np.float64) if not np.iscomplexobj(array) else array, precision=4, threshold=6)
 
 
 def make_server(state: DashboardState, host: str = "127.0.0.1", port: int = 8050) -> ThreadingHTTPServer:

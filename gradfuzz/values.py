@@ -137,3 +137,12 @@ def describe_inputs(inputs: Sequence[np.ndarray]) -> str:
         else:
             shown.append(np.array2string(value.astype(np.float64) if not np.iscomplexobj(value) else value, precision=6, threshold=8))
     return "x = " + shown[0] if len(shown) == 1 else "inputs (" + "; ".join(shown) + ")"
+
+
+def short_value(value: object) -> str:
+    """One argument's value as tables show it: a scalar in full, an array abridged (4 digits, 6 elements)."""
+    array = np.asarray(value)
+    if array.size == 1:
+        scalar = array.reshape(-1)[0]
+        return repr(complex(scalar)) if np.iscomplexobj(array) else repr(float(scalar))
+    return np.array2string(array if np.iscomplexobj(array) else array.astype(np.float64), precision=4, threshold=6)
