@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gradfuzz
 from benchmarks.detection_targets import BUGS
 from gradfuzz.checker import check_target
-from gradfuzz.strategies import Plan
+from gradfuzz.plans import Plan
 from gradfuzz.target import describe_callable, resolve_specs
 
 

@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gradfuzz._tf import tf, trial_trace
+from gradfuzz.plans import fit, step_ulps
 from gradfuzz.spec import ArgSpec
-from gradfuzz.strategies import fit, step_ulps
 from gradfuzz.target import Target
 
 MAX_POINTS = 32

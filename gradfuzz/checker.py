@@ -29,11 +29,12 @@ from hypothesis.errors import HypothesisException
 from gradfuzz.batching import example_bounded_batch
 from gradfuzz.boundaries import BranchSignature, bisect, differing_pairs, points_for
 from gradfuzz.diagnosis import describe_in_derivatives, relabel_branches
-from gradfuzz.dtypes import numpy_dtype
 from gradfuzz.engine import Evaluator, probe, second_order_missing
+from gradfuzz.expansion import Expansion, expansion_for
 from gradfuzz.findings import Findings, failure_signatures
 from gradfuzz.judging import judge_batch, judge_second_order_batch
 from gradfuzz.oracle import FAILURE, Judgement, check_contract
+from gradfuzz.plans import Plan, tangents
 from gradfuzz.probes import (
     check_repeatability,
     isolate_hang,
@@ -50,7 +51,7 @@ from gradfuzz.screen import JudgingQuota, ScreenResult
 from gradfuzz.shrinking import shrink_elements
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore
-from gradfuzz.strategies import Plan, cotangents, expand, plans, tangents
+from gradfuzz.strategies import plans
 from gradfuzz.target import Target
 from gradfuzz.values import Batch, Evaluation, OutOfMemory, TargetRaised, summarize_error
 from gradfuzz.warm import WarmCache
@@ -74,9 +75,9 @@ class _Timings(dict):
 
 @dataclass
 class _BatchOutcome:
-    """One batch: every example generated, the judged ones with their verdicts."""
+    """One batch: how many examples it had, the judged ones with their verdicts."""
 
-    batch: Batch  # the whole batch (tangents only for judged examples)
+    size: int  # examples in the batch (expanded on the device when screened: only the judged come back)
     judged: list[tuple[Evaluation, Judgement]]  # first order, and second order with order=2
     rows: np.ndarray  # batch row of each judged example
     weights: np.ndarray | None  # flagged examples each judged one stands for (None: itself only)
@@ -163,7 +164,7 @@ class TargetCheck:
         self.judged = 0  # examples the oracle judged in full
         self.signed = 0  # examples whose branch signature bisection computed
         self.warmup = 0.0  # seconds spent probing and compiling before the first batch
-        self.recent: list[np.ndarray] | None = None  # a sample of the last batch's inputs (for bisection)
+        self.recent: Plan | None = None  # the last batch's plan (bisection signs the start of its batch)
         # Shrinking: the signature being shrunk, the best plan so far, its batch size, and until when
         self._shrinking: tuple[str, Plan, int] | None = None
         self._shrink_until = 0.0
@@ -217,7 +218,6 @@ class TargetCheck:
             pass  # the batches will meet the stuck input again, and the watchdog records it then
         self.screen = self.warm.screen(self.evaluator, self.points)
         self.quota = JudgingQuota()
-        self.output_dtypes = [numpy_dtype(d) for d in structure.output_dtypes]
         self.warmup = time.monotonic() - self.started
         self._fuzz_in_rounds()
         if self.empty_is_error and self.examples == 0 and self.findings.first_failure is None:
@@ -288,8 +288,8 @@ class TargetCheck:
         outcome = self._evaluate_plan(plan, count, self.timings)
         if outcome is None:
             return
-        self.recent = [x[:BISECT_SAMPLE] for x in outcome.batch.inputs]
-        self.examples += outcome.batch.size
+        self.recent = plan
+        self.examples += outcome.size
         self.skipped += outcome.skipped
         self.disagreed += outcome.disagreed
         self.judged += outcome.rows.size
@@ -299,7 +299,7 @@ class TargetCheck:
             failing = judgement.outcome == FAILURE
             if self.findings.first_failure is None and failing.any():
                 row = int(outcome.rows[int(np.argmax(failing))])
-                self.findings.first_failure = self.examples - outcome.batch.size + row + 1
+                self.findings.first_failure = self.examples - outcome.size + row + 1
             signatures = self.findings.collect(evaluation, judgement, plan, self.seed, outcome.weights)
             new.extend((signature, evaluation, judgement) for signature in signatures)
         if new or len(self.findings.groups) != self._groups_seen:
@@ -310,7 +310,7 @@ class TargetCheck:
             self.on_progress(self._snapshot())
         if new and self.shrink:
             signature, evaluation, judgement = new[0]
-            self._shrinking = (signature, plan, outcome.batch.size)
+            self._shrinking = (signature, plan, outcome.size)
             self._shrink_until = min(self.deadline, time.monotonic() + SHRINK_SHARE * self.budget)
             _raise_new_failure(signature, plan, evaluation, judgement)
 
@@ -333,26 +333,30 @@ class TargetCheck:
         return min(self.watchdog.limit, max(self.watchdog.min_seconds, self.deadline - time.monotonic() + 10.0))
 
     def _generate(self, plan: Plan, count: int) -> Batch:
-        """A plan's batch: inputs and cotangents (tangents come later, for judged examples only)."""
-        inputs = expand(plan, self.specs, self.points, count, boundary=self.pool.examples)
-        rng = np.random.default_rng([plan.seed, 1])
-        return Batch(inputs, cotangents(rng, count, self.evaluator.structure.output_shapes, self.output_dtypes), [])
+        """A plan's batch on the host: inputs and cotangents, the bits the screen expands on the device
+        (tangents come later, for judged examples only)."""
+        inputs, cotangents = self._expansion().expand(plan, count, self.pool.examples)
+        return Batch(inputs, cotangents, [])
+
+    def _expansion(self) -> Expansion:
+        structure = self.evaluator.structure
+        return expansion_for(self.specs, self.points, list(zip(structure.output_shapes, structure.output_dtypes)))
 
     def _evaluate_plan(self, plan: Plan, count: int, timings: _Timings, complete: bool = False) -> _BatchOutcome | None:
-        """Generate, screen and judge one batch. With the screen, the oracle judges only the
-        examples `JudgingQuota` picks from those the screen flagged (``complete``: while
-        shrinking, the first and worst of every kind); without it, every example."""
+        """Expand, screen and judge one batch. With the screen, the plan is expanded and screened on
+        the device in one call, and the oracle judges only the examples `JudgingQuota` picks from
+        those the screen flagged (``complete``: while shrinking, the first and worst of every kind);
+        without it, the batch is expanded on the host and every example is judged."""
         if count == 0:
             return None
         tick = time.perf_counter()
-        screened = None
+        screened, batch = None, None
         screen = self.screen
-        batch = self._generate(plan, count)
         try:
-            tick = timings.add("generate", tick)
             if screen.available:
                 try:
-                    screened = self.watchdog.run(lambda: screen(batch), self._watchdog_limit())
+                    screened = self.watchdog.run(lambda: screen.planned(plan, count, self.pool.examples),
+                                                 self._watchdog_limit())
                 except (OutOfMemory, Hang):
                     raise
                 except Exception as error:  # e.g. XLA cannot compile the comparison on this device
@@ -360,17 +364,22 @@ class TargetCheck:
                         screen.reason = f"screen failed: {summarize_error(error)[:200]}"
                     # Else a run-time error of this batch's inputs (a singular matrix): judge it in full.
                 tick = timings.add("screen", tick)
-            rows, weights = (np.arange(count), None) if screened is None else self.quota.choose(screened, complete)
-            if rows.size == 0:
-                return _BatchOutcome(batch, [], rows, weights, screened)
-            subset = batch if screened is None else batch.select(rows)
+            if screened is None:
+                batch = self._generate(plan, count)
+                rows, weights, subset = np.arange(count), None, batch
+            else:
+                rows, weights = self.quota.choose(screened, complete)
+                if rows.size == 0:
+                    return _BatchOutcome(count, [], rows, weights, screened)
+                subset = screened.judged(rows)
             subset.tangents = tangents(np.random.default_rng([plan.seed, 2]), subset.inputs)
             tick = timings.add("generate", tick)
             evaluation = self.watchdog.run(lambda: self.evaluator.evaluate(subset), self._watchdog_limit())
         except Hang as hang:
             # Looking for the example that hangs may overrun the budget a little, not unboundedly.
             isolation_deadline = max(self.deadline, time.monotonic() + HANG_ISOLATION_BUDGET)
-            isolate_hang(self.findings, self.evaluator, self.watchdog, batch, hang, self.seed, isolation_deadline)
+            whole = batch if batch is not None else self._generate(plan, count)
+            isolate_hang(self.findings, self.evaluator, self.watchdog, whole, hang, self.seed, isolation_deadline)
             self.examples += 1
             return None
         except OutOfMemory:
@@ -382,7 +391,7 @@ class TargetCheck:
                 self.examples += 1
                 return None
             if runs.size == 0:  # every example outside the forward's domain: counted, skipped
-                self.examples += batch.size
+                self.examples += count
                 self.skipped += subset.size
                 return None
             self.skipped += subset.size - runs.size  # outside the forward's domain, like a NaN forward
@@ -399,13 +408,15 @@ class TargetCheck:
         if self.evaluator.order == 2:
             judged.append(judge_second_order_batch(self.evaluator, evaluation, self.second_missing))
         timings.add("judge", tick)
-        return _BatchOutcome(batch, judged, rows, weights, screened)
+        return _BatchOutcome(count, judged, rows, weights, screened)
 
     def _bisect_round(self, seed: int) -> None:
         """Compare the branch signatures of a sample of examples (the last batch's, or a fresh
         mixed batch before the first) and bisect pairs that differ down to the switch."""
         rng = np.random.default_rng(seed)
-        sample = self.recent or expand(Plan(seed=seed, weights=(1, 1, 1, 1)), self.specs, self.points, BISECT_SAMPLE)
+        # The start of the last batch, expanded again on the host (the same bits), or a fresh mixed batch.
+        plan = self.recent or Plan(seed=seed, weights=(1, 1, 1, 1))
+        sample = self._expansion().expand(plan, BISECT_SAMPLE, self.pool.examples)[0]
 
         def signed(inputs: Sequence[np.ndarray]) -> np.ndarray:
             self.signed += len(inputs[0])
@@ -503,10 +514,9 @@ def check_example(target: Target, specs: Sequence[ArgSpec], inputs: Sequence[np.
     evaluator, points = compiled
     findings.gradient_specs = evaluator.gradient_specs
     findings.points = points
-    rng = np.random.default_rng([seed, 1])
-    output_dtypes = [numpy_dtype(d) for d in structure.output_dtypes]
-    batch = Batch([x[None] for x in inputs], cotangents(rng, 1, structure.output_shapes, output_dtypes),
-                  tangents(np.random.default_rng([seed, 2]), [x[None] for x in inputs]))
+    outputs = list(zip(structure.output_shapes, structure.output_dtypes))
+    _, cotangents = expansion_for(specs, findings.points, outputs).expand(Plan(seed=seed), 1)  # the first row's
+    batch = Batch([x[None] for x in inputs], cotangents, tangents(np.random.default_rng([seed, 2]), [x[None] for x in inputs]))
     try:
         evaluation = evaluator.evaluate(batch)
     except TargetRaised as raised:

@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, NOTE_CATEGORIES, Judgement, Verdict, explain
+from gradfuzz.plans import Plan
 from gradfuzz.regions import region_label, region_labels
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.simplicity import batch_simplicity, simplicity
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import failure_row
-from gradfuzz.strategies import Plan
 from gradfuzz.values import Evaluation
 
 MAX_REGIONS = 8  # examples kept per group, one per input region

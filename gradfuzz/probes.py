@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gradfuzz.diagnosis import mode_disagreements, nondeterministic
-from gradfuzz.dtypes import numpy_dtype
 from gradfuzz.engine import probe
+from gradfuzz.expansion import expansion_for
 from gradfuzz.findings import Findings
 from gradfuzz.oracle import ContractViolation
+from gradfuzz.plans import Plan, tangents
 from gradfuzz.report import Finding
 from gradfuzz.spec import ArgSpec
-from gradfuzz.strategies import Plan, directions, expand
 from gradfuzz.values import Batch, Structure, TargetRaised, summarize_error
 from gradfuzz.watchdog import Hang, Watchdog
 
@@ -58,7 +58,7 @@ def probe_somewhere(target: Target, specs: Sequence[ArgSpec], findings: Findings
 
 def probe_candidates(specs: Sequence[ArgSpec], seed: int) -> list[np.ndarray]:
     """The inputs the first probe tries, in order (random, then special values)."""
-    return expand(Plan(seed=seed, weights=(1, 0, 1, 0)), specs, [[] for _ in specs], PROBE_ATTEMPTS)
+    return expansion_for(specs, [[] for _ in specs]).expand(Plan(seed=seed, weights=(1, 0, 1, 0)), PROBE_ATTEMPTS)[0]
 
 
 def outside_domain(raised: TargetRaised) -> bool:
@@ -272,10 +272,9 @@ def check_repeatability(findings: Findings, evaluator: Evaluator, structure: Str
     plan = Plan(seed=seed, weights=(1, 1, 1, 1))
     # Eagerly, example by example, a batch costs its size in Python calls: a few suffice there.
     size = REPEATABILITY_EXAMPLES_EAGER if evaluator.stats.strategy.startswith("eager") else REPEATABILITY_EXAMPLES
-    inputs = expand(plan, findings.specs, findings.points, size)
-    cotangents, tangents = directions(np.random.default_rng([seed, 2]), inputs, structure.output_shapes,
-                                      [numpy_dtype(d) for d in structure.output_dtypes])
-    batch = Batch(inputs, cotangents, tangents)
+    outputs = list(zip(structure.output_shapes, structure.output_dtypes))
+    inputs, cotangents = expansion_for(findings.specs, findings.points, outputs).expand(plan, size)
+    batch = Batch(inputs, cotangents, tangents(np.random.default_rng([seed, 2]), inputs))
     if len(modes) > 1:
         try:
             disagreements = mode_disagreements(evaluator, batch, modes)

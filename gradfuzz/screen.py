@@ -37,7 +37,9 @@ import numpy as np
 from gradfuzz._tf import tf, trial_trace
 from gradfuzz.dtypes import info_for
 from gradfuzz.engine import Evaluator
+from gradfuzz.expansion import PLAN_FIELDS, POOL_CAPACITY, Expansion, expansion_for, plan_vector
 from gradfuzz.oracle import TOLERANCES, GradientScale
+from gradfuzz.plans import Plan
 from gradfuzz.values import Batch, OutOfMemory, summarize_error
 
 # The screen's ULP is a lower bound (|x|·2⁻ᵐ⁻¹ ≤ ulp(x)); halving the tolerance on top keeps it
@@ -61,8 +63,8 @@ class ScreenResult:
     """One batch through the screen. Per-key arrays hold only the keys present."""
 
     size: int
-    flags: np.ndarray  # bool per example, within the domain: disagrees with autodiff, is not finite, or
-    # agrees but sits on a point of interest
+    flags: np.ndarray | None  # bool per example, within the domain: disagrees with autodiff, is not finite, or
+    # agrees but sits on a point of interest (None when the batch was expanded in the graph: it stays there)
     disagreed: int  # flagged examples that disagree with autodiff or are not finite (not merely on a point)
     skipped: int  # examples outside the domain (forward not finite)
     score: float  # largest finite error/tolerance (what Hypothesis' target() steers by)
@@ -72,6 +74,24 @@ class ScreenResult:
     first: np.ndarray  # batch row of each key's first example
     worst: np.ndarray  # batch row of each key's largest error/tolerance
     worst_ratio: np.ndarray
+    # With a plan expanded in the graph: the rows that can be judged (every key's first and worst),
+    # ascending, and their inputs and cotangents — all of the batch that leaves the device.
+    candidate_rows: np.ndarray | None = None
+    candidates: Batch | None = None
+
+    def judged(self, rows: np.ndarray) -> Batch:
+        """The examples at these batch rows (all among `candidate_rows`), without tangents."""
+        at = np.searchsorted(self.candidate_rows, rows)
+        return self.candidates.select(at)
+
+    @property
+    def bytes_returned(self) -> int:
+        """Bytes this result brought back from the device."""
+        arrays = [self.keys, self.counts, self.first, self.worst, self.worst_ratio]
+        arrays += [] if self.flags is None else [self.flags]
+        if self.candidates is not None:
+            arrays += [self.candidate_rows, *self.candidates.inputs, *self.candidates.cotangents]
+        return sum(np.asarray(a).nbytes for a in arrays)
 
 
 def screen_unavailable(evaluator: Evaluator) -> str | None:
@@ -99,16 +119,20 @@ class Screen:
         self.reason = screen_unavailable(evaluator)  # None while the screen is in use
         self.traces = 0
         self.runs = 0  # batches screened
+        self._drawn_points = [[float(v) for v in p] for p in points]  # as the expansion aims at them
         self._points = [np.unique(np.asarray(p, dtype=np.float64)) for p in points]
         self._regions = 2 * max((len(p) for p in self._points), default=0) + 1
         self._segments = len(evaluator.gradient_specs) * KINDS * DECADES * self._regions
         elements = max(1, sum(s.size for s in evaluator.gradient_specs))
         self._chunk = max(16, CHUNK_ELEMENTS // elements)
-        self._function = None
+        self._body = None
+        self._function = None  # on host batches (traced when first called)
+        self._planned = None  # on plans expanded in the graph
         if self.available:
             try:
                 with trial_trace():
-                    self._function = self._build()
+                    self._body = self._build()
+                    self._planned = self._trace_planned()
             except Exception as error:  # the full path still checks every example
                 self.reason = f"screen could not be traced: {summarize_error(error)[:200]}"
 
@@ -117,19 +141,80 @@ class Screen:
         return self.reason is None
 
     def __call__(self, batch: Batch) -> ScreenResult:
+        """Screen a batch that is on the host (tests, and batches given as arrays): flags per example."""
+        if self._function is None:
+            self._function = self._trace_on_batches()
+        with tf.device(self.evaluator.device):
+            return self._run(batch.size, lambda: self._function([tf.constant(a) for a in batch.inputs],
+                                                                [tf.constant(v) for v in batch.cotangents]))
+
+    def planned(self, plan: Plan, size: int, pool: Sequence[np.ndarray] | None = None) -> ScreenResult:
+        """Expand ``plan`` into ``size`` examples on the evaluator's device and screen them in the same
+        call: only the plan goes in, and only the summary and the candidate examples come back."""
+        expansion = self.expansion
+        with tf.device(self.evaluator.device):
+            pool_tensors, count = expansion.pool_tensors(pool)
+            return self._run(size, lambda: self._planned(tf.constant(plan_vector(plan)), tf.constant(size, tf.int64),
+                                                         pool_tensors, count))
+
+    def _run(self, size: int, call) -> ScreenResult:
         try:
-            with tf.device(self.evaluator.device):
-                raw = self._function([tf.constant(a) for a in batch.inputs], [tf.constant(v) for v in batch.cotangents])
+            raw = call()
         except tf.errors.ResourceExhaustedError as error:
-            raise OutOfMemory(batch.size) from error
-        raw = {name: value.numpy() for name, value in raw.items()}
+            raise OutOfMemory(size) from error
+        raw = {name: tf.nest.map_structure(lambda t: t.numpy(), value) for name, value in raw.items()}
         self.runs += 1
+        candidates = None
+        if "candidate_rows" in raw:
+            candidates = Batch(list(raw["candidate_inputs"]), list(raw["candidate_cotangents"]), [])
         return ScreenResult(
-            size=batch.size, flags=raw["flags"], disagreed=int(raw["disagreed"]), skipped=int(raw["skipped"]),
+            size=size, flags=raw.get("flags"), disagreed=int(raw["disagreed"]), skipped=int(raw["skipped"]),
             score=float(raw["score"]),
             scale=GradientScale(tuple(float(t) for t in raw["typical"]), tuple(float(t) for t in raw["largest"])),
             keys=raw["keys"], counts=raw["counts"], first=raw["first"], worst=raw["worst_row"], worst_ratio=raw["worst_ratio"],
+            candidate_rows=raw.get("candidate_rows"), candidates=candidates,
         )
+
+    @property
+    def expansion(self) -> Expansion:
+        structure = self.evaluator.structure
+        return expansion_for(self.evaluator.specs, self._drawn_points,
+                             list(zip(structure.output_shapes, structure.output_dtypes)))
+
+    def _trace_on_batches(self):
+        evaluator, structure = self.evaluator, self.evaluator.structure
+        signature = [
+            [tf.TensorSpec([None, *s.shape], s.numpy_dtype) for s in evaluator.specs],
+            [tf.TensorSpec([None, *shape], dtype) for dtype, shape in zip(structure.output_dtypes, structure.output_shapes)],
+        ]
+        body = self._body
+
+        def screen(xs, vs):
+            self.traces += 1  # Python side effect: runs once per trace, never per call
+            return body(xs, vs, flags=True)
+
+        # Calling the concrete function skips tf.function's argument binding, a measurable share of a call.
+        return tf.function(screen, input_signature=signature).get_concrete_function()
+
+    def _trace_planned(self):
+        expansion, body = self.expansion, self._body
+        specs = self.evaluator.specs
+
+        def screen(plan, size, pool, pool_count):
+            self.traces += 1
+            xs, vs = expansion.batch(plan, size, pool, pool_count)
+            result = body(xs, vs, flags=False)
+            # Every key's first and worst row: what the judging quota may pick, gathered here so that
+            # no other part of the batch leaves the device.
+            rows, _ = tf.unique(tf.concat([result["first"], result["worst_row"]], 0))
+            rows = tf.sort(rows)
+            return {**result, "candidate_rows": rows,
+                    "candidate_inputs": [tf.gather(x, rows) for x in xs],
+                    "candidate_cotangents": [tf.gather(v, rows) for v in vs]}
+
+        signature = [tf.TensorSpec([len(PLAN_FIELDS)], tf.int64), tf.TensorSpec([], tf.int64),
+                     [tf.TensorSpec([POOL_CAPACITY, *s.shape], s.numpy_dtype) for s in specs], tf.TensorSpec([], tf.int64)]
+        return tf.function(screen, input_signature=signature).get_concrete_function()
 
     # -- the graph ----------------------------------------------------------------------
     def _build(self):
@@ -283,8 +368,7 @@ class Screen:
                 "score": tf.reduce_max(per_chunk["score"]),
             }
 
-        def screen(xs, vs):
-            self.traces += 1  # Python side effect: runs once per trace, never per call
+        def screen(xs, vs, flags: bool):
             ys, custom = custom_vjp([xs, vs])
             vs64 = [tf.cast(v, tf.float64) for v in vs]
             reference = reference64([wide(xs), vs64]) if reference64 is not None else native([xs, vs])
@@ -300,18 +384,13 @@ class Screen:
             largest = [zero if m is None else tf.reduce_max(tf.where(tf.math.is_finite(m), m, zero)) for m in magnitudes]
             return {
                 **{name: tf.gather(result[name], present) for name in ("counts", "first", "worst_row", "worst_ratio")},
-                "keys": present, **{name: result[name] for name in ("flags", "disagreed", "skipped", "score")},
+                "keys": present, **{name: result[name] for name in ("disagreed", "skipped", "score")},
+                **({"flags": result["flags"]} if flags else {}),
                 "typical": tf.stack(typical) if typical else tf.zeros([0], tf.float64),
                 "largest": tf.stack(largest) if largest else tf.zeros([0], tf.float64),
             }
 
-        signature = [
-            [tf.TensorSpec([None, *s.shape], s.numpy_dtype) for s in specs],
-            [tf.TensorSpec([None, *shape], dtype) for dtype, shape in zip(structure.output_dtypes, structure.output_shapes)],
-        ]
-        # Traced now, with the other warm-up work; calling the concrete function skips tf.function's
-        # argument binding, a measurable share of a call at these batch sizes.
-        return tf.function(screen, input_signature=signature).get_concrete_function()
+        return screen
 
 
 def _log10(x: tf.Tensor) -> tf.Tensor:

@@ -17,9 +17,9 @@ import numpy as np
 from gradfuzz.findings import Findings, group_indices
 from gradfuzz.judging import judge_batch
 from gradfuzz.oracle import FAILURE
+from gradfuzz.plans import Plan
 from gradfuzz.simplicity import simplicity
 from gradfuzz.spec import ArgSpec
-from gradfuzz.strategies import Plan
 from gradfuzz.values import Batch, OutOfMemory, TargetRaised
 
 if TYPE_CHECKING:

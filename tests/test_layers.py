@@ -11,8 +11,8 @@ from tests.conftest import REPO
 # that read results). Edge: TensorFlow. Run: one check or replay. Orchestration: many checks.
 LAYERS = {
     "core": {"dtypes", "spec", "values", "simplicity", "durations", "batching", "report", "store", "oracle", "regions", "findings",
-             "triage", "export", "config", "strategies", "watchdog"},
-    "edge": {"_tf", "target", "planning", "engine", "boundaries", "screen", "diagnosis"},
+             "triage", "export", "config", "plans", "watchdog"},
+    "edge": {"_tf", "target", "planning", "engine", "expansion", "boundaries", "screen", "diagnosis", "strategies"},
     "run": {"judging", "shrinking", "probes", "warm", "checker", "replay", "regression", "html_report"},
     "orchestration": {"executors", "campaign", "gate", "api"},
     "front": {"cli", "pytest_plugin", "dashboard", "__init__"},
