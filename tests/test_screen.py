@@ -10,7 +10,8 @@ from gradfuzz.engine import probe
 from gradfuzz.judging import judge_batch
 from gradfuzz.oracle import CATEGORY_CODE, FAILURE, NOTE, GradientScale
 from gradfuzz.screen import JUDGED_PER_KEY, REVISIT_EVERY, JudgingQuota, ScreenResult
-from gradfuzz.strategies import Plan, cotangents, expand, tangents
+from gradfuzz.expansion import expansion_for
+from gradfuzz.strategies import Plan, expand, tangents
 from gradfuzz.target import describe_callable, resolve_specs
 from gradfuzz.values import Batch, TargetRaised
 from gradfuzz.warm import WarmCache
@@ -39,9 +40,13 @@ def _screen_and_oracle(fn, size=512, regions=MIXED):
     if not screen.available:
         pytest.skip(screen.reason)
     rng = np.random.default_rng(0)
-    batch = Batch(inputs, cotangents(rng, len(inputs[0]), structure.output_shapes, structure.output_dtypes), [])
-    batch.tangents = tangents(rng, inputs)
-    result = screen(batch)
+    outputs = list(zip(structure.output_shapes, structure.output_dtypes))
+    _, cotangents = expansion_for(specs, points, outputs).expand(Plan(seed=0), len(inputs[0]))
+    batch = Batch(inputs, cotangents, tangents(rng, inputs))
+    try:
+        result = screen(batch)
+    except tf.errors.OpError as error:  # targets that raise on part of their domain are checked elsewhere
+        pytest.skip(str(error)[:100])
     try:
         judgement = judge_batch(evaluator, evaluator.evaluate(batch), target, points)
     except TargetRaised as raised:  # targets that raise on part of their domain are checked elsewhere
@@ -157,18 +162,39 @@ def test_a_rare_failure_among_common_ones_is_found():
     assert report.judged < report.examples / 10
 
 
-def test_screen_traces_once_across_batch_sizes():
-    target = describe_callable(my_op)
+def _warm_screen(fn):
+    target = describe_callable(fn)
     specs = resolve_specs(target, None)
     warm = WarmCache()
     points = warm.points(target, specs)
     structure = probe(target, specs, [np.zeros(s.shape, s.numpy_dtype) for s in specs])
-    screen = warm.screen(warm.evaluator(target, specs, structure, False, 1), points)
-    for size in (1, 7, 100, 4096, 40000):
-        inputs = expand(Plan(seed=size), specs, points, size)
-        screen(Batch(inputs, cotangents(np.random.default_rng(size), size, structure.output_shapes,
-                                        structure.output_dtypes), []))
+    return warm.screen(warm.evaluator(target, specs, structure, False, 1), points)
+
+
+def test_screen_traces_once_across_batch_sizes():
+    screen = _warm_screen(my_op)
+    for size in (1, 7, 100, 4096, 70000):  # 70000 rows: more than one compiled chunk of the expansion
+        result = screen.planned(Plan(seed=size), size)
+        assert result.size == size and result.counts.sum() <= size
     assert screen.traces == 1
+
+
+@pytest.mark.parametrize("fn", [my_op, bugs.huber_switch_mismatch, bugs.wrong_only_at_zero])
+def test_a_plan_screened_on_the_device_is_the_batch_the_host_expands(fn):
+    """The device expands the plan and screens it in one call; only the candidates come back. They
+    are the host expansion's rows bit for bit, and the host batch screens the same."""
+    screen = _warm_screen(fn)
+    plan, size = Plan(seed=11, weights=(1, 1, 1, 1), ulps=64), 3000
+    on_device = screen.planned(plan, size)
+    inputs, cotangents = screen.expansion.expand(plan, size)
+    on_host = screen(Batch(inputs, cotangents, []))
+    assert on_device.keys.tolist() == on_host.keys.tolist() and on_device.counts.tolist() == on_host.counts.tolist()
+    assert on_device.first.tolist() == on_host.first.tolist() and on_device.worst.tolist() == on_host.worst.tolist()
+    rows = on_device.candidate_rows
+    assert set(rows.tolist()) == set(on_device.first.tolist()) | set(on_device.worst.tolist())
+    for returned, expanded in zip([*on_device.candidates.inputs, *on_device.candidates.cotangents], [*inputs, *cotangents]):
+        assert returned.tobytes() == expanded[rows].tobytes()
+    assert on_device.flags is None and on_device.bytes_returned < on_host.bytes_returned
 
 
 def test_plain_functions_and_second_order_are_not_screened():

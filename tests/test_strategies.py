@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from gradfuzz.dtypes import DTYPES
 from gradfuzz.spec import parse_spec
-from gradfuzz.strategies import Plan, expand, near, plans, special_values, step_ulps
+from gradfuzz.strategies import Plan, expand, plans, special_values, step_ulps
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
@@ -59,12 +59,29 @@ def test_expanded_batches_have_the_spec_dtype_shape_and_range(plan, spec_text):
 
 def test_near_reaches_both_sides_of_a_point_within_the_ulp_budget():
     spec = parse_spec("float32[]@-10..10")
-    rng = np.random.default_rng(0)
-    values = near([1.0], spec, rng, 2000, ulps=8, rel_exp=12, focus=1).astype(np.float64)
+    (batch,) = expand(Plan(seed=0, weights=(0, 1, 0, 0), focus=1, ulps=8, rel_exp=12), [spec], [[1.0]], 2000)
+    values = batch.astype(np.float64)
     assert (values < 1.0).any() and (values > 1.0).any() and (values == 1.0).any()
     # Half are ULP steps (at most 8 away); the others a relative distance of at most 1e-12 → rounds to ≤ 8 ulps too.
     distance_in_ulps = np.abs(values - 1.0) / np.spacing(np.float32(1.0))
     assert distance_in_ulps.max() <= 16
+
+
+@given(data=st.data(), dtype=st.sampled_from(["float16", "bfloat16", "float32", "float64"]))
+@settings(max_examples=60, deadline=None)
+def test_tensorflow_ulp_steps_match_the_exact_numpy_ones(data, dtype):
+    from gradfuzz._tf import tf
+    from gradfuzz.expansion import step_ulps as step_in_graph
+
+    info = DTYPES[dtype]
+    width = 8 * info.numpy.itemsize
+    raw = data.draw(st.lists(st.integers(0, 2**width - 1), min_size=8, max_size=8))
+    values = np.array(raw, dtype=np.uint64).astype(info.bits).view(info.numpy)
+    values = values[np.isfinite(values.astype(np.float64))]
+    steps = np.array(data.draw(st.lists(st.integers(-2000, 2000), min_size=len(values), max_size=len(values))), np.int64)
+    moved = step_in_graph(tf.constant(values), tf.constant(steps), info).numpy()
+    expected = np.where(steps == 0, values, step_ulps(values, steps, info))
+    assert moved.view(info.bits).tolist() == expected.view(info.bits).tolist()
 
 
 def test_the_simplest_plan_expands_to_special_values():
@@ -87,11 +104,9 @@ def test_sparsity_zeroes_elements_of_random_regions():
 
 
 def test_square_matrix_specs_get_structured_matrices():
-    from gradfuzz.strategies import _structured_matrices
-
     spec = parse_spec("float64[4,4]@-2..2")
-    matrices = _structured_matrices(spec, np.random.default_rng(0), 200)
-    assert matrices.shape == (200, 4, 4) and np.all(np.abs(matrices) <= 2)
+    (matrices,) = expand(Plan(seed=0, weights=(1, 0, 0, 0)), [spec], [[0.0]], 2000)
+    assert matrices.shape == (2000, 4, 4) and np.all(np.abs(matrices) <= 2)
     ranks = [np.linalg.matrix_rank(m) for m in matrices]
     assert 1 in ranks and 4 in ranks, "rank-deficient and full-rank matrices"
     assert any(np.allclose(m, np.eye(4)) for m in matrices), "the identity"
@@ -99,51 +114,62 @@ def test_square_matrix_specs_get_structured_matrices():
                for m in matrices), "symmetric positive definite"
     assert any(np.allclose(m @ m.T, np.eye(4), atol=1e-6) and not np.allclose(m, np.diag(np.diag(m))) for m in matrices), \
         "orthogonal"
-    (batch,) = expand(Plan(seed=1, weights=(1, 0, 0, 0)), [spec], [[0.0]], 64)
-    assert any(np.linalg.matrix_rank(m) == 1 for m in batch), "plans reach them through the special-value region"
+    assert any(np.allclose(m, np.diag(np.diag(m))) and len(set(np.diag(m))) < 4 and not np.allclose(m, np.eye(4))
+               for m in matrices), "diagonal with ties"
+
+
+def test_a_batch_is_the_start_of_any_larger_batch_of_its_plan():
+    """Rows depend on (plan, row) only: a batch of 100 is the first 100 rows of a batch of 5000
+    (which spans several compiled chunks), so the host can expand any row the device drew."""
+    from gradfuzz.expansion import Expansion
+
+    specs = [parse_spec("float32[16,16]@-2..2"), parse_spec("int32[2]@-3..3")]
+    expansion = Expansion(specs, [[0.0, 1.0], []], [((16, 16), "float32")])
+    assert expansion.rows < 5000
+    plan = Plan(seed=9, boundary=3)
+    pool = [np.ones((5, 16, 16), np.float32), np.zeros((5, 2), np.int32)]
+    big, small = expansion.expand(plan, 5000, pool), expansion.expand(plan, 100, pool)
+    for whole, start in zip([*big[0], *big[1]], [*small[0], *small[1]]):
+        assert whole[:100].tobytes() == start.tobytes()
+    assert big[0][0].reshape(5000, -1)[:, 0].tolist().count(1.0) > 100, "boundary rows come from the pool"
 
 
 # -- the same seed draws the same bits on every machine -------------------------------------------
 
 _DRAW_EVERYTHING = """
 import hashlib, numpy as np
-from gradfuzz.dtypes import DTYPES
-from gradfuzz.spec import parse_spec
-from gradfuzz.strategies import Plan, cotangents, expand, tangents
+from gradfuzz.expansion import Expansion
+from gradfuzz.strategies import Plan, tangents
 specs = [parse_spec(s) for s in ("float32[4,4]@-100..100", "float64[6]@0.01..50", "float16[3]@-10..10", "bfloat16[]")]
+expansion = Expansion(specs, [[0.0, 1.0, -1.0, 30.0], [1.0, 2.5], [], []], [((3,), "float32")])
 digest = hashlib.sha256()
-for seed in range(60):
+for seed in range(30):
     plan = Plan(seed=seed, weights=(1, 1, 1, 1), ulps=seed * 997, rel_exp=1 + seed % 12, sparsity=seed % 4, boundary=2)
-    pool = [np.repeat(np.asarray(x[:2]), 3, axis=0) for x in expand(Plan(seed=seed + 1), specs, [[]] * 4, 2)]
-    batch = expand(plan, specs, [[0.0, 1.0, -1.0, 30.0], [1.0, 2.5], [], []], 48, boundary=pool)
-    rng = np.random.default_rng(seed)
-    for x in [*batch, *tangents(rng, batch), *cotangents(rng, 48, [(3,)], [np.float32])]:
+    pool = [np.repeat(np.asarray(x[:2]), 3, axis=0) for x in expansion.expand(Plan(seed=seed + 1), 2)[0]]
+    inputs, cotangents = expansion.expand(plan, 48, pool)
+    for x in [*inputs, *cotangents, *tangents(np.random.default_rng(seed), inputs)]:
         digest.update(np.asarray(x).tobytes())
-    digest.update(DTYPES["float32"].ulp(batch[1]).tobytes())
-print(digest.hexdigest(), hashlib.sha256(np.exp(np.linspace(-700.0, 700.0, 100_003))).hexdigest())
-"""
+print(digest.hexdigest())
+""".replace("import hashlib", "from gradfuzz.spec import parse_spec\nimport hashlib")
 
 
 def test_one_seed_draws_the_same_inputs_whatever_the_vector_unit():
-    """numpy dispatches exp/log/BLAS to AVX-512, AVX2 or baseline kernels that differ in the last
-    bit. Generation must not use them, or one seed draws different inputs on different CPUs."""
+    """Expansion is integer hashing, bit assembly and correctly rounded arithmetic, compiled by XLA:
+    AVX-512 and AVX2 code must draw the same bits. (CPUs without FMA round the few fused
+    products differently: see gradfuzz/expansion.py.)"""
     import subprocess
     import sys
 
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    def draw(flags: str) -> str:
+        env = {**os.environ, "XLA_FLAGS": flags, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        out = subprocess.run([sys.executable, "-c", _DRAW_EVERYTHING], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.split()[-1]
 
-    def draw(disabled: list[str]) -> tuple[str, str]:
-        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled)}
-        out = subprocess.run([sys.executable, "-c", _DRAW_EVERYTHING], env=env, capture_output=True, text=True, check=True)
-        return tuple(out.stdout.split())
-
-    present = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
-    if not present:
-        pytest.skip("this CPU has no dispatched numpy kernels to switch off")
-    native, baseline = draw([]), draw(present)
-    assert native[0] == baseline[0], "generation depends on the CPU's vector unit"
-    if native[1] == baseline[1]:
-        pytest.skip("numpy's exp gives the same bits with and without its dispatched kernels on this CPU")
+    cpu = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    if "avx512f" not in cpu or " fma" not in cpu:
+        pytest.skip("this CPU has no wider vector unit than AVX2 to compare with")
+    assert draw("") == draw("--xla_cpu_max_isa=AVX2"), "generation depends on the CPU's vector unit"
 
 
 def test_special_values_also_come_together():
