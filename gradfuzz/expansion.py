@@ -256,13 +256,21 @@ class Expansion:
             else:
                 values = self._real(plan, a, 0, spec, rows, region, fitted=False)
                 if is_square(spec):
-                    # Half of the special-value examples become structured matrices.
+                    # Half of the special-value examples become structured matrices (built only when
+                    # the plan draws special values: they cost more than the draws they replace).
                     chosen = tf.equal(region, 0) & tf.equal(_field(row_word, 16, 1), 1)
-                    values = tf.where(_rows_mask(chosen, values), self._structured(seed, a, spec, rows), values)
+                    values = tf.cond(
+                        tf.reduce_any(chosen),
+                        lambda a=a, spec=spec, values=values, chosen=chosen: tf.where(
+                            _rows_mask(chosen, values), self._structured(seed, a, spec, rows), values),
+                        lambda values=values: values)
                 inputs.append(values)
         inputs = self._joint_special_values(inputs, region, row_word)
         inputs = [_fit(x, spec) if a in self.real else x for a, (x, spec) in enumerate(zip(inputs, self.specs))]
-        inputs = self._from_pool(plan, seed, rows, row_word, inputs, pool, pool_count)
+        # Boundary examples only when the plan asks for them and the pool has some.
+        inputs = tf.cond((plan[9] > 0) & (pool_count > 0),
+                         lambda: self._from_pool(plan, seed, rows, row_word, list(inputs), pool, pool_count),
+                         lambda: list(inputs))
         return inputs, self._cotangents(seed, rows)
 
     def _regions(self, weights, row_word):
@@ -327,33 +335,31 @@ class Expansion:
 
     def _structured(self, seed, a, spec, rows):
         """Structured square matrices (`MATRIX_KINDS`), scaled into the range: where a matrix
-        gradient's special cases live (ties, singularity, symmetry). O(n²) per matrix."""
+        gradient's special cases live (ties, singularity, symmetry). Every kind is one form,
+        diag(p) + c·u wᵀ, so a matrix costs a multiply-add per entry:
+
+        identity p = 1, c = 0; diagonal with ties p = d, c = 0; rank one p = 0, c = 1, w = v;
+        orthogonal (a Householder reflection) p = 1, c = -2/uᵀu, w = u; symmetric positive
+        definite p = |v| + 0.001, c = 1, w = u."""
         n = spec.shape[-1]
         batch_shape = [self.rows, *spec.shape[:-2]]
         matrices = int(np.prod(spec.shape[:-2], dtype=np.int64))
         counter = rows[:, None] * (matrices * n) + tf.range(matrices * n, dtype=tf.int64)[None, :]
         word = tf.reshape(_words(_key(seed, _INPUT + 4 * a + 3), counter), [*batch_shape, n])
-        per_matrix = _mix(_mix(word[..., 0]))  # the matrix's own choices, independent of its entries
+        per_matrix = _mix(word[..., 0])  # the matrix's own choices, independent of its entries
         u = 2.0 * _unit(word) - 1.0  # entries in [-1, 1)
-        v = 2.0 * _unit(_mix(word)) - 1.0
-        eye = tf.eye(n, dtype=tf.float64)
-        outer_uu = u[..., :, None] * u[..., None, :]
-        kind = _below(per_matrix, 0, 8, len(MATRIX_KINDS))
-        diagonal_values = tf.gather(tf.constant([-1.0, 0.0, 1.0, 2.0], tf.float64), _field(word, 0, 2))  # with repeats
-        tie = tf.gather(tf.constant([0.5, 1.0, 2.0], tf.float64), _below(per_matrix, 10, 4, 3))
-        diagonal = tf.where(tf.equal(_field(per_matrix, 14, 1), 1)[..., None, None], eye * tie[..., None, None],
-                            tf.linalg.diag(diagonal_values))
-        norm = _ordered_sum(u * u) + 1e-300
-        options = [
-            tf.broadcast_to(eye, [*batch_shape, n, n]),
-            diagonal,
-            u[..., :, None] * v[..., None, :],  # rank one
-            eye - 2.0 * outer_uu / norm[..., None, None],  # a Householder reflection: orthogonal
-            outer_uu + tf.linalg.diag(0.001 + tf.abs(v)),  # u uᵀ + a positive diagonal: symmetric positive definite
-        ]
-        chosen = options[0]
-        for k in range(1, len(options)):
-            chosen = tf.where(tf.equal(kind, k)[..., None, None], options[k], chosen)
+        v = tf.cast(_field(word, 0, 26), tf.float64) * 2.0**-25 - 1.0  # from the low bits u does not use
+        kind = _below(per_matrix, 0, 8, len(MATRIX_KINDS))[..., None]
+        repeated = tf.gather(tf.constant([-1.0, 0.0, 1.0, 2.0], tf.float64), _field(word, 26, 2))
+        tie = tf.gather(tf.constant([0.5, 1.0, 2.0], tf.float64), _below(per_matrix, 10, 4, 3))[..., None]
+        diagonal = tf.where(tf.equal(_field(per_matrix, 14, 1), 1)[..., None], tie + 0.0 * u, repeated)
+        ones = tf.ones_like(u)
+        p = tf.where(tf.equal(kind, 0), ones, tf.where(tf.equal(kind, 1), diagonal, tf.where(
+            tf.equal(kind, 2), 0.0 * u, tf.where(tf.equal(kind, 3), ones, tf.abs(v) + 0.001))))
+        reflection = -2.0 / (_ordered_sum(u * u) + 1e-300)
+        c = tf.where(kind[..., 0] <= 1, tf.zeros_like(reflection), tf.where(tf.equal(kind[..., 0], 3), reflection, 1.0 + 0.0 * reflection))
+        w = tf.where(tf.equal(kind, 2), v, u)
+        chosen = tf.linalg.diag(p) + (c[..., None, None] * u[..., :, None]) * w[..., None, :]
         bound = min(abs(spec.low), abs(spec.high)) if spec.low < 0 < spec.high else max(abs(spec.low), abs(spec.high))
         peak = tf.maximum(tf.reduce_max(tf.abs(chosen), axis=[-1, -2], keepdims=True), 1e-300)
         return tf.where(peak > bound, chosen * (bound / peak), chosen)

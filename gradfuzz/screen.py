@@ -50,8 +50,9 @@ SCREEN_SLACK = 0.5
 KINDS = 4
 DECADES = 16  # error/tolerance in [10^d, 10^(d+1)), d = 0..15 (15: beyond, or infinite)
 ROW_LIMIT = 2**31 - 1  # rows are int32
-CHUNK_ELEMENTS = 1 << 15  # gradient elements per compiled comparison (the batch is padded to whole chunks)
+CHUNK_ELEMENTS = 1 << 18  # gradient elements per compiled comparison (the batch is padded to whole chunks)
 TYPICAL_SAMPLE = 256  # rows whose |reference| give the batch's typical gradient size
+TYPICAL_ELEMENTS = 4096  # at most this many of their elements
 
 JUDGED_PER_KEY = 4  # batches in which each key's first and worst example are judged in full
 WORSE_FACTOR = 2.0  # afterwards, a key's worst is judged again when this much further out
@@ -272,31 +273,38 @@ class Screen:
                 gc = tf.reshape(tf.cast(custom[a], tf.float64), [batch, n])
                 gr = tf.reshape(tf.cast(reference[a], tf.float64), [batch, n])
                 allowed = tf.constant(absolute_floor, tf.float64)
-                if calibration:  # how far autodiff at the argument's dtype is from float64
+                if calibration:  # how far autodiff at the argument's dtype is from float64 (not finite: 0)
                     spread = tf.abs(tf.reshape(tf.cast(calibration[a], tf.float64), [batch, n]) - gr)
-                    spread = tf.reduce_max(tf.where(tf.math.is_finite(spread), spread, tf.zeros_like(spread)), axis=1, keepdims=True)
+                    spread = tf.reduce_max(tf.where(spread < infinity, spread, zero), axis=1, keepdims=True)
                     allowed = tf.maximum(factor * spread, absolute_floor)
                 tolerance = tf.maximum(allowed, ulps_allowed * tf.abs(gr))
                 ratio = tf.abs(gc - gr) / tolerance
                 # NaN (NaN or inf on either side) counts as infinitely far; equal values (inf == inf) as agreeing.
-                ratio = tf.where(tf.math.is_nan(ratio), tf.where(tf.equal(gc, gr), zero, infinity), ratio)
+                ratio = tf.where(ratio <= infinity, ratio, tf.where(tf.equal(gc, gr), zero, infinity))
+                # One reduction for both kinds: 2 where only the custom gradient is not finite, 1 where only
+                # the reference is not; a row's maximum says which it has (custom first).
                 finite_c, finite_r = tf.math.is_finite(gc), tf.math.is_finite(gr)
-                kind.append(tf.where(tf.reduce_any(~finite_c & finite_r, axis=1), 1,
-                                     tf.where(tf.reduce_any(~finite_r & finite_c, axis=1), 2, 0)))
+                lone = tf.reduce_max(tf.cast(finite_r & ~finite_c, tf.int32) * 2 + tf.cast(finite_c & ~finite_r, tf.int32), axis=1)
+                kind.append(tf.where(tf.equal(lone, 2), 1, tf.where(tf.equal(lone, 1), 2, 0)))
                 worst.append(tf.reduce_max(ratio, axis=1))
                 location.append(a)
                 if a in located:  # the region of the worst element among the points of interest
                     x = tf.reshape(tf.cast(xs[located.index(a)], tf.float64), [batch, n])
-                    value = x[:, 0] if n == 1 else tf.gather(x, tf.argmax(ratio, axis=1, output_type=tf.int32), batch_dims=1)
+                    index = tf.range(n)[None, :]
+                    # The first element at the row's worst (a plain reduction: XLA's argmax is a slow tuple reduce).
+                    at_worst = tf.reduce_min(tf.where(ratio >= worst[-1][:, None], index, n), axis=1)
+                    value = x[:, 0] if n == 1 else tf.gather(x, tf.minimum(at_worst, n - 1), batch_dims=1)
                     region.append(region_of(value, points[a]))
                     if n == 1:  # the worst element is the only one: its region says whether it is on a point
                         hits.append(tf.equal(region[-1] % 2, 1))
                         hit_regions.append(region[-1])
                     else:
-                        on_point = tf.reduce_any(tf.equal(x[:, :, None], points[a][None, None, :]), axis=2)
-                        hits.append(tf.reduce_any(on_point, axis=1))
-                        on_value = tf.gather(x, tf.argmax(tf.cast(on_point, tf.int32), axis=1, output_type=tf.int32),
-                                             batch_dims=1)
+                        on_point = tf.zeros([batch, n], tf.bool)
+                        for p in range(int(points[a].shape[0])):
+                            on_point |= tf.equal(x, points[a][p])
+                        first_on = tf.reduce_min(tf.where(on_point, index, n), axis=1)
+                        hits.append(first_on < n)
+                        on_value = tf.gather(x, tf.minimum(first_on, n - 1), batch_dims=1)
                         hit_regions.append(region_of(on_value, points[a]))
                 else:  # variables are not drawn: no region
                     region.append(tf.zeros([batch], tf.int32))
@@ -399,9 +407,12 @@ def _log10(x: tf.Tensor) -> tf.Tensor:
 
 @tf.autograph.experimental.do_not_convert
 def _median_of_sample(magnitudes: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
-    """np.median of the finite values of a strided sample of rows (the oracle's typical size)."""
+    """np.median of the finite values of a strided sample of rows, at most `TYPICAL_ELEMENTS` of
+    their elements (the oracle's typical size; sorting every element of 256 matrices cost more
+    than the comparison)."""
     stride = tf.maximum(1, batch // TYPICAL_SAMPLE)
     sample = tf.reshape(magnitudes[::stride], [-1])
+    sample = tf.reshape(sample[:: tf.maximum(1, tf.size(sample) // TYPICAL_ELEMENTS)], [-1])
     sample = tf.sort(tf.boolean_mask(sample, tf.math.is_finite(sample)))
     count = tf.size(sample)
 

@@ -40,14 +40,14 @@ def test_out_of_memory_halves_records_and_stops_growth():
 
 
 def test_a_check_survives_running_out_of_memory_with_a_smaller_batch(monkeypatch):
-    screen = Screen.__call__
+    planned = Screen.planned
 
-    def small_device(self, batch):  # a device that cannot hold more than 1,000 examples
-        if batch.size > 1000:
-            raise OutOfMemory(batch.size)
-        return screen(self, batch)
+    def small_device(self, plan, size, pool=None):  # a device that cannot hold more than 1,000 examples
+        if size > 1000:
+            raise OutOfMemory(size)
+        return planned(self, plan, size, pool)
 
-    monkeypatch.setattr(Screen, "__call__", small_device)
+    monkeypatch.setattr(Screen, "planned", small_device)
     report = gradfuzz.check(my_op, budget="4s", seed=1)
     assert report.engine["out_of_memory_halvings"] == [1024]
     assert report.engine["batch_size"] == 512
