@@ -1,6 +1,6 @@
 """Examples per second: gradfuzz against TensorFlow's own checker and a hand-written ceiling.
 
-    python benchmarks/throughput.py [--seconds 8] [--targets scalar,vector,...]
+    python benchmarks/throughput.py [--seconds 8] [--targets scalar,vector,...] [--device /CPU:0]
 
 For each benchmark target (benchmarks/targets.py), in one run on one machine:
 
@@ -12,7 +12,9 @@ For each benchmark target (benchmarks/targets.py), in one run on one machine:
       second half of a run of 2×seconds (tracing, batch-size search and the first shrink are
       behind it); the whole run's rate is printed too.
 
-Prints a table, the time split of (d), how (d) scaled with batch size, and a last line
+Prints a table, the time split of (d) (expand / screen / judge / store: expansion runs inside
+the screen's compiled call, so its share is measured by expanding the same batches alone), the
+host↔device bytes per example, how (d) scaled with batch size, and a last line
 ``throughput: vs_compute_gradient=<d/a> vs_ceiling=<d/c>``, each the minimum over all rows.
 Nothing here asserts on time: machines are shared and noisy; read the ratios.
 """
@@ -20,6 +22,7 @@ Nothing here asserts on time: machines are shared and noisy; read the ratios.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -30,12 +33,24 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import gradfuzz
-from benchmarks.targets import TARGETS
-from gradfuzz._tf import tf, tf_decorator
-from gradfuzz.checker import check_target
-from gradfuzz.store import FailureStore
-from gradfuzz.target import describe_callable, resolve_variants
+def _device_from_arguments() -> None:
+    """--device must be known before TensorFlow starts (gradfuzz reads GRADFUZZ_DEVICE)."""
+    if "--device" in sys.argv[:-1]:
+        os.environ["GRADFUZZ_DEVICE"] = sys.argv[sys.argv.index("--device") + 1]
+
+
+_device_from_arguments()
+
+import gradfuzz  # noqa: E402
+from benchmarks.targets import TARGETS  # noqa: E402
+from gradfuzz._tf import configure_devices, tf, tf_decorator  # noqa: E402
+from gradfuzz.checker import check_target  # noqa: E402
+from gradfuzz.expansion import expansion_for, plan_vector  # noqa: E402
+from gradfuzz.plans import Plan  # noqa: E402
+from gradfuzz.store import FailureStore  # noqa: E402
+from gradfuzz.target import describe_callable, resolve_variants  # noqa: E402
+
+DEVICE = configure_devices()
 
 
 def _specs(fn):
@@ -117,12 +132,14 @@ def ceiling(fn, seconds: float) -> tuple[float, int]:
     for size in (1024, 8192, 32768, 65536, 131072, 262144):
         if size * max(spec.size, 1) > (1 << 22):
             break
-        xs = tf.constant(_inputs(spec, size))
+        with tf.device(DEVICE):
+            xs = tf.constant(_inputs(spec, size))
         batched(xs)  # trace and warm up
 
         def run(n, xs=xs, size=size):
-            for _ in range(n):
-                batched(xs)[1].numpy()
+            with tf.device(DEVICE):
+                for _ in range(n):
+                    batched(xs)[1].numpy()
 
         rate = _rate(run, seconds / 3) * size
         best = max(best, (rate, size))
@@ -140,22 +157,43 @@ def gradfuzz_end_to_end(fn, seconds: float) -> tuple[float, object]:
         report = check_target(target, specs, budget=2 * seconds + 3, seed=1, store=store,
                               on_progress=lambda r: progress.append((r.seconds, r.examples)))
         store.close()
+    report.expand_rate = _expansion_rate(target, specs, report)
     halfway = report.warmup_seconds + (report.seconds - report.warmup_seconds) / 2
     start = next(((t, n) for t, n in progress if t >= halfway), progress[0])
     end = progress[-1]
     return (end[1] - start[1]) / max(end[0] - start[0], 1e-9), report
 
 
+def _expansion_rate(target, specs, report) -> float:
+    """Examples/s of the expansion alone, on the device, at the run's final batch size (in the run it
+    is fused into the screen's call, where it cannot be timed apart)."""
+    points = report.engine["points_of_interest"]
+    outputs = [(tuple(shape), dtype) for shape, dtype in report.engine["outputs"]]
+    expansion = expansion_for(specs, points, outputs)
+    size = report.engine["batch_size"]
+    with tf.device(DEVICE):
+        pool, count = expansion.pool_tensors(None)
+        expand = tf.function(lambda plan: [tf.reduce_sum(tf.cast(x, tf.float32))
+                                           for x in expansion.batch(plan, tf.constant(size, tf.int64), pool, count)[0]])
+
+        def run(n):
+            for i in range(n):
+                [t.numpy() for t in expand(tf.constant(plan_vector(Plan(seed=i))))]
+
+        return _rate(run, 1.0) * size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per method and target")
     parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated names or prefixes")
+    parser.add_argument("--device", default=None, help="where to evaluate, e.g. /CPU:0 or /GPU:0 (default: a GPU if any)")
     args = parser.parse_args()
     chosen = {name: fn for name, fn in TARGETS.items() if any(name.startswith(p.strip()) for p in args.targets.split(","))}
 
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, cores={_cores()}, "
           f"python {platform.python_version()}, tensorflow {tf.__version__}, gradfuzz {gradfuzz.__version__}, "
-          f"device {'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'}")
+          f"device {DEVICE} (GPUs present: {len(tf.config.list_physical_devices('GPU'))})")
     rows, splits, scaling, whole_run = [], {}, {}, {}
     for name, fn in chosen.items():
         a = hypothesis_compute_gradient(fn, min(args.seconds, 4.0))
@@ -164,8 +202,8 @@ def main() -> None:
         d, report = gradfuzz_end_to_end(fn, args.seconds)
         rows.append((name, a, b, c, c_batch, d, report.engine["batch_size"]))
         whole_run[name] = (report.examples_per_second, report.judged, report.disagreed, report.examples,
-                           report.engine["screen"])
-        splits[name] = report.engine["time_split"]
+                           report.engine["screen"], report.engine["bytes_per_example"])
+        splits[name] = _four_stages(report)
         scaling[name] = report.engine["batch_sizes_tried"]
         print(f"  measured {name}", flush=True)
 
@@ -177,17 +215,17 @@ def main() -> None:
     for name, a, b, c, c_batch, d, d_batch in rows:
         print(f"{name:26s} {a:>22,.0f}/s {b:>13,.0f}/s {c:>11,.0f}/s (B={c_batch:<5d}) {d:>11,.0f}/s (B={d_batch:<5d})"
               f" {d / a:>7,.0f}x {d / c:>5.0%}")
-    print("\ntime split of (d), seconds (generate / evaluate / judge / collect / shrink):")
+    print("\ntime split of (d), seconds (expand / screen / judge / store; the rest is Hypothesis, bisection, shrinking):")
     for name, split in splits.items():
         total = sum(split.values()) or 1.0
         parts = ", ".join(f"{stage} {seconds:.2f} ({seconds / total:.0%})" for stage, seconds in split.items())
         largest = max(split, key=split.get)
         print(f"  {name:26s} {parts}   largest: {largest}")
     print("\n(d) whole run (warm-up excluded, batch-size search and shrinking included), and the screen:")
-    for name, (rate, judged, disagreed, examples, screen) in whole_run.items():
+    for name, (rate, judged, disagreed, examples, screen, moved) in whole_run.items():
         used = "screened" if screen["used"] else f"not screened ({screen['why_not']})"
         print(f"  {name:26s} {rate:>11,.0f}/s; {examples:,} examples, {used}: {disagreed:,} disagreed with "
-              f"autodiff, {judged:,} judged in full by the oracle")
+              f"autodiff, {judged:,} judged in full by the oracle; {moved:.2f} bytes moved host↔device per example")
     print("\n(d) examples/s by batch size (the batch sizer's measurements):")
     for name, sizes in scaling.items():
         print(f"  {name:26s} " + ", ".join(f"{size}: {rate:,.0f}" for size, rate in sizes.items()))
@@ -195,6 +233,20 @@ def main() -> None:
         vs_a = min(d / a for _, a, _, _, _, d, _ in rows)
         vs_c = min(d / c for _, _, _, c, _, d, _ in rows)
         print(f"\nthroughput: vs_compute_gradient={vs_a:.1f} vs_ceiling={vs_c:.2f}  (the minimum over all rows)")
+
+
+def _four_stages(report) -> dict[str, float]:
+    """The run's stage timings as expand / screen / judge / store (expansion estimated from its
+    rate alone: it runs inside the screen's call)."""
+    split = report.engine["time_split"]
+    expand = min(split.get("screen", 0.0), report.examples / max(report.expand_rate, 1e-9)) if split.get("screen") else 0.0
+    return {
+        "expand": expand,
+        "screen": split.get("screen", 0.0) - expand,
+        "judge": sum(split.get(stage, 0.0) for stage in ("generate", "evaluate", "judge")),
+        "store": sum(split.get(stage, 0.0) for stage in ("collect", "store")),
+        "other": sum(split.get(stage, 0.0) for stage in ("bisect", "shrink")),
+    }
 
 
 def _cores() -> int:

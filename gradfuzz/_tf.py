@@ -63,7 +63,8 @@ def configure_devices() -> str:
 
     Memory growth must be set before the first op touches a GPU, otherwise
     TensorFlow grabs all GPU memory and a second worker on the same card
-    cannot start. Returns a device string such as ``"/GPU:0"`` or ``"/CPU:0"``.
+    cannot start. Returns a device string such as ``"/GPU:0"`` or ``"/CPU:0"``;
+    ``GRADFUZZ_DEVICE`` (e.g. ``/CPU:0`` on a machine with a GPU) chooses another.
     """
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:
@@ -73,7 +74,7 @@ def configure_devices() -> str:
             # Already initialised (growth can only be set before first use);
             # the setting in force is whatever the first caller chose.
             pass
-    return "/GPU:0" if gpus else "/CPU:0"
+    return os.environ.get("GRADFUZZ_DEVICE") or ("/GPU:0" if gpus else "/CPU:0")
 
 
 class trial_trace:

@@ -30,7 +30,7 @@ from gradfuzz.batching import example_bounded_batch
 from gradfuzz.boundaries import BranchSignature, bisect, differing_pairs, points_for
 from gradfuzz.diagnosis import describe_in_derivatives, relabel_branches
 from gradfuzz.engine import Evaluator, probe, second_order_missing
-from gradfuzz.expansion import Expansion, expansion_for
+from gradfuzz.expansion import PLAN_FIELDS, Expansion, expansion_for
 from gradfuzz.findings import Findings, failure_signatures
 from gradfuzz.judging import judge_batch, judge_second_order_batch
 from gradfuzz.oracle import FAILURE, Judgement, check_contract
@@ -62,6 +62,7 @@ SHRINK_SHARE = 0.25  # at most this share of the budget goes to shrinking
 BISECT_SHARE = 0.1  # bisection signs at most this share of the examples the run evaluates
 BISECT_PAIRS = 32  # segments bisected per round
 BISECT_SAMPLE = 256  # examples whose branch signatures are compared per round
+PLAN_BYTES = 8 * (len(PLAN_FIELDS) + 1)  # what a screened batch sends to the device: the plan and its size
 
 
 class _Timings(dict):
@@ -163,6 +164,7 @@ class TargetCheck:
         self.disagreed = 0  # examples the screen found disagreeing with autodiff (or not finite)
         self.judged = 0  # examples the oracle judged in full
         self.signed = 0  # examples whose branch signature bisection computed
+        self.moved_bytes = 0  # host↔device traffic of the batches: plans and results, judged examples
         self.warmup = 0.0  # seconds spent probing and compiling before the first batch
         self.recent: Plan | None = None  # the last batch's plan (bisection signs the start of its batch)
         # Shrinking: the signature being shrunk, the best plan so far, its batch size, and until when
@@ -302,9 +304,10 @@ class TargetCheck:
                 self.findings.first_failure = self.examples - outcome.size + row + 1
             signatures = self.findings.collect(evaluation, judgement, plan, self.seed, outcome.weights)
             new.extend((signature, evaluation, judgement) for signature in signatures)
+        tick = self.timings.add("collect", tick)
         if new or len(self.findings.groups) != self._groups_seen:
             self._persist()
-        self.timings.add("collect", tick)
+            self.timings.add("store", tick)
         hypothesis_target(float(np.log10(1.0 + min(outcome.score, 1e300))), label="log10 error")
         if self.on_progress is not None:
             self.on_progress(self._snapshot())
@@ -355,8 +358,10 @@ class TargetCheck:
         try:
             if screen.available:
                 try:
+                    uploaded = screen.expansion.uploaded_bytes
                     screened = self.watchdog.run(lambda: screen.planned(plan, count, self.pool.examples),
                                                  self._watchdog_limit())
+                    self.moved_bytes += screen.expansion.uploaded_bytes - uploaded  # a new boundary pool
                 except (OutOfMemory, Hang):
                     raise
                 except Exception as error:  # e.g. XLA cannot compile the comparison on this device
@@ -367,7 +372,9 @@ class TargetCheck:
             if screened is None:
                 batch = self._generate(plan, count)
                 rows, weights, subset = np.arange(count), None, batch
+                self.moved_bytes += _nbytes(batch.inputs, batch.cotangents)
             else:
+                self.moved_bytes += PLAN_BYTES + screened.bytes_returned
                 rows, weights = self.quota.choose(screened, complete)
                 if rows.size == 0:
                     return _BatchOutcome(count, [], rows, weights, screened)
@@ -375,6 +382,8 @@ class TargetCheck:
             subset.tangents = tangents(np.random.default_rng([plan.seed, 2]), subset.inputs)
             tick = timings.add("generate", tick)
             evaluation = self.watchdog.run(lambda: self.evaluator.evaluate(subset), self._watchdog_limit())
+            self.moved_bytes += _nbytes(subset.inputs, subset.cotangents, subset.tangents, evaluation.outputs,
+                                        evaluation.custom, evaluation.reference or [], [evaluation.phi])
         except Hang as hang:
             # Looking for the example that hangs may overrun the budget a little, not unboundedly.
             isolation_deadline = max(self.deadline, time.monotonic() + HANG_ISOLATION_BUDGET)
@@ -438,6 +447,7 @@ class TargetCheck:
             "order": evaluator.order,
             "jit": evaluator.jit,
             "time_split": {stage: round(seconds, 4) for stage, seconds in self.timings.items()},
+            "bytes_per_example": round(self.moved_bytes / max(self.examples, 1), 3),
             "traces": evaluator.stats.traces,
             "fallbacks": evaluator.stats.fallbacks,
             "strategy": evaluator.stats.strategy,
@@ -445,6 +455,8 @@ class TargetCheck:
             "differences_dtype": evaluator.fd_dtype,
             "device": evaluator.device,
             "points_of_interest": [[float(p) for p in ps] for ps in self.points],
+            "outputs": [[list(shape), dtype] for shape, dtype in zip(evaluator.structure.output_shapes,
+                                                                    evaluator.structure.output_dtypes)],
             "branch_switches_found": self.pool.switches if self.branches.available else None,
             "screen": {"used": self.screen.available, "why_not": self.screen.reason, "traces": self.screen.traces},
             "seed": self.seed,
@@ -485,6 +497,10 @@ class TargetCheck:
             self.store.append_failures(report.records)
             report.stored += len(report.records)
         return report
+
+
+def _nbytes(*groups: Sequence[np.ndarray]) -> int:
+    return sum(np.asarray(a).nbytes for group in groups for a in group)
 
 
 def check_example(target: Target, specs: Sequence[ArgSpec], inputs: Sequence[np.ndarray], *, seed: int = 0,

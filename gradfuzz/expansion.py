@@ -199,6 +199,7 @@ class Expansion:
                                                    tf.TensorSpec([], tf.int64)])
         self._host = None
         self._pool_source, self._pool_tensors = None, None
+        self.uploaded_bytes = 0  # boundary pools sent to the device (once per new pool)
         self._lock = threading.Lock()
 
     # -- entry points ---------------------------------------------------------------------
@@ -236,6 +237,7 @@ class Expansion:
                     block[:count] = np.asarray(pool[a])[-count:]
                 padded.append(tf.constant(block))
             self._pool_source, self._pool_tensors = pool, (padded, tf.constant(count, tf.int64))
+            self.uploaded_bytes += sum(int(np.prod(t.shape)) * t.dtype.size for t in padded)
         return self._pool_tensors
 
     # -- one chunk (XLA) -------------------------------------------------------------------------

@@ -431,7 +431,9 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         gr = _flat64(ev.reference[a], size)
         gn = _flat64(ev.reference_native[a], size) if ev.reference_native is not None else gr
         with np.errstate(all="ignore"):
-            same = (gc == gr) | (np.isnan(gc) & np.isnan(gr))
+            # A true gradient beyond the judged dtype's range is ±inf there, correctly rounded.
+            overflowed = np.isinf(gc) & (np.abs(gr) > info.max) & (np.sign(gc) == np.sign(gr))
+            same = (gc == gr) | (np.isnan(gc) & np.isnan(gr)) | overflowed
             diff = np.where(same, 0.0, np.abs(gc - gr))
             calibration = np.where(np.isfinite(gn - gr), np.abs(gn - gr), 0.0)
             # Normwise per example: rounding errors land on elements at random (a dot
@@ -454,7 +456,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
             if a < len(w):  # variables are compared element-wise only (they are not perturbed)
                 reference_ip += _ip(np.where(np.isfinite(gr), gr, 0.0), w[a])
                 ip_tolerance += np.sum(np.abs(w[a]) * np.where(np.isfinite(tolerance), tolerance, 0.0), axis=1)
-        custom_nonfinite |= np.any(~np.isfinite(gc) & np.isfinite(gr), axis=1)
+        custom_nonfinite |= np.any(~np.isfinite(gc) & np.isfinite(gr) & ~overflowed, axis=1)
         reference_nonfinite |= np.any(~np.isfinite(gr) & np.isfinite(gc), axis=1)
         if structure.gradient_dtypes[a] is None:
             missing |= np.any(ratio > 1, axis=1)
@@ -592,6 +594,10 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
     one_sided_finite = np.isfinite(fd.left) & np.isfinite(fd.right)
     # (Not beside a pole: there one-sided quotients are finite at any step while the truth overflows.)
     nan_beside_a_finite_side = np.isnan(custom_ip) & (np.isfinite(fd.left) | np.isfinite(fd.right)) & ~fd.singular
+    # An infinite gradient between one-sided derivatives that grow as the step shrinks (a pole) may be
+    # the truth overflowing, as may one beside derivatives already within a factor of the dtype's range.
+    overflow_plausible = np.isinf(custom_ip) & (fd.singular | (np.maximum(np.abs(fd.left), np.abs(fd.right)) > np.sqrt(info.max)))
+    mark(~custom_finite & overflow_plausible, NOTE, "inconclusive")
     mark(~custom_finite & ((fd.usable & np.isfinite(fd.central)) | (fd.kink & one_sided_finite) | nan_beside_a_finite_side),
          FAILURE, "non-finite")
     mark(within_kink | in_hull, NOTE, "kink")

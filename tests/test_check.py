@@ -97,8 +97,9 @@ def test_a_forward_raising_on_part_of_the_range_is_a_domain_note_and_fuzzing_goe
     report = gradfuzz.check(planted.forward_raises_above_50, inputs=["float32[]@0..100"], max_examples=8192, seed=8)
     assert report.failures == []
     (note,) = [n for n in report.notes if n.category == "domain"]
-    assert float(note.inputs[0]) >= 50 and "did not hold" in note.explanation and note.count >= 50
-    assert report.skipped >= 50 and report.examples > 1000, "fuzzing continues on inputs where the target runs"
+    # Counted: every example the batched evaluation raised on (vectorised, TensorFlow checks some of them).
+    assert float(note.inputs[0]) >= 50 and "did not hold" in note.explanation and note.count >= 20
+    assert report.skipped == note.count and report.examples > 1000, "fuzzing continues on inputs where the target runs"
 
 
 def test_thin_threshold_mismatch_is_found():

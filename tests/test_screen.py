@@ -7,10 +7,10 @@ import tensorflow as tf
 import gradfuzz
 from examples.seed_ops import my_op, my_op_fixed
 from gradfuzz.engine import probe
+from gradfuzz.expansion import expansion_for
 from gradfuzz.judging import judge_batch
 from gradfuzz.oracle import CATEGORY_CODE, FAILURE, NOTE, GradientScale
 from gradfuzz.screen import JUDGED_PER_KEY, REVISIT_EVERY, JudgingQuota, ScreenResult
-from gradfuzz.expansion import expansion_for
 from gradfuzz.strategies import Plan, expand, tangents
 from gradfuzz.target import describe_callable, resolve_specs
 from gradfuzz.values import Batch, TargetRaised
@@ -211,3 +211,14 @@ def test_typical_size_is_the_median_of_finite_values_and_zero_without_any():
     assert float(median([1.0, 2.0, 3.0, 4.0])) == np.median([1.0, 2.0, 3.0, 4.0])
     assert float(median([1.0, np.inf, 3.0, np.nan])) == 2.0
     assert float(median([np.nan] * 5)) == 0.0
+
+
+def test_a_screened_check_moves_its_plans_not_its_batches():
+    """Screened, a batch is expanded and judged on the device: per example, host↔device traffic is a
+    fraction of a byte (plans, summaries, the few examples judged). Unscreened (a plain TF function),
+    every example's input and cotangent cross over."""
+    screened = gradfuzz.check(my_op_fixed, max_examples=2**16, seed=1)
+    assert screened.engine["screen"]["used"] and screened.examples == 2**16
+    assert screened.engine["bytes_per_example"] < 2.0, screened.engine["bytes_per_example"]
+    plain = gradfuzz.check(tf.math.softplus, inputs=["float32[]"], max_examples=2**12, seed=1)
+    assert not plain.engine["screen"]["used"] and plain.engine["bytes_per_example"] >= 8.0

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,7 +167,8 @@ def test_one_seed_draws_the_same_inputs_whatever_the_vector_unit():
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout.split()[-1]
 
-    cpu = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    cpuinfo = Path("/proc/cpuinfo")
+    cpu = cpuinfo.read_text() if cpuinfo.exists() else ""
     if "avx512f" not in cpu or " fma" not in cpu:
         pytest.skip("this CPU has no wider vector unit than AVX2 to compare with")
     assert draw("") == draw("--xla_cpu_max_isa=AVX2"), "generation depends on the CPU's vector unit"
