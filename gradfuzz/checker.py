@@ -221,6 +221,10 @@ class TargetCheck:
         self.screen = self.warm.screen(self.evaluator, self.points)
         self.quota = JudgingQuota()
         self.warmup = time.monotonic() - self.started
+        if not self.empty_is_error and self.deadline - time.monotonic() < self.budget / 2:
+            # A campaign slice whose first contact with the target (tracing, compiling) ate its budget
+            # still fuzzes for half of it: else a target that is slow to get ready never gets going.
+            self.deadline = time.monotonic() + self.budget / 2
         self._fuzz_in_rounds()
         if self.empty_is_error and self.examples == 0 and self.findings.first_failure is None:
             # Passing on no evidence would be a false "pass": say why nothing ran.
@@ -567,8 +571,8 @@ def check_target(target: Target, specs: Sequence[ArgSpec], *, store: FailureStor
     ``stop_at_first_failure`` ends the run as soon as an example fails (for measuring how soon
     a bug is found). Campaigns pass ``warm`` (compiled functions reused across calls),
     ``should_stop`` (asked between batches; the check then ends normally, keeping what it found)
-    ``run_id`` (the store rows' run id) and ``empty_is_error=False`` (a slice that evaluated nothing
-    is no error: the next slice goes on where it stopped).
+    ``run_id`` (the store rows' run id) and ``empty_is_error=False`` (a slice: evaluating nothing is
+    no error, and a slice whose warm-up ate more than half its budget still fuzzes for half of it).
 
     ``report.records`` holds the store rows; with ``store`` they are also appended there.
     """

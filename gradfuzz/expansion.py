@@ -42,6 +42,7 @@ from gradfuzz.spec import ArgSpec
 
 CHUNK_ELEMENTS = 1 << 18  # input elements per compiled chunk (~1 ms of expansion on one CPU core)
 POOL_CAPACITY = 4096  # boundary examples a chunk can draw from (the pool is padded to this, one compiled shape)
+POINT_CAPACITY = 256  # points of interest per argument the "near" region aims at (the first ones)
 PLAN_FIELDS = ("seed", "special", "near", "uniform", "log-scale", "focus", "ulps", "rel_exp", "sparsity", "boundary")
 MAX_ULPS = 1 << 40  # ULP neighbourhoods wider than this are clipped (a plan can say anything)
 BOUNDARY_REACH = 1024  # boundary examples move at most this many ULPs
@@ -180,23 +181,25 @@ class Expansion:
     ``outputs`` (shape, dtype) pairs are given, the cotangents for those outputs.
 
     ``batch(plan, size, pool)`` is for use inside a compiled function (the screen's);
-    ``expand(plan, size, pool)`` returns numpy arrays, the same bits.
+    ``expand(plan, size, pool)`` returns numpy arrays, the same bits. The compiled chunks are
+    shared: inputs by every expansion of the same specs (points are an argument, not a constant),
+    cotangents by every expansion of the same outputs, so a process compiles each shape once.
     """
 
     def __init__(self, specs: Sequence[ArgSpec], points: Sequence[Sequence[float]],
                  outputs: Sequence[tuple[tuple[int, ...], str]] = ()):
         self.specs = tuple(specs)
-        self.points = [np.asarray(p if len(p) else [0.0], dtype=np.float64) for p in points]
         self.outputs = tuple((tuple(shape), str(dtype)) for shape, dtype in outputs)
-        elements = max(1, sum(s.size for s in self.specs))
-        self.rows = max(1, min(1 << 16, CHUNK_ELEMENTS // elements))
-        self.real = [a for a, s in enumerate(self.specs) if s.differentiable and not s.is_complex]
-        # A value every real argument's range holds, for the joint special values.
-        self.joint = [v for v in JOINT_VALUES if all(self.specs[a].low <= v <= self.specs[a].high for a in self.real)]
-        self._chunk = tf.function(self._chunk_rows, jit_compile=True, autograph=False,
-                                  input_signature=[tf.TensorSpec([len(PLAN_FIELDS)], tf.int64), tf.TensorSpec([], tf.int64),
-                                                   [tf.TensorSpec([POOL_CAPACITY, *s.shape], s.numpy_dtype) for s in self.specs],
-                                                   tf.TensorSpec([], tf.int64)])
+        self._inputs = _shared(("inputs", self.specs), lambda: _InputChunks(self.specs))
+        self._cotangents = _shared(("cotangents", self.outputs), lambda: _CotangentChunks(self.outputs)) if self.outputs else None
+        self.rows = self._inputs.rows
+        # Points of interest per argument, padded to POINT_CAPACITY (the first ones if there are more).
+        padded, counts = [], []
+        for a in range(len(self.specs)):
+            chosen = np.asarray(points[a] if a < len(points) and len(points[a]) else [0.0], dtype=np.float64)[:POINT_CAPACITY]
+            padded.append(np.pad(chosen, (0, POINT_CAPACITY - chosen.size)))
+            counts.append(chosen.size)
+        self._points = (padded, np.array(counts, dtype=np.int64))
         self._host = None
         self._pool_source, self._pool_tensors = None, None
         self.uploaded_bytes = 0  # boundary pools sent to the device (once per new pool)
@@ -206,16 +209,12 @@ class Expansion:
     def batch(self, plan: tf.Tensor, size: tf.Tensor, pool: Sequence[tf.Tensor], pool_count: tf.Tensor) -> tuple[list, list]:
         """Inputs ``[size, *shape]`` and cotangents ``[size, *shape]`` of a plan (graph code)."""
         size = tf.cast(size, tf.int64)
-        chunks = (size + self.rows - 1) // self.rows
-        signature = ([tf.TensorSpec([self.rows, *s.shape], s.numpy_dtype) for s in self.specs],
-                     [tf.TensorSpec([self.rows, *shape], dtype) for shape, dtype in self.outputs])
-        parts = tf.map_fn(lambda first: self._chunk(plan, first, list(pool), pool_count),
-                          tf.range(chunks) * self.rows, fn_output_signature=signature)
-
-        def joined(t):
-            return tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0))[:size]
-
-        return [joined(t) for t in parts[0]], [joined(t) for t in parts[1]]
+        points = [tf.constant(p) for p in self._points[0]]
+        counts = tf.constant(self._points[1])
+        inputs = self._inputs.batch(size, lambda first: self._inputs.chunk(plan, first, list(pool), pool_count, points, counts))
+        cotangents = [] if self._cotangents is None else self._cotangents.batch(
+            size, lambda first: self._cotangents.chunk(plan[0], first))
+        return inputs, cotangents
 
     def expand(self, plan: Plan, size: int, pool: Sequence[np.ndarray] | None = None) -> tuple[list, list]:
         """A plan's inputs and cotangents as numpy arrays (the bits `batch` computes)."""
@@ -240,8 +239,65 @@ class Expansion:
             self.uploaded_bytes += sum(int(np.prod(t.shape)) * t.dtype.size for t in padded)
         return self._pool_tensors
 
+
+class _Chunked:
+    """A compiled function of ``rows`` rows from a first row; a batch is as many as it needs, cut."""
+
+    rows: int
+    row_signature: list
+
+    def batch(self, size: tf.Tensor, chunk) -> list:
+        chunks = (size + self.rows - 1) // self.rows
+        parts = tf.map_fn(chunk, tf.range(chunks) * self.rows, fn_output_signature=self.row_signature)
+        return [tf.reshape(t, tf.concat([[-1], tf.shape(t)[2:]], 0))[:size] for t in parts]
+
+
+class _CotangentChunks(_Chunked):
+    """Cotangents ``v`` per output, in its dtype: magnitudes uniform in [0.5, 1) with random signs
+    (complex: both parts so). Bounded away from zero, so no element of ``v`` hides an error."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+        elements = max(1, sum(int(np.prod(shape, dtype=np.int64)) for shape, _ in outputs))
+        self.rows = max(1, min(1 << 16, CHUNK_ELEMENTS // elements))
+        self.row_signature = [tf.TensorSpec([self.rows, *shape], dtype) for shape, dtype in outputs]
+        self.chunk = tf.function(self._chunk_rows, jit_compile=True, autograph=False,
+                                 input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)])
+
+    def _chunk_rows(self, seed, first):
+        rows = first + tf.range(self.rows, dtype=tf.int64)
+        drawn = []
+        for o, (shape, dtype) in enumerate(self.outputs):
+            n = int(np.prod(shape, dtype=np.int64))
+            counter = rows[:, None] * max(n, 1) + tf.range(n, dtype=tf.int64)[None, :]
+            parts = []
+            for part in range(2 if tf.as_dtype(dtype).is_complex else 1):
+                word = _words(_key(seed, _OUTPUT + 2 * o + part), counter)
+                magnitude = _binary(word, tf.fill(tf.shape(word), tf.constant(-1, tf.int64)))  # [0.5, 1)
+                parts.append(tf.where(word < 0, -magnitude, magnitude))  # the sign: bit 63, not a mantissa bit
+            values = tf.complex(parts[0], parts[1]) if len(parts) == 2 else parts[0]
+            drawn.append(tf.cast(tf.reshape(values, [self.rows, *shape]), dtype))
+        return drawn
+
+
+class _InputChunks(_Chunked):
+    """The inputs of ``rows`` rows of a plan, for one argument list (XLA)."""
+
+    def __init__(self, specs):
+        self.specs = specs
+        elements = max(1, sum(s.size for s in self.specs))
+        self.rows = max(1, min(1 << 16, CHUNK_ELEMENTS // elements))
+        self.row_signature = [tf.TensorSpec([self.rows, *s.shape], s.numpy_dtype) for s in self.specs]
+        self.real = [a for a, s in enumerate(self.specs) if s.differentiable and not s.is_complex]
+        # A value every real argument's range holds, for the joint special values.
+        self.joint = [v for v in JOINT_VALUES if all(self.specs[a].low <= v <= self.specs[a].high for a in self.real)]
+        self.chunk = tf.function(self._chunk_rows, jit_compile=True, autograph=False, input_signature=[
+            tf.TensorSpec([len(PLAN_FIELDS)], tf.int64), tf.TensorSpec([], tf.int64),
+            [tf.TensorSpec([POOL_CAPACITY, *s.shape], s.numpy_dtype) for s in self.specs], tf.TensorSpec([], tf.int64),
+            [tf.TensorSpec([POINT_CAPACITY], tf.float64) for _ in self.specs], tf.TensorSpec([len(self.specs)], tf.int64)])
+
     # -- one chunk (XLA) -------------------------------------------------------------------------
-    def _chunk_rows(self, plan, first, pool, pool_count):
+    def _chunk_rows(self, plan, first, pool, pool_count, points, point_counts):
         seed = plan[0]
         rows = first + tf.range(self.rows, dtype=tf.int64)
         row_word = _words(_key(seed, _ROW), rows)
@@ -251,12 +307,13 @@ class Expansion:
             if not spec.differentiable:
                 inputs.append(self._pass_through(seed, a, spec, rows))
             elif spec.is_complex:  # real and imaginary parts drawn independently from the component's regions
-                real, imaginary = (self._real(plan, a, part, spec.component, rows, region) for part in (0, 1))
+                real, imaginary = (self._real(plan, a, part, spec.component, rows, region, points[a], point_counts[a])
+                                   for part in (0, 1))
                 inputs.append(tf.reshape(tf.complex(tf.cast(real, tf.float64), tf.cast(imaginary, tf.float64)),
                                          [self.rows, *spec.shape]))
                 inputs[-1] = tf.cast(inputs[-1], spec.numpy_dtype)
             else:
-                values = self._real(plan, a, 0, spec, rows, region, fitted=False)
+                values = self._real(plan, a, 0, spec, rows, region, points[a], point_counts[a], fitted=False)
                 if is_square(spec):
                     # Half of the special-value examples become structured matrices (built only when
                     # the plan draws special values: they cost more than the draws they replace).
@@ -273,7 +330,7 @@ class Expansion:
         inputs = tf.cond((plan[9] > 0) & (pool_count > 0),
                          lambda: self._from_pool(plan, seed, rows, row_word, list(inputs), pool, pool_count),
                          lambda: list(inputs))
-        return inputs, self._cotangents(seed, rows)
+        return inputs
 
     def _regions(self, weights, row_word):
         """Each row's region of `REGIONS`, in proportion to the plan's weights (all zero: special values)."""
@@ -283,7 +340,7 @@ class Expansion:
         pick = _below(row_word, 0, 16, bounds[-1])  # weights ≤ a few thousand
         return tf.reduce_sum(tf.cast(pick[:, None] >= bounds[None, :len(REGIONS) - 1], tf.int64), axis=1)
 
-    def _real(self, plan, a, part, spec, rows, region, fitted=True):
+    def _real(self, plan, a, part, spec, rows, region, points, count, fitted=True):
         """``[rows, *shape]`` float64 values of a real spec (a complex argument's part), each row
         from its region; fitted to the dtype unless the caller fits after more changes.
 
@@ -301,8 +358,6 @@ class Expansion:
 
         # Near a point of interest: half a few ULPs away (log-uniform up to `ulps`), half a relative
         # distance up to 10^-rel_exp (around 0 an absolute one: relative offsets there are subnormals).
-        points = tf.constant(self.points[a] if a < len(self.points) else np.zeros(1))
-        count = points.shape[0]
         index = tf.where(focus > 0, tf.fill(tf.shape(word), (focus - 1) % count), _below(word, 18, 16, count))
         centre = tf.gather(points, index)
         sign = 1.0 - 2.0 * tf.cast(_field(word, 17, 1), tf.float64)  # ±1
@@ -421,22 +476,6 @@ class Expansion:
                           values)
         return tf.cast(tf.reshape(values, [self.rows, *spec.shape]), spec.numpy_dtype)
 
-    def _cotangents(self, seed, rows):
-        """Cotangents ``v`` per output, in its dtype: magnitudes uniform in [0.5, 1) with random
-        signs (complex: both parts so). Bounded away from zero, so no element of ``v`` hides an error."""
-        drawn = []
-        for o, (shape, dtype) in enumerate(self.outputs):
-            n = int(np.prod(shape, dtype=np.int64))
-            counter = rows[:, None] * max(n, 1) + tf.range(n, dtype=tf.int64)[None, :]
-            parts = []
-            for part in range(2 if tf.as_dtype(dtype).is_complex else 1):
-                word = _words(_key(seed, _OUTPUT + 2 * o + part), counter)
-                magnitude = _binary(word, tf.fill(tf.shape(word), tf.constant(-1, tf.int64)))  # [0.5, 1)
-                parts.append(tf.where(word < 0, -magnitude, magnitude))  # the sign: bit 63, not a mantissa bit
-            values = tf.complex(parts[0], parts[1]) if len(parts) == 2 else parts[0]
-            drawn.append(tf.cast(tf.reshape(values, [self.rows, *shape]), dtype))
-        return drawn
-
 
 def _rows_mask(rows: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     """A per-row condition shaped to broadcast against ``like`` ([rows, ...])."""
@@ -458,7 +497,14 @@ def _relative_tables(info: DTypeInfo) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 _CACHE: dict = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE_LOCK = threading.RLock()
+
+
+def _shared(key, build):
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = build()
+        return _CACHE[key]
 
 
 def expansion_for(specs: Sequence[ArgSpec], points: Sequence[Sequence[float]],
@@ -466,10 +512,7 @@ def expansion_for(specs: Sequence[ArgSpec], points: Sequence[Sequence[float]],
     """The `Expansion` of these specs, points and outputs, compiled once per process."""
     key = (tuple(specs), tuple(tuple(float(p) for p in ps) for ps in points),
            tuple((tuple(shape), str(dtype)) for shape, dtype in outputs))
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = Expansion(specs, points, outputs)
-        return _CACHE[key]
+    return _shared(key, lambda: Expansion(specs, points, outputs))
 
 
 def expand(plan: Plan, specs: Sequence[ArgSpec], points: Sequence[Sequence[float]], size: int,
