@@ -60,7 +60,8 @@ def test_two_workers_get_their_own_gpu_and_share_the_targets(local_ray, tmp_path
 
 @pytest.mark.parametrize("fault", ["os._exit in the actor", "SIGKILL to the actor's pid"])
 def test_a_worker_killed_mid_slice_is_replaced_and_its_slice_rerun(local_ray, tmp_path, fault):
-    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=24, slice_seconds=4)
+    # The lost slice re-runs on a fresh worker, which imports TensorFlow and compiles first: leave it time.
+    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=40, slice_seconds=4)
     executor = RayExecutor(refs, workers=2)
     killed, completed = [], []
 
@@ -118,8 +119,10 @@ def test_a_slice_that_hangs_is_killed_recorded_with_its_reproduction_and_the_cam
     """A hung op outside any batch (the eager probe): before, the worker slot was lost until the
     budget ended. Now the driver kills the worker once the slice overruns, replaces it, and logs a
     `hang` incident with the command that reproduces it; the other target keeps its workers."""
-    campaign, refs = campaign_for(tmp_path, "doubled", "hangs_in_python", budget=14, slice_seconds=2)
-    executor = RayExecutor(refs, workers=2, overrun_grace=2.0)
+    # The grace covers a fresh worker's first slice (importing TensorFlow, compiling: several seconds),
+    # not a slice that never returns.
+    campaign, refs = campaign_for(tmp_path, "doubled", "hangs_in_python", budget=20, slice_seconds=2)
+    executor = RayExecutor(refs, workers=2, overrun_grace=6.0)
     try:
         run_campaign(campaign, executor)
     finally:
