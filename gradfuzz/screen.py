@@ -42,8 +42,8 @@ from gradfuzz.oracle import TOLERANCES, GradientScale
 from gradfuzz.plans import Plan
 from gradfuzz.values import Batch, OutOfMemory, summarize_error
 
-# The screen's ULP is a lower bound (|x|·2⁻ᵐ⁻¹ ≤ ulp(x)); halving the tolerance on top keeps it
-# strictly inside the oracle's, whatever rounding the graph's arithmetic adds.
+# The screen computes the oracle's tolerance; halving it keeps the screen strictly inside the
+# oracle's, whatever last bits the oracle's own evaluation of the example rounds differently.
 SCREEN_SLACK = 0.5
 # 0 disagrees, 1 custom not finite, 2 reference not finite, 3 agrees but sits on a point of
 # interest (the oracle's differences may see a kink there: worth a `kink` note).
@@ -236,9 +236,9 @@ class Screen:
             gradient_dtype = structure.gradient_dtypes[a] if a < len(structure.gradient_dtypes) else None
             info = min(spec.info, info_for(gradient_dtype or spec.dtype) or spec.info, key=lambda i: i.mantissa_bits)
             tol = TOLERANCES[info.name]
-            # floor ULPs of |g| with the ULP's lower bound |g|·2⁻ᵐ⁻¹ (below tiny the absolute floor rules).
-            ulps_allowed = SCREEN_SLACK * tol.floor_ulps * 2.0 ** (-info.mantissa_bits - 1)
-            limits.append((ulps_allowed, SCREEN_SLACK * tol.absolute_floor, SCREEN_SLACK * tol.calibration_factor))
+            # floor ULPs of |g| (the ULP is its binade's power of two times 2⁻ᵐ, as `DTypeInfo.ulp`).
+            limits.append(_Limit(info.tiny, SCREEN_SLACK * tol.floor_ulps * 2.0 ** -info.mantissa_bits,
+                                 SCREEN_SLACK * tol.absolute_floor, SCREEN_SLACK * tol.calibration_factor))
         points = [tf.constant(p, tf.float64) for p in self._points]
         regions, segments = self._regions, self._segments
 
@@ -269,18 +269,13 @@ class Screen:
                 n = int(np.prod(judged[a].shape))
                 if limit is None or n == 0:
                     continue
-                ulps_allowed, absolute_floor, factor = limit
                 gc = tf.reshape(tf.cast(custom[a], tf.float64), [batch, n])
                 gr = tf.reshape(tf.cast(reference[a], tf.float64), [batch, n])
-                allowed = tf.constant(absolute_floor, tf.float64)
+                spread = None
                 if calibration:  # how far autodiff at the argument's dtype is from float64 (not finite: 0)
                     spread = tf.abs(tf.reshape(tf.cast(calibration[a], tf.float64), [batch, n]) - gr)
                     spread = tf.reduce_max(tf.where(spread < infinity, spread, zero), axis=1, keepdims=True)
-                    allowed = tf.maximum(factor * spread, absolute_floor)
-                tolerance = tf.maximum(allowed, ulps_allowed * tf.abs(gr))
-                ratio = tf.abs(gc - gr) / tolerance
-                # NaN (NaN or inf on either side) counts as infinitely far; equal values (inf == inf) as agreeing.
-                ratio = tf.where(ratio <= infinity, ratio, tf.where(tf.equal(gc, gr), zero, infinity))
+                ratio = limit.ratio(gc, gr, spread)
                 # One reduction for both kinds: 2 where only the custom gradient is not finite, 1 where only
                 # the reference is not; a row's maximum says which it has (custom first).
                 finite_c, finite_r = tf.math.is_finite(gc), tf.math.is_finite(gr)
@@ -399,6 +394,36 @@ class Screen:
             }
 
         return screen
+
+
+@dataclass(frozen=True)
+class _Limit:
+    """The screen's tolerance for one argument, at the precision it is judged in, with
+    `SCREEN_SLACK` applied: the oracle's max(calibration_factor·spread, floor_ulps·ulp(g),
+    absolute_floor), computed the same way in float64."""
+
+    tiny: float  # the judged dtype's smallest normal (below it the ULP is constant)
+    ulp_share: float  # slack · floor_ulps · 2⁻ᵐ: the allowed error per unit of |g|'s binade
+    absolute_floor: float
+    factor: float  # slack · calibration_factor
+
+    def ratio(self, gc: tf.Tensor, gr: tf.Tensor, spread: tf.Tensor | None = None) -> tf.Tensor:
+        """|gc − gr| / tolerance per element; NaN (NaN or inf on either side) counts as infinitely
+        far, equal values (inf == inf) as agreeing."""
+        zero, infinity = tf.constant(0.0, tf.float64), tf.constant(np.inf, tf.float64)
+        allowed = tf.constant(self.absolute_floor, tf.float64)
+        if spread is not None:
+            allowed = tf.maximum(self.factor * spread, self.absolute_floor)
+        tolerance = tf.maximum(allowed, self.ulp_share * _binade(tf.maximum(tf.abs(gr), self.tiny)))
+        ratio = tf.abs(gc - gr) / tolerance
+        return tf.where(ratio <= infinity, ratio, tf.where(tf.equal(gc, gr), zero, infinity))
+
+
+def _binade(magnitude: tf.Tensor) -> tf.Tensor:
+    """The power of two at or below a positive float64 (its exponent bits; inf for inf and NaN):
+    exact, where log2 and floor are CPU-dispatched."""
+    exponent_bits = tf.bitwise.bitwise_and(tf.bitcast(magnitude, tf.int64), tf.constant(0x7FF0000000000000, tf.int64))
+    return tf.bitcast(exponent_bits, tf.float64)
 
 
 def _log10(x: tf.Tensor) -> tf.Tensor:

@@ -222,3 +222,33 @@ def test_a_screened_check_moves_its_plans_not_its_batches():
     assert screened.engine["bytes_per_example"] < 2.0, screened.engine["bytes_per_example"]
     plain = gradfuzz.check(tf.math.softplus, inputs=["float32[]"], max_examples=2**12, seed=1)
     assert not plain.engine["screen"]["used"] and plain.engine["bytes_per_example"] >= 8.0
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_screen_tolerance_is_the_oracles_halved(dtype):
+    """The screen's ULP is the oracle's (`DTypeInfo.ulp`) exactly — a lower bound would flag
+    examples the oracle passes — so its tolerance is SCREEN_SLACK times the oracle's, down to
+    subnormals, at powers of two and at inf."""
+    from gradfuzz.dtypes import DTYPES
+    from gradfuzz.oracle import TOLERANCES
+    from gradfuzz.screen import SCREEN_SLACK, _Limit
+
+    info, tol = DTYPES[dtype], TOLERANCES[dtype]
+    limit = _Limit(info.tiny, SCREEN_SLACK * tol.floor_ulps * 2.0 ** -info.mantissa_bits,
+                   SCREEN_SLACK * tol.absolute_floor, SCREEN_SLACK * tol.calibration_factor)
+    rng = np.random.default_rng(0)
+    magnitudes = np.concatenate([
+        np.exp(rng.uniform(np.log(info.smallest_subnormal), np.log(info.max), 2000)),
+        np.ldexp(1.0, np.arange(-60, 60)), np.nextafter(np.ldexp(1.0, np.arange(-60, 60)), 0.0),
+        [info.tiny, info.smallest_subnormal, info.max, 0.0],
+    ])
+    gr = magnitudes * rng.choice([-1.0, 1.0], magnitudes.size)
+    gap = 1e-3 * magnitudes + tol.absolute_floor  # the error whose ratio is compared
+    oracle = np.maximum(tol.floor_ulps * info.ulp(gr), tol.absolute_floor)
+    screen = limit.ratio(tf.constant(gr + gap), tf.constant(gr)).numpy()
+    np.testing.assert_allclose(screen, np.abs((gr + gap) - gr) / (SCREEN_SLACK * oracle), rtol=1e-12)
+    spread = tf.constant(np.full((1, 1), 1e-3))
+    calibrated = limit.ratio(tf.constant([[2.0]], tf.float64), tf.constant([[1.0]], tf.float64), spread).numpy()
+    assert calibrated[0, 0] == pytest.approx(1.0 / (SCREEN_SLACK * max(tol.calibration_factor * 1e-3, tol.floor_ulps * info.ulp(1.0))))
+    infinite = limit.ratio(tf.constant([np.inf, np.inf, 1.0], tf.float64), tf.constant([np.inf, -np.inf, np.nan], tf.float64))
+    assert infinite.numpy().tolist() == [0.0, np.inf, np.inf]
