@@ -8,13 +8,15 @@ For each benchmark target (benchmarks/targets.py), in one run on one machine:
   (b) an eager GradientTape loop per example (custom VJP and reference VJP);
   (c) the ceiling: a hand-written batched tf.function computing forward, custom VJP and
       reference VJP on pre-generated inputs (best of a few batch sizes);
+  (c′) the sound ceiling: (c) with the reference in float64 plus autodiff at the argument's
+      dtype (the calibration) — the VJPs the screen needs to pass nothing the oracle would fail;
   (d) gradfuzz end to end: generation, screen, evaluation, oracle, store — steady state: the
       second half of a run of 2×seconds (tracing, batch-size search and the first shrink are
       behind it); the whole run's rate is printed too.
 
 Prints a table, the time split of (d) (expand / screen / judge / store: expansion runs inside
 the screen's compiled call, so its share is measured by expanding the same batches alone), the
-host↔device bytes per example, how (d) scaled with batch size, and a last line
+host↔device bytes per example, how (d) scaled with batch size, the minimum d/c′, and a last line
 ``throughput: vs_compute_gradient=<d/a> vs_ceiling=<d/c>``, each the minimum over all rows.
 Nothing here asserts on time: machines are shared and noisy; read the ratios.
 """
@@ -116,6 +118,7 @@ def eager_tape(fn, seconds: float) -> float:
 
 
 def ceiling(fn, seconds: float) -> tuple[float, int]:
+    """(c): forward, custom VJP and reference VJP at the argument's dtype."""
     (spec,) = _specs(fn)
     _, forward = tf_decorator.unwrap(fn)
 
@@ -127,6 +130,34 @@ def ceiling(fn, seconds: float) -> tuple[float, int]:
         custom = tape.gradient(y, x, output_gradients=tf.ones_like(y))
         return y, custom, tape.gradient(reference, x, output_gradients=tf.ones_like(y))
 
+    return _best_batched(one, spec, seconds)
+
+
+def sound_ceiling(fn, seconds: float) -> tuple[float, int]:
+    """(c′): the work a sound screen cannot skip — the custom VJP, autodiff in float64 (the
+    reference) and autodiff at the argument's dtype (its calibration: without it a correct float32
+    gradient is flagged wherever autodiff's own rounding shows) — and nothing else: no generation,
+    no comparison."""
+    (spec,) = _specs(fn)
+    _, forward = tf_decorator.unwrap(fn)
+
+    def one(x):
+        wide = tf.cast(x, tf.float64)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([x, wide])
+            y = fn(x)
+            native, _ = forward(x)
+            reference, _ = forward(wide)
+        custom = tape.gradient(y, x, output_gradients=tf.ones_like(y))
+        return (y, custom, tape.gradient(reference, wide, output_gradients=tf.ones_like(reference)),
+                tape.gradient(native, x, output_gradients=tf.ones_like(native)))
+
+    return _best_batched(one, spec, seconds)
+
+
+def _best_batched(one, spec, seconds: float) -> tuple[float, int]:
+    """Examples/s of ``one`` vectorised in a tf.function on pre-generated inputs, at the best of a
+    few batch sizes, and that size."""
     batched = tf.function(lambda xs: tf.vectorized_map(one, xs))
     best = (0.0, 0)
     for size in (1024, 8192, 32768, 65536, 131072, 262144):
@@ -194,11 +225,12 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {platform.processor() or '?'}, cores={_cores()}, "
           f"python {platform.python_version()}, tensorflow {tf.__version__}, gradfuzz {gradfuzz.__version__}, "
           f"device {DEVICE} (GPUs present: {len(tf.config.list_physical_devices('GPU'))})")
-    rows, splits, scaling, whole_run = [], {}, {}, {}
+    rows, splits, scaling, whole_run, sound = [], {}, {}, {}, {}
     for name, fn in chosen.items():
         a = hypothesis_compute_gradient(fn, min(args.seconds, 4.0))
         b = eager_tape(fn, min(args.seconds, 4.0))
         c, c_batch = ceiling(fn, args.seconds)
+        sound[name], _ = sound_ceiling(fn, args.seconds)
         d, report = gradfuzz_end_to_end(fn, args.seconds)
         rows.append((name, a, b, c, c_batch, d, report.engine["batch_size"]))
         whole_run[name] = (report.examples_per_second, report.judged, report.disagreed, report.examples,
@@ -215,6 +247,10 @@ def main() -> None:
     for name, a, b, c, c_batch, d, d_batch in rows:
         print(f"{name:26s} {a:>22,.0f}/s {b:>13,.0f}/s {c:>11,.0f}/s (B={c_batch:<5d}) {d:>11,.0f}/s (B={d_batch:<5d})"
               f" {d / a:>7,.0f}x {d / c:>5.0%}")
+    print("\n(c′) the sound ceiling: (c) with the float64 reference and its calibration, the VJPs a screen that")
+    print("     never passes what the oracle fails must compute; d/c′ is the share of that work gradfuzz reaches:")
+    for name, _, _, c, _, d, _ in rows:
+        print(f"  {name:26s} (c′) {sound[name]:>11,.0f}/s = {sound[name] / c:.0%} of (c);  d/c′ {d / sound[name]:.0%}")
     print("\ntime split of (d), seconds (expand / screen / judge / store; the rest is Hypothesis, bisection, shrinking):")
     for name, split in splits.items():
         total = sum(split.values()) or 1.0
@@ -232,7 +268,9 @@ def main() -> None:
     if rows:  # the weakest row is the headline: every shape must be near its ceiling
         vs_a = min(d / a for _, a, _, _, _, d, _ in rows)
         vs_c = min(d / c for _, _, _, c, _, d, _ in rows)
-        print(f"\nthroughput: vs_compute_gradient={vs_a:.1f} vs_ceiling={vs_c:.2f}  (the minimum over all rows)")
+        vs_sound = min(d / sound[name] for name, _, _, _, _, d, _ in rows)
+        print(f"\nsound ceiling: vs_sound_ceiling={vs_sound:.2f}  (the minimum over all rows of d/c′)")
+        print(f"throughput: vs_compute_gradient={vs_a:.1f} vs_ceiling={vs_c:.2f}  (the minimum over all rows)")
 
 
 def _four_stages(report) -> dict[str, float]:
