@@ -240,6 +240,11 @@ class Expansion:
         return self._pool_tensors
 
 
+def _rows_per_chunk(elements_per_row: int) -> int:
+    """Rows per compiled chunk: about `CHUNK_ELEMENTS` elements, at most 2¹⁶ rows."""
+    return max(1, min(1 << 16, CHUNK_ELEMENTS // max(1, elements_per_row)))
+
+
 class _Chunked:
     """A compiled function of ``rows`` rows from a first row; a batch is as many as it needs, cut."""
 
@@ -258,8 +263,7 @@ class _CotangentChunks(_Chunked):
 
     def __init__(self, outputs):
         self.outputs = outputs
-        elements = max(1, sum(int(np.prod(shape, dtype=np.int64)) for shape, _ in outputs))
-        self.rows = max(1, min(1 << 16, CHUNK_ELEMENTS // elements))
+        self.rows = _rows_per_chunk(sum(int(np.prod(shape, dtype=np.int64)) for shape, _ in outputs))
         self.row_signature = [tf.TensorSpec([self.rows, *shape], dtype) for shape, dtype in outputs]
         self.chunk = tf.function(self._chunk_rows, jit_compile=True, autograph=False,
                                  input_signature=[tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)])
@@ -285,8 +289,7 @@ class _InputChunks(_Chunked):
 
     def __init__(self, specs):
         self.specs = specs
-        elements = max(1, sum(s.size for s in self.specs))
-        self.rows = max(1, min(1 << 16, CHUNK_ELEMENTS // elements))
+        self.rows = _rows_per_chunk(sum(s.size for s in self.specs))
         self.row_signature = [tf.TensorSpec([self.rows, *s.shape], s.numpy_dtype) for s in self.specs]
         self.real = [a for a, s in enumerate(self.specs) if s.differentiable and not s.is_complex]
         # A value every real argument's range holds, for the joint special values.
