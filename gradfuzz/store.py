@@ -115,6 +115,8 @@ def encode_tensor(array: np.ndarray | None) -> dict[str, Any] | None:
 def decode_tensor(value: dict[str, Any] | None) -> np.ndarray | None:
     if value is None:
         return None
+    if any(value.get(key) is None for key in ("dtype", "shape", "bits")):
+        raise ValueError("a tensor without its dtype, shape or bits")
     dtype = _numpy_dtype(value["dtype"])
     unit = _unit(dtype)
     raw = np.frombuffer(value["bits"], dtype=np.dtype(f"<u{unit}")).astype(f"=u{unit}")
@@ -142,11 +144,18 @@ _CODECS: dict[str, tuple[Any, Any]] = {  # codec: (to the column, from the colum
     "value": (lambda v: v, lambda v: v),
     "int": (int, lambda v: v),
     "float": (float, lambda v: v),
-    "strings": (list, list),
+    "strings": (list, lambda xs: [x for x in xs if x is not None]),
     "tensors": (lambda xs: [encode_tensor(x) for x in xs], lambda xs: [decode_tensor(t) for t in xs]),
     "json": (lambda d: json.dumps({k: (v if isinstance(v, str) else float(v)) for k, v in d.items()}),
-             lambda text: json.loads(text or "{}")),
+             lambda text: _json_object(text)),
 }
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = json.loads(text or "{}")
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 def _column(arrow: pa.DataType, codec: str = "value", absent: Any = None, factory: Any = None) -> Any:
@@ -211,7 +220,10 @@ FAILURE_SCHEMA = pa.schema(
 )
 
 STATUS_SCHEMA = pa.schema(
-    [("id", pa.string()), ("status", pa.string()), ("time", pa.timestamp("us", tz="UTC")), ("environment", pa.string())],
+    [("id", pa.string()), ("status", pa.string()), ("time", pa.timestamp("us", tz="UTC")), ("environment", pa.string()),
+     # 1 + the highest sequence of this failure's events the writer saw: the order of events, whatever the clocks say
+     # (absent in older segments: 0, ordered by time).
+     ("sequence", pa.int64())],
     metadata={b"gradfuzz.schema": str(SCHEMA_VERSION).encode(), b"gradfuzz.kind": b"status"},
 )
 
@@ -351,6 +363,7 @@ class FailureStore:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self._writers: dict[str, SegmentWriter] = {}
+        self._sequences: dict[str, int] | None = None  # each failure's latest status event's sequence, once read
 
     # writing
     def _writer(self, kind: str, schema: pa.Schema) -> SegmentWriter:
@@ -372,9 +385,16 @@ class FailureStore:
         self._writer("failures", FAILURE_SCHEMA).append(rows)
 
     def mark(self, failure_id: str, status: str, device: str = "") -> None:
+        """Append a status event that supersedes every event for ``failure_id`` this store has seen
+        (its sequence is one more than theirs), whatever the clock of the machine that wrote them said."""
+        if self._sequences is None:
+            self._sequences = {key: sequence for key, (_, _, sequence) in self._statuses([]).items()}
+        sequence = self._sequences.get(failure_id, 0) + 1
         self._writer("status", STATUS_SCHEMA).append(
-            [{"id": failure_id, "status": status, "time": datetime.now(UTC), "environment": json.dumps(environment(device))}]
+            [{"id": failure_id, "status": status, "time": datetime.now(UTC), "environment": json.dumps(environment(device)),
+              "sequence": sequence}]
         )
+        self._sequences[failure_id] = sequence
 
     def close(self) -> None:
         """Seal every writer, even if one fails (its stream stays readable); then raise the first error."""
@@ -406,36 +426,58 @@ class FailureStore:
         if not self.root.is_dir():
             raise StoreError(f"{self.root} is not a directory; a gradfuzz store is a directory (default .gradfuzz/).")
         result = ReadResult()
-        statuses: dict[str, tuple[str, datetime]] = {}
+        statuses = self._statuses(result.problems)
+        self._sequences = {key: sequence for key, (_, _, sequence) in statuses.items()}
         records: dict[str, StoredFailure] = {}
-        for batch, _ in _batches(self.root / "status", STATUS_SCHEMA, result.problems):
-            for row in batch.to_pylist():
-                # The latest event wins, whatever file it is in: a `fixed` then a later `open` is a regression.
-                if row["id"] not in statuses or row["time"] >= statuses[row["id"]][1]:
-                    statuses[row["id"]] = (row["status"], row["time"])
         for batch, path in _batches(self.root / "failures", FAILURE_SCHEMA, result.problems):
-            for row in batch.to_pylist():
+            for row in _rows(batch, path, result.problems):
                 try:
                     failure = _failure_from_row(row)
                 except Exception as error:  # a damaged row: report it, keep the rest
                     result.problems.append(f"{path.name}: skipped record {row.get('id')!r}: {error}")
                     continue
                 if failure.id in statuses:
-                    failure.status, failure.status_time = statuses[failure.id]
+                    failure.status, failure.status_time, _ = statuses[failure.id]
                 latest = records.get(failure.id)
                 if latest is None or failure.time >= latest.time:  # a record written again: its final form
                     records[failure.id] = failure
         result.failures = sorted(records.values(), key=lambda f: f.time)
         return result
 
+    def _statuses(self, problems: list[str]) -> dict[str, tuple[str, datetime, int]]:
+        """Each failure's latest status event: (status, time, sequence).
+
+        The event with the highest sequence wins, then the later time, then the one read last: an
+        event written after another supersedes it even when its machine's clock is behind (a
+        ``fixed``, then an ``open`` stamped earlier, is still a regression)."""
+        latest: dict[str, tuple[tuple[int, datetime, int], str]] = {}
+        order = 0
+        for batch, path in _batches(self.root / "status", STATUS_SCHEMA, problems):
+            for row in _rows(batch, path, problems):
+                order += 1
+                if row.get("id") is None or row.get("time") is None or row.get("status") not in set(RecordStatus):
+                    problems.append(f"{path.name}: skipped a status event without an id, a time or a known status "
+                                    f"({row.get('id')!r}, {row.get('status')!r})")
+                    continue
+                key = (row.get("sequence") or 0, row["time"], order)
+                if row["id"] not in latest or key >= latest[row["id"]][0]:
+                    latest[row["id"]] = (key, row["status"])
+        return {name: (status, key[1], key[0]) for name, (key, status) in latest.items()}
+
 
 def _batches(directory: Path, schema: pa.Schema, problems: list[str]) -> Iterator[tuple[pa.RecordBatch, Path]]:
     if not directory.is_dir():
         return
-    paths = sorted(directory.iterdir())
-    sealed = {path.stem for path in paths if path.suffix == ".arrow"}
+    try:
+        paths = sorted(directory.iterdir())
+    except OSError as error:
+        problems.append(f"{directory.name}/: cannot be listed ({error.strerror or error}); nothing read from it")
+        return
+    sealed = {path.stem for path in paths if path.suffix == ".arrow" and path.is_file()}
     for path in paths:
-        if path.suffix == ".arrow":
+        if not path.is_file():
+            problems.append(f"{path.name}: not a regular file (a directory?); ignored")
+        elif path.suffix == ".arrow":
             yield from _read_file(path, schema, problems)
         elif path.suffix == ".arrows" and path.stem in sealed:
             # A crash between sealing and deleting the stream: the sealed file holds the same records.
@@ -454,16 +496,23 @@ def _read_file(path: Path, schema: pa.Schema, problems: list[str]) -> Iterator[t
         problems.append(f"{path.name}: not a readable Arrow file ({error}); trying to recover it as a stream")
         # An IPC file is "ARROW1" and padding, then a stream, then a footer: a truncated one loses only
         # the footer and its last batch, so its stream is read after the 8-byte preamble.
-        offset = _FILE_PREAMBLE if path.read_bytes()[:6] == b"ARROW1" else 0
+        try:
+            with open(path, "rb") as handle:
+                offset = _FILE_PREAMBLE if handle.read(6) == b"ARROW1" else 0
+        except OSError:
+            offset = 0
         yield from _read_stream(path, schema, problems, offset)
         return
     if not _compatible(path, reader.schema, schema, problems):
         return
     for index in range(reader.num_record_batches):
         try:
-            yield reader.get_batch(index), path
-        except pa.ArrowInvalid as error:
+            batch = reader.get_batch(index)
+            batch.validate(full=True)
+        except (pa.ArrowException, OSError) as error:
             problems.append(f"{path.name}: batch {index} unreadable ({error}); skipped")
+            continue
+        yield batch, path
 
 
 _FILE_PREAMBLE = 8
@@ -485,12 +534,17 @@ def _read_stream(path: Path, schema: pa.Schema, problems: list[str], offset: int
             batch = reader.read_next_batch()
         except StopIteration:
             return
-        except (pa.ArrowInvalid, OSError) as error:
+        except (pa.ArrowException, OSError) as error:
             problems.append(
                 f"{path.name}: unsealed or truncated segment; recovered {count} complete batch(es), "
                 f"skipped the incomplete tail ({error})"
             )
             return
+        try:
+            batch.validate(full=True)
+        except pa.ArrowException as error:
+            problems.append(f"{path.name}: a batch of invalid data ({error}); skipped")
+            continue
         count += 1
         yield batch, path
 
@@ -518,16 +572,43 @@ def _compatible(path: Path, found: pa.Schema, expected: pa.Schema, problems: lis
             f"{SCHEMA_VERSION}); upgrade gradfuzz to read it"
         )
         return False
+    for name in expected.names:  # a column of another type would crash every reader downstream
+        if name in found.names and name not in _UNREAD and found.field(name).type != expected.field(name).type:
+            problems.append(f"{path.name}: column {name!r} is {found.field(name).type}, where gradfuzz writes "
+                            f"{expected.field(name).type}; not a segment gradfuzz wrote, ignored")
+            return False
     return True
 
 
 _REQUIRED = {"id", "status", "time", "target", "inputs"}  # columns every segment of its kind has had
+_UNREAD = {"inputs_f64"}  # written for other tools, never read back
+_NOT_NULL = ("id", "time", "target")  # a record without them cannot be placed, ordered or replayed
+
+
+def _rows(batch: pa.RecordBatch, path: Path, problems: list[str]) -> list[dict[str, Any]]:
+    """A batch's rows as Python values; a row that cannot be converted (a time beyond year 9999) is
+    reported and skipped."""
+    try:
+        return batch.to_pylist()
+    except Exception:  # find the rows at fault
+        rows = []
+        for index in range(batch.num_rows):
+            try:
+                rows.extend(batch.slice(index, 1).to_pylist())
+            except Exception as error:
+                problems.append(f"{path.name}: skipped row {index} of a batch: {error}")
+        return rows
 
 
 def _failure_from_row(row: dict[str, Any]) -> StoredFailure:
     """A row back as a record; columns an older segment lacks take their absent value."""
+    for name in _NOT_NULL:
+        if row.get(name) is None:
+            raise ValueError(f"its {name!r} is missing (null)")
     values = {}
     for column in _COLUMNS:
         value = row.get(column.name)
         values[column.name] = _absent(column) if value is None else _CODECS[column.metadata["codec"]][1](value)
+    if any(x is None for x in values["inputs"]):
+        raise ValueError("an input tensor is missing (null)")
     return StoredFailure(**values)

@@ -278,3 +278,77 @@ def test_creates_renames_and_unlinks_are_made_durable(tmp_path, monkeypatch):
     assert synced[2:] == ["failures", "failures"], "the sealed file's rename and the stream's unlink"
     gradfuzz.campaign._write_atomically(tmp_path / "s" / "campaign.json", "{}")
     assert synced[-1] == "s"
+
+
+# -- issue #27: readers never crash on a file that parses -------------------------------------------
+
+
+def _segment(path, rows, schema):
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+
+
+def _retyped(schema, name, arrow_type):
+    return schema.set(schema.get_field_index(name), pa.field(name, arrow_type))
+
+
+def test_segments_with_wrong_column_types_or_nulls_are_skipped_with_a_note(tmp_path):
+    """Valid gradfuzz metadata, but a null or string `time`, an int `target`, a directory named
+    `x.arrow`, a status event with a null time or an unknown status. Before: every reader crashed
+    (TypeError comparing None with a datetime, IsADirectoryError, ...)."""
+    with FailureStore(tmp_path) as store:
+        store.append_failures([_row(1.0)])
+        good = store
+    failures = tmp_path / "failures"
+    _segment(failures / "null-time.arrow", [{**_row(2.0), "time": None}], FAILURE_SCHEMA)
+    _segment(failures / "string-time.arrow", [{**_row(3.0), "time": "yesterday"}],
+             _retyped(FAILURE_SCHEMA, "time", pa.string()))
+    _segment(failures / "int-target.arrow", [{**_row(4.0), "target": 12}], _retyped(FAILURE_SCHEMA, "target", pa.int64()))
+    _segment(failures / "list-evidence.arrow", [{**_row(5.0), "evidence": "[1, 2]"}], FAILURE_SCHEMA)
+    (failures / "x.arrow").mkdir()
+    failure_id = FailureStore(tmp_path).read().failures[0].id
+    good.mark(failure_id, "fixed")
+    good.close()
+    (tmp_path / "status" / "y.arrows").mkdir()
+    from gradfuzz.store import STATUS_SCHEMA
+
+    _segment(tmp_path / "status" / "bad-events.arrow",
+             [{"id": failure_id, "status": "open", "time": None, "environment": "{}", "sequence": 9},
+              {"id": failure_id, "status": "wontfix", "time": None, "environment": "{}", "sequence": 9}], STATUS_SCHEMA)
+    result = FailureStore(tmp_path).read()
+    assert [float(f.inputs[0]) for f in result.failures] == [1.0]
+    assert result.failures[0].status == "fixed", "events without a time or a known status are not counted"
+    problems = "\n".join(result.problems)
+    for fragment in ("null-time.arrow: skipped record", "'time' is missing", "string-time.arrow: column 'time' is string",
+                     "int-target.arrow: column 'target' is int64", "list-evidence.arrow: skipped record",
+                     "x.arrow: not a regular file", "y.arrows: not a regular file", "bad-events.arrow: skipped a status event"):
+        assert fragment in problems, fragment
+
+
+def test_a_status_event_stamped_before_an_earlier_one_still_supersedes_it(tmp_path, monkeypatch):
+    """Clock skew: a replay marks the failure fixed, a later replay on a machine whose clock is an
+    hour behind finds it again and reopens it. Before: the `open` event was older by its time stamp,
+    so the regression read as fixed."""
+    from datetime import UTC, datetime, timedelta
+
+    import gradfuzz.store as store_module
+
+    with FailureStore(tmp_path) as store:
+        store.append_failures([_row()])
+    failure_id = FailureStore(tmp_path).read().failures[0].id
+    with FailureStore(tmp_path) as store:
+        store.mark(failure_id, "fixed")
+
+    class Behind(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) - timedelta(hours=1)
+
+    monkeypatch.setattr(store_module, "datetime", Behind)
+    with FailureStore(tmp_path) as store:
+        store.read()
+        store.mark(failure_id, "open")
+    monkeypatch.undo()
+    failure = FailureStore(tmp_path).read().failures[0]
+    assert failure.status == "open"
+    assert failure.status_time < datetime.now(UTC) - timedelta(minutes=59), "the skewed stamp is kept as written"

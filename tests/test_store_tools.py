@@ -287,3 +287,25 @@ def test_gate_fails_on_reproduced_or_new_failures_and_passes_when_clean(cli, tmp
     assert second.exit_code == 0, second.stdout[-3000:]
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     assert int(suite.get("failures")) == 0 and int(suite.get("tests")) >= 3  # replayed-and-fixed cases + 2 targets
+
+
+def test_store_verify_reports_damaged_segments_instead_of_crashing(cli, tmp_path):
+    """A segment with gradfuzz metadata but a string `time` column, and a directory named like a
+    segment: before, `store verify` itself crashed with a traceback."""
+    import pyarrow as pa
+
+    from gradfuzz.store import FAILURE_SCHEMA
+
+    store = FailureStore(tmp_path / ".gradfuzz")
+    store.append_failures([_record(value=1.0)])
+    store.close()
+    schema = FAILURE_SCHEMA.set(FAILURE_SCHEMA.get_field_index("time"), pa.field("time", pa.string()))
+    row = {**_record(value=2.0), "time": "noon"}
+    with pa.OSFile(str(tmp_path / ".gradfuzz" / "failures" / "odd.arrow"), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+        w.write_table(pa.Table.from_pylist([row], schema=schema))
+    (tmp_path / ".gradfuzz" / "failures" / "x.arrow").mkdir()
+    result = cli("store", "verify")
+    assert result.exit_code == 1
+    text = " ".join(result.stdout.split())
+    assert "2 segment(s), 1 failure record(s) readable" in text
+    assert "odd.arrow: column 'time' is string" in text and "x.arrow: not a regular file" in text
