@@ -23,6 +23,7 @@ from pathlib import Path
 from gradfuzz.spec import SpecError, spec_variants
 
 _TOP_KEYS = {"store", "seed", "budget", "targets"}
+MIN_BUDGET = 1.0  # seconds: the shortest slice a campaign dispatches, and the least a gate gives a target
 _TARGET_KEYS = {"target", "inputs", "weight", "budget"}
 
 
@@ -76,6 +77,9 @@ def load_config(path: str | Path) -> CampaignConfig:
     if "store" in data:
         if not isinstance(data["store"], str):
             raise fail("store must be a path string, e.g. store = \".gradfuzz\".", "store")
+        if not data["store"].strip() or Path(data["store"]).resolve() == Path(Path.cwd().anchor):
+            raise fail(f"store = {data['store']!r} names no directory of its own (empty, or the file system's root); "
+                       "name one, e.g. store = \".gradfuzz\".", "store")
         config.store = Path(data["store"])
     if "seed" in data:
         seed = data["seed"]
@@ -94,12 +98,16 @@ def load_config(path: str | Path) -> CampaignConfig:
         for key in entry:
             if key not in _TARGET_KEYS:
                 raise fail(f"unknown key {key!r} in [[targets]]; expected {', '.join(sorted(_TARGET_KEYS))}.", key, block)
-        if not isinstance(entry.get("target"), str):
-            raise fail("each [[targets]] needs target = \"pkg.module:attr\" or \"path/file.py:attr\".", "target", block)
+        if not isinstance(entry.get("target"), str) or not entry["target"].strip():
+            raise fail("each [[targets]] needs target = \"pkg.module:attr\" or \"path/file.py:attr\""
+                       + (", not an empty string." if isinstance(entry.get("target"), str) else "."), "target", block)
         inputs = entry.get("inputs")
         if inputs is not None:
             if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
                 raise fail("inputs must be a list of spec strings, e.g. inputs = [\"float64[]\"].", "inputs", block)
+            if not inputs:
+                raise fail("inputs = [] gives no argument a spec: list one spec per positional argument, e.g. "
+                           "inputs = [\"float64[]\"], or leave inputs out to use the specs declared in code.", "inputs", block)
             try:
                 spec_variants(inputs)
                 inputs = tuple(inputs)
@@ -116,15 +124,21 @@ def load_config(path: str | Path) -> CampaignConfig:
 
 
 def _budget(value, fail) -> float:
-    """A positive, finite duration ("10m", 600); otherwise the error ``fail`` makes of a message."""
+    """A positive, finite duration ("10m", 600) of at least `MIN_BUDGET`; otherwise the error ``fail``
+    makes of a message."""
     from gradfuzz.durations import parse_duration
 
+    if isinstance(value, bool):  # TOML true is not a number of seconds (bool is an int in Python)
+        raise fail(f"budget must be a positive, finite duration such as \"10m\", not {str(value).lower()}.")
     try:
         seconds = parse_duration(value)
     except (ValueError, TypeError) as error:
         raise fail(str(error)) from None
     if not 0 < seconds < math.inf:
         raise fail(f"budget must be a positive, finite duration such as \"10m\", not {value!r}.")
+    if seconds < MIN_BUDGET:
+        raise fail(f"budget = {value!r} is below {MIN_BUDGET:g} s, too short to check anything: give a positive, "
+                   "finite duration of at least 1s, such as \"10m\".")
     return seconds
 
 

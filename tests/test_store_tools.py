@@ -19,7 +19,7 @@ BUGS = REPO / "tests" / "corpus" / "bugs.py"
 
 
 def _record(target="t.py:f", category="mismatch", region="=0", value=0.0, run="r1", argument=0):
-    finding = Finding(target=target, kind="failure", category=category, explanation="x", inputs=[np.array(value)],
+    finding = Finding(target=target, category=category, explanation="x", inputs=[np.array(value)],
                       argument=argument, element=0, region=region, count=5)
     return failure_row(finding, target=target, fingerprint="f", specs=["float64[]"], run_id=run)
 
@@ -249,6 +249,15 @@ def test_config_errors_name_the_line(tmp_path):
     ('[[targets]]\ntarget = "a.py:f"\nweight = inf\n', 3, "positive, finite number"),
     ('seed = -1\n[[targets]]\ntarget = "a.py:f"\n', 1, "from 0 to 2\\*\\*32 - 1"),
     ('store = ".g"\ntargets = [1]\n', 2, "must be \\[\\[targets\\]\\] tables"),
+    # issue #27: each of these was accepted (budget = true as 1 s, 1e-9 s dispatched nothing, store = "" wrote
+    # into the working directory, target = "" failed later, inputs = [] planned a check of no arguments).
+    ('budget = true\n[[targets]]\ntarget = "a.py:f"\n', 1, "positive, finite duration .* not true"),
+    ('budget = 1e-9\n[[targets]]\ntarget = "a.py:f"\n', 1, "below 1 s.*at least 1s"),
+    ('[[targets]]\ntarget = "a.py:f"\nbudget = 0.5\n', 3, "below 1 s.*at least 1s"),
+    ('store = ""\n[[targets]]\ntarget = "a.py:f"\n', 1, "names no directory of its own.*store = \".gradfuzz\""),
+    ('store = "/"\n[[targets]]\ntarget = "a.py:f"\n', 1, "names no directory of its own"),
+    ('[[targets]]\ntarget = ""\n', 2, "needs target = .*not an empty string"),
+    ('[[targets]]\ntarget = "a.py:f"\ninputs = []\n', 3, "inputs = \\[\\] gives no argument a spec.*leave inputs out"),
 ])
 def test_config_values_are_validated_up_front(tmp_path, text, line, message):
     """Before: budget = -5, inf, weight = nan and seed = -1 were accepted (seed then raised mid-run and
