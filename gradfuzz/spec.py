@@ -29,6 +29,7 @@ from gradfuzz.dtypes import COMPLEX_COMPONENT, DTYPES, DTypeInfo
 PASS_THROUGH = {"int32": np.dtype(np.int32), "int64": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
 
 DEFAULT_DOMAIN = (-100.0, 100.0)
+MAX_ELEMENTS = 2**24  # per argument: a batch must hold a few examples (float64[4096,4096] is 128 MiB each)
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _SPEC = re.compile(
@@ -117,6 +118,7 @@ def parse_spec(text: str) -> ArgSpec:
         ) from None
     if any(d < 0 for d in shape):
         raise SpecError(f"Input spec {text!r}: dimensions cannot be negative.")
+    _check_size(text, shape)
     low, high = DEFAULT_DOMAIN
     if match["low"] is not None:
         low, high = float(match["low"]), float(match["high"])
@@ -132,6 +134,16 @@ def parse_spec(text: str) -> ArgSpec:
             f"Input spec {text!r}: the range exceeds the largest finite {dtype} ({info.max:g})."
         )
     return ArgSpec(dtype=dtype, shape=shape, low=low, high=high)
+
+
+def _check_size(text: str, shape: tuple[int, ...]) -> None:
+    size = math.prod(shape)
+    if size > MAX_ELEMENTS:
+        raise SpecError(
+            f"Input spec {text!r}: {size:,} elements in one argument is more than gradfuzz checks (at most "
+            f"{MAX_ELEMENTS:,} = 2**24, e.g. [4096,4096]). Use a smaller shape such as [100,100]: a gradient bug "
+            "seldom needs a large tensor, and a batch holds many examples."
+        )
 
 
 def parse_specs(texts: list[str] | tuple[str, ...]) -> tuple[ArgSpec, ...]:
@@ -195,6 +207,7 @@ def _parse_family(text: str) -> tuple[ArgSpec, tuple | None]:
                 f"Input spec {text!r}: a dimension is a whole number or a symbol such as n (checked at "
                 f"sizes {', '.join(map(str, SYMBOL_SIZES))}); [*] means any broadcastable shape. Got [{dims_text}]."
             )
+    _check_size(text, tuple(d if isinstance(d, int) else max(SYMBOL_SIZES) for d in dims))
     return base, tuple(dims)
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from gradfuzz.spec import DEFAULT_DOMAIN, ArgSpec, SpecError, parse_spec
+from gradfuzz.spec import DEFAULT_DOMAIN, ArgSpec, SpecError, parse_spec, spec_variants
 
 
 @pytest.mark.parametrize(
@@ -90,3 +90,11 @@ def test_module_examples_run():
     import gradfuzz.spec
 
     assert doctest.testmod(gradfuzz.spec).failed == 0
+
+
+@pytest.mark.parametrize("texts", [["float64[100000,100000]"], ["float32[n,100000,100000]"], ["float32[99999999999999999999]"]])
+def test_a_huge_spec_is_a_clear_error_naming_the_limit(texts):
+    """Before: accepted, then a numpy MemoryError (or worse) deep inside the first batch."""
+    with pytest.raises(SpecError, match=r"more than gradfuzz checks \(at most 16,777,216.*smaller shape"):
+        spec_variants(texts)
+    assert spec_variants(["float32[4096,4096]"]) and spec_variants(["float32[0,100000000000]"])
