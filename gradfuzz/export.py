@@ -7,6 +7,7 @@ columns (``*_f64``) because DuckDB and pandas cannot read float16 or bfloat16.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -32,13 +33,23 @@ EXPORT_SCHEMA = pa.schema([
 ])
 
 
+_KEY_LENGTH = 120  # "target_key=" and the key stay well inside a file name's 255 bytes
+
+
 def target_key(target: str) -> str:
-    """A path-safe partition value for a target name.
+    """A path-safe partition value for a target name; a long one is cut and given a hash of the
+    whole name (distinct targets keep distinct keys).
 
     >>> target_key("examples/seed_ops.py:my_op")
     'examples_seed_ops.py_my_op'
+    >>> len(target_key("x" * 300))
+    120
     """
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("_") or "target"
+    key = re.sub(r"[^A-Za-z0-9._-]+", "_", target).strip("_") or "target"
+    if len(key) <= _KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(target.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
+    return f"{key[:_KEY_LENGTH - len(digest) - 1]}-{digest}"
 
 
 def export_dataset(failures: list[StoredFailure], directory: str | Path, *, overwrite: bool = False,

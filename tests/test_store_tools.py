@@ -19,7 +19,7 @@ BUGS = REPO / "tests" / "corpus" / "bugs.py"
 
 
 def _record(target="t.py:f", category="mismatch", region="=0", value=0.0, run="r1", argument=0):
-    finding = Finding(target=target, category=category, explanation="x", inputs=[np.array(value)],
+    finding = Finding(target=target, kind="failure", category=category, explanation="x", inputs=[np.array(value)],
                       argument=argument, element=0, region=region, count=5)
     return failure_row(finding, target=target, fingerprint="f", specs=["float64[]"], run_id=run)
 
@@ -318,3 +318,20 @@ def test_store_verify_reports_damaged_segments_instead_of_crashing(cli, tmp_path
     text = " ".join(result.stdout.split())
     assert "2 segment(s), 1 failure record(s) readable" in text
     assert "odd.arrow: column 'time' is string" in text and "x.arrow: not a regular file" in text
+
+
+def test_export_of_a_target_name_over_255_characters(tmp_path):
+    """Before: the partition directory `target_key=<name>` was longer than a file name may be, and
+    the export failed with OSError (File name too long)."""
+    import pandas
+
+    from gradfuzz.export import export_dataset
+
+    long_names = ["pkg/" + "deep_module_name/" * 20 + f"ops.py:op_{n}" for n in range(2)]
+    store = FailureStore(tmp_path / "store")
+    store.append_failures([_record(target=name) for name in long_names])
+    store.close()
+    assert export_dataset(FailureStore(tmp_path / "store").read().failures, tmp_path / "out") == 2
+    partitions = [p.name for p in (tmp_path / "out").iterdir()]
+    assert len(partitions) == 2 and all(len(name.encode()) <= 255 for name in partitions)
+    assert sorted(pandas.read_parquet(tmp_path / "out")["target"]) == sorted(long_names)
