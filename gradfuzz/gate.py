@@ -83,13 +83,15 @@ def junit_xml(result: GateResult) -> str:
     failures = 0
     for replayed in result.replayed:
         f = replayed.failure
-        case = ET.SubElement(suite, "testcase", classname="gradfuzz.replay", name=f"{f.target} [{f.category}] {f.id[:8]}")
+        case = ET.SubElement(suite, "testcase", classname="gradfuzz.replay",
+                             name=_xml_text(f"{f.target} [{f.category}] {f.id[:8]}"))
         if replayed.failing:
             failures += 1
             ET.SubElement(case, "failure", message=_xml_text(f"{replayed.status}: {f.category}")).text = \
                 _xml_text(replayed.detail or f.explanation)
     for report in result.fuzzed:
-        case = ET.SubElement(suite, "testcase", classname="gradfuzz.fuzz", name=report.target, time=f"{report.seconds:.3f}")
+        case = ET.SubElement(suite, "testcase", classname="gradfuzz.fuzz", name=_xml_text(report.target),
+                             time=f"{report.seconds:.3f}")
         if not report.ok:
             failures += 1
             text = "\n".join(f"[{x.category}] x{x.count}: {x.explanation}" for x in report.failures) or (report.error or "")

@@ -279,6 +279,26 @@ def test_junit_output_survives_control_characters_in_exception_text():
     assert suite.find("testcase/error").text == "ValueError: bad byte"
 
 
+def test_junit_names_are_cleaned_like_the_text():
+    """A control character in a target path (a replayed record's, a fuzzed target's): before, it went
+    into the `name` attribute raw and junit.xml could not be parsed."""
+    import xml.etree.ElementTree as ET
+
+    from gradfuzz.gate import GateResult, junit_xml
+    from gradfuzz.replay import ReplayResult, ReplayStatus
+    from gradfuzz.report import CheckReport
+    from gradfuzz.store import StoredFailure
+
+    odd = "dir\x01\x1b[31m/ops.py:f\x0b"
+    failure = StoredFailure(id="0123456789", target=odd, category="mismatch\x02", explanation="x")
+    result = GateResult(replayed=[ReplayResult(failure, ReplayStatus.REPRODUCED, "again\x00", [])],
+                        fuzzed=[CheckReport(target=odd, specs=(), error="boom\x1b[0m")])
+    suite = ET.fromstring(junit_xml(result).split("\n", 1)[1]).find("testsuite")
+    names = [case.get("name") for case in suite.findall("testcase")]
+    assert names == ["dir/ops.py:f [mismatch] 01234567", "dir/ops.py:f"]
+    assert suite.find("testcase/failure").get("message") == "reproduced: mismatch"
+
+
 def test_gate_fails_on_reproduced_or_new_failures_and_passes_when_clean(cli, tmp_path):
     import os
 
