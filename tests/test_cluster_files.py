@@ -124,3 +124,44 @@ def test_the_image_and_manifests_are_locked_down():
         text = (CLUSTER / name).read_text()
         assert ":latest" not in text and "runAsNonRoot: true" in text and "allowPrivilegeEscalation: false" in text
         assert "/dev/shm" in text and "RAY_AUTH_MODE" in text
+
+
+def _docker_ignores(patterns: list[str], path: str) -> bool:
+    """Docker's .dockerignore rule: a pattern matches a path or one of its parent directories, `*`
+    within one path element, `**` any number of them (Go's filepath.Match plus `**`)."""
+    import fnmatch
+
+    def matches(pattern: list[str], parts: list[str]) -> bool:
+        if not pattern:
+            return not parts
+        if pattern[0] == "**":
+            return any(matches(pattern[1:], parts[k:]) for k in range(len(parts) + 1))
+        return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and matches(pattern[1:], parts[1:])
+
+    parts = path.split("/")
+    return any(matches(p.split("/"), parts[:n]) for p in patterns for n in range(1, len(parts) + 1))
+
+
+def test_dockerignore_keeps_nested_stores_and_caches_out_and_the_manifests_let_the_user_write_volumes():
+    """Before: `*.arrow` and `.gradfuzz*` matched at the top only, so a store under examples/ (or a
+    `.gradfuzz-demo` in a subdirectory) went into the image; and no pod set fsGroup, so uid 1000 could
+    not write a fresh PersistentVolume (owned by root) and the first store write failed."""
+    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    for path in ("examples/.gradfuzz/failures/segment-1.arrow", "sub/dir/.gradfuzz-demo/campaign.json",
+                 "benchmarks/out/segment-2.arrows", "stray.arrow", "pkg/.venv/bin/python", "tests/.hypothesis/x",
+                 ".git/HEAD", "gradfuzz/__pycache__/store.cpython-311.pyc"):
+        assert _docker_ignores(patterns, path), path
+    for path in ("gradfuzz/store.py", "cluster/entrypoint.sh", "cluster/requirements-gpu.lock", "pyproject.toml",
+                 "examples/campaign.toml", "tests/corpus/bugs.py"):
+        assert not _docker_ignores(patterns, path), path
+    for name in ("kuberay-raycluster.yaml", "kuberay-rayjob.yaml"):
+        document = _load(name)
+        pods = [document["spec"]["rayClusterSpec"] if "rayClusterSpec" in document["spec"] else document["spec"]]
+        specs = [pods[0]["headGroupSpec"]["template"]["spec"]]
+        specs += [group["template"]["spec"] for group in pods[0]["workerGroupSpecs"]]
+        if "submitterPodTemplate" in document["spec"]:
+            specs.append(document["spec"]["submitterPodTemplate"]["spec"])
+        for spec in specs:
+            users = {c["securityContext"]["runAsUser"] for c in spec["containers"]}
+            assert users == {1000} and spec["securityContext"]["fsGroup"] == 100, (name, spec["containers"][0]["name"])
