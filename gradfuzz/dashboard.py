@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -170,24 +171,38 @@ def _script_json(data: dict) -> str:
     return json.dumps(data, default=str).replace("<", "\\u003c")
 
 
+def _count(value: Any) -> str:
+    """A number from campaign.json as the page shows it, or "?" when it is not one: the file is data, never markup."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "?"
+    return f"{value:,.0f}"
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def render_page(state: DashboardState) -> str:
     """The page with its current numbers filled in (the script keeps them current)."""
     data = state.to_json()
-    campaign = data["campaign"]
+    campaign = _mapping(data["campaign"])
+    targets = [t for t in campaign.get("targets", []) if isinstance(t, dict)] if isinstance(campaign.get("targets"), list) else []
     rows = "".join(
-        f"<tr><td>{html.escape(t['target'])}</td><td class=n>{t['examples']:,}</td>"
-        f"<td class=n>{t['examples_per_second']:,.0f}</td><td class=n>{t['slices_completed']}</td>"
-        f"<td>{html.escape(', '.join(f'{c}: {n:,}' for c, n in t['failures_by_category'].items()) or '-')}</td>"
-        f"<td class=n>{sum(t['notes'].values()):,}</td><td>{'error' if t['error'] else ('fail' if t['kinds'] else 'ok')}</td></tr>"
-        for t in campaign.get("targets", []))
+        f"<tr><td>{html.escape(str(t.get('target', '?')))}</td><td class=n>{_count(t.get('examples'))}</td>"
+        f"<td class=n>{_count(t.get('examples_per_second'))}</td><td class=n>{_count(t.get('slices_completed'))}</td>"
+        f"<td>{html.escape(', '.join(f'{c}: {_count(n)}' for c, n in _mapping(t.get('failures_by_category')).items()) or '-')}</td>"
+        f"<td class=n>{_count(sum(n for n in _mapping(t.get('notes')).values() if _count(n) != '?'))}</td>"
+        f"<td>{'error' if t.get('error') else ('fail' if t.get('kinds') else 'ok')}</td></tr>"
+        for t in targets)
     bugs = "".join(
         f"<li><b class=cat>{html.escape(b['category'])}</b> in <code>{html.escape(b['target'])}</code>, {html.escape(b['where'])}"
-        f" — {b['examples_failing']:,} examples failing in the {b['runs']} recorded run(s), {b['status']}; simplest input "
+        f" — {_count(b['examples_failing'])} examples failing in the {_count(b['runs'])} recorded run(s), "
+        f"{html.escape(str(b['status']))}; simplest input "
         f"<code>{html.escape(', '.join(b['input']))}</code> · <a href='/plot/{b['number']}.png'>plot</a>"
         f"<p>{html.escape(b['explanation'])}</p></li>" for b in data["bugs"])
     status = (f"campaign {html.escape(str(campaign.get('campaign', '?')))}: {html.escape(str(campaign.get('status', '?')))}, "
-              f"{campaign.get('elapsed_seconds', 0):.0f} s of {campaign.get('budget_seconds', 0):.0f} s, "
-              f"{campaign.get('examples', 0):,} examples checked") if campaign else "no campaign.json in this store yet"
+              f"{_count(campaign.get('elapsed_seconds', 0))} s of {_count(campaign.get('budget_seconds', 0))} s, "
+              f"{_count(campaign.get('examples', 0))} examples checked") if campaign else "no campaign.json in this store yet"
     return _PAGE.format(store=html.escape(str(state.store)), status=status, rows=rows or "<tr><td colspan=7>-</td></tr>",
                         bugs=bugs or "<li>No failures recorded.</li>", state=_script_json(data),
                         updated=html.escape(str(campaign.get("updated", ""))))

@@ -80,3 +80,60 @@ def test_the_page_updates_when_the_campaign_writes_a_new_checkpoint(served):
 def test_the_server_side_page_reads_without_javascript(campaign_store):
     page = render_page(DashboardState(campaign_store))
     assert "campaign_ops.py:doubled" in page and "examples checked" in page and "mismatch" in page
+
+
+_HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def _hostile_store(tmp_path):
+    import json
+
+    (tmp_path / "failures").mkdir()
+    campaign = {"campaign": "c1", "status": "running", "updated": "u1", "elapsed_seconds": _HOSTILE,
+                "budget_seconds": 60, "examples": _HOSTILE, "history": [[0, [[0, 0, 0]]], [1, [[_HOSTILE, 1, 1]]]],
+                "targets": [{"target": "t.py:f", "examples": _HOSTILE, "examples_per_second": _HOSTILE,
+                             "slices_completed": _HOSTILE, "failures_by_category": {"mismatch": _HOSTILE},
+                             "notes": {"domain": _HOSTILE}, "kinds": {}, "error": None}, "not a target"],
+                "incidents": [{"kind": "hang", "target": "t", "slice": _HOSTILE, "message": "m", "action": "a"}]}
+    (tmp_path / "campaign.json").write_text(json.dumps(campaign))
+    return tmp_path
+
+
+def test_numbers_from_campaign_json_are_validated_on_the_server(tmp_path):
+    """campaign.json is data: before, `slices_completed` went into the page unescaped (markup from the
+    file ran in the browser) and a string where a number belongs crashed the page (500)."""
+    page = render_page(DashboardState(_hostile_store(tmp_path)))
+    assert "<img" not in page and "onerror" not in page.split('<script id=initial')[0]
+    assert "<td class=n>?</td>" in page
+
+
+def test_the_page_script_shows_only_numbers_where_numbers_belong(tmp_path):
+    """The page's script, run in node with a stub document: before, `slices_completed`, `examples`, an
+    incident's `slice`, a bug's `runs` and the notes' sum went into innerHTML as they were."""
+    import json
+    import re
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    page = render_page(DashboardState(_hostile_store(tmp_path)))
+    initial = re.search(r'<script id=initial type="application/json">(.*?)</script>', page, re.S)[1]
+    data = json.loads(initial)
+    data["bugs"] = [{"number": _HOSTILE, "target": "t", "category": "mismatch", "where": "x", "runs": _HOSTILE,
+                     "examples_failing": _HOSTILE, "status": _HOSTILE, "explanation": "e", "input": ["1"]}]
+    script = page.rsplit("<script>", 1)[1].split("</script>", 1)[0]
+    harness = (
+        "const elements = {};\n"
+        "globalThis.document = {getElementById: id => elements[id] || (elements[id] = {innerHTML: '', textContent: "
+        f"id === 'initial' ? {json.dumps(json.dumps(data))} : ''}})}};\n"
+        "globalThis.fetch = () => new Promise(() => {});\n"
+        + script
+        + "\nsetTimeout(() => { console.log(JSON.stringify(Object.fromEntries(Object.entries(elements)"
+          ".filter(([k]) => k !== 'initial').map(([k, v]) => [k, v.innerHTML + v.textContent])))); }, 50);\n"
+    )
+    (tmp_path / "page.js").write_text(harness)
+    shown = json.loads(subprocess.run([node, str(tmp_path / "page.js")], capture_output=True, text=True, timeout=60,
+                                      check=True).stdout)
+    assert "t.py:f" in shown["targets"] and "mismatch" in shown["bugs"] and "slice ?" in shown["incidents"]
+    for name, markup in shown.items():
+        assert "<img" not in markup, (name, markup)
