@@ -36,7 +36,7 @@ def write_store(root: Path, records: int) -> None:
     rows = []
     for k in range(records):
         target = f"pkg/ops_{k % 20}.py:op"
-        finding = Finding(target=target, kind="failure", category=CATEGORIES[k % 4], explanation="x" * 300,
+        finding = Finding(target=target, category=CATEGORIES[k % 4], explanation="x" * 300,
                           inputs=[rng.normal(size=8)], cotangents=[rng.normal(size=())], tangents=[rng.normal(size=8)],
                           custom=[rng.normal(size=8)], reference=[rng.normal(size=8)], argument=0, element=k % 8,
                           region=REGIONS[(k // 4) % 8], count=int(rng.integers(1, 1000)), signature=f"{CATEGORIES[k % 4]}|arg0")

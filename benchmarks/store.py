@@ -28,7 +28,7 @@ def synthetic(rng: np.random.Generator, n: int) -> list[dict]:
     rows = []
     for _ in range(n):
         x = rng.standard_normal(16).astype(np.float32)
-        finding = Finding(target="bench.py:f", kind="failure", category="mismatch", explanation="synthetic " * 20,
+        finding = Finding(target="bench.py:f", category="mismatch", explanation="synthetic " * 20,
                           inputs=[x], cotangents=[np.float32(1.0)], tangents=[x.astype(np.float64)], custom=[x], reference=[x * 2],
                           argument=0, element=3, custom_value=1.0, reference_value=2.0, abs_error=1.0, rel_error=0.5,
                           ulp_error=1e7, region="(0, 1)", evidence={"differences": 2.0})

@@ -78,7 +78,15 @@ def check(
             failure_store.close()
 
 
-_EXAMPLE_EVALUATORS: dict = {}  # assert_gradient's compiled functions, per function and shape: a @given test traces once
+_WARM: list = []  # assert_gradient's one WarmCache (bounded), made on first use: a @given test traces once per shape
+
+
+def _example_cache():
+    from gradfuzz.warm import WarmCache
+
+    if not _WARM:
+        _WARM.append(WarmCache())
+    return _WARM[0]
 
 
 def assert_gradient(fn: Callable, *inputs: object, reference: Callable | str | None = None, order: int = 1,
@@ -116,7 +124,7 @@ def assert_gradient(fn: Callable, *inputs: object, reference: Callable | str | N
         except ValueError as error:
             raise TypeError(f"assert_gradient: argument {position} has dtype {array.dtype.name}, which gradfuzz cannot "
                             f"check ({error}); pass float16/bfloat16/float32/float64/complex or int/bool arrays.") from None
-    report = check_example(target, specs, arrays, seed=seed, order=order, evaluators=_EXAMPLE_EVALUATORS)
+    report = check_example(target, specs, arrays, seed=seed, order=order, warm=_example_cache())
     if not report.ok and report.error is None:
         given = ", ".join(np.array2string(np.asarray(x), precision=9, threshold=8) for x in arrays)
         lines = [f"{report.target}: the gradient fails at the given input ({given}); each failure is shown at the "

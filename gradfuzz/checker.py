@@ -27,12 +27,11 @@ from hypothesis import target as hypothesis_target
 from hypothesis.errors import HypothesisException
 
 from gradfuzz.batching import example_bounded_batch
-from gradfuzz.boundaries import BranchSignature, bisect, differing_pairs, points_for
-from gradfuzz.diagnosis import describe_in_derivatives, relabel_branches
-from gradfuzz.engine import Evaluator, probe, second_order_missing
+from gradfuzz.boundaries import bisect, differing_pairs
+from gradfuzz.diagnosis import describe_in_derivatives
+from gradfuzz.engine import probe, second_order_missing
 from gradfuzz.expansion import PLAN_FIELDS, Expansion, expansion_for
 from gradfuzz.findings import Findings, failure_signatures
-from gradfuzz.judging import judge_batch, judge_second_order_batch
 from gradfuzz.oracle import FAILURE, Judgement, check_contract
 from gradfuzz.plans import Plan, tangents
 from gradfuzz.probes import (
@@ -50,7 +49,7 @@ from gradfuzz.report import CheckReport, Finding
 from gradfuzz.screen import JudgingQuota, ScreenResult
 from gradfuzz.shrinking import shrink_elements
 from gradfuzz.spec import ArgSpec
-from gradfuzz.store import FailureStore
+from gradfuzz.store import FailureStore, RecordStatus
 from gradfuzz.strategies import plans
 from gradfuzz.target import Target
 from gradfuzz.values import Batch, Evaluation, OutOfMemory, TargetRaised, summarize_error
@@ -173,6 +172,7 @@ class TargetCheck:
         self._pace = (0.0, 0)  # the last batch: when it started, its size (the sizer's clock)
         self.store: FailureStore | None = None  # given: each failure is appended as soon as it is found
         self._written: set[tuple[int, str, str]] = set()  # (id(), category, explanation) of what the store holds
+        self._ids_written: set[str] = set()  # every record id appended by this run
         self._groups_seen = 0
 
     # -- the run ------------------------------------------------------------------------------
@@ -211,7 +211,8 @@ class TargetCheck:
         except Exception as error:  # tracing the batched functions failed
             record_exception(self.findings, TargetRaised("tracing", error), first, self.seed)
             return self._finish(None)
-        self.points = self.findings.points = self.warm.points(self.target, self.specs)
+        self.judge = self.warm.judge(self.target, self.specs, structure, jit=self.jit, order=self.order)
+        self.points = self.findings.points = self.judge.points
         self.branches = self.warm.branches(self.target, self.specs, structure)
         self.pool = self.warm.pool(self.target, self.specs)
         try:
@@ -230,8 +231,7 @@ class TargetCheck:
             # Passing on no evidence would be a false "pass": say why nothing ran.
             self.report.error = (f"no example was evaluated: getting ready (probing, choosing how to batch the target, "
                                  f"tracing) took {self.warmup:.1f} s of the {self.budget:.0f} s budget. Give it a larger budget.")
-        if self.target.has_custom_gradient:
-            relabel_branches(self.findings, self.evaluator, self.branches)
+        self.judge.relabel_branches(self.findings)
         describe_in_derivatives(self.findings, self.evaluator)
         self.report.engine = self._engine_facts()
         return self._finish(self.evaluator.device)
@@ -265,7 +265,7 @@ class TargetCheck:
             except _NewFailure as found:
                 self.findings.adopt_shrunk(found.signature, found.plan, found.evaluation, found.judgement, self.seed)
                 tick = time.perf_counter()
-                shrink_elements(self.findings, self.evaluator, self.target, found.signature, found.plan, self.seed,
+                shrink_elements(self.findings, self.judge, found.signature, found.plan, self.seed,
                                 self.exhausted)
                 self.timings.add("shrink", tick)
             except HypothesisException as error:
@@ -417,9 +417,9 @@ class TargetCheck:
                 return None
         tick = timings.add("evaluate", tick)
         scale = screened.scale if screened is not None else None
-        judged = [(evaluation, judge_batch(self.evaluator, evaluation, self.target, self.points, scale))]
+        judged = [(evaluation, self.judge.batch(evaluation, scale))]
         if self.evaluator.order == 2:
-            judged.append(judge_second_order_batch(self.evaluator, evaluation, self.second_missing))
+            judged.append(self.judge.second_order(evaluation, self.second_missing))
         timings.add("judge", tick)
         return _BatchOutcome(count, judged, rows, weights, screened)
 
@@ -486,7 +486,7 @@ class TargetCheck:
             finding.count = max(1, round(self.findings.groups[finding.signature].count))
         rows = self._records(found, self.evaluator.device if hasattr(self, "evaluator") else "")
         self.store.append_failures(rows)
-        self.report.stored += len(rows)
+        self._ids_written.update(row["id"] for row in rows)
 
     def _records(self, failures: Sequence[Finding], device: str) -> list[dict]:
         return self.findings.records(failures, fingerprint=self.target.fingerprint, device=device or "", run_id=self.run_id,
@@ -497,9 +497,16 @@ class TargetCheck:
     def _finish(self, device: str | None) -> CheckReport:
         report = self._snapshot()
         report.records = self._records(report.failures, device)
-        if self.store is not None and report.records:
-            self.store.append_failures(report.records)
-            report.stored += len(report.records)
+        if self.store is not None:
+            if report.records:
+                self.store.append_failures(report.records)
+            self._ids_written.update(row["id"] for row in report.records)
+            # A record written while the run went on whose group then folded into another (one cause, one
+            # finding) is no finding of this run: superseded, so every reader sees what the run reported.
+            final = self.findings.record_ids()
+            for record_id in sorted(self._ids_written - final):
+                self.store.mark(record_id, RecordStatus.SUPERSEDED)
+            report.stored = len(final)  # records written = records read
         return report
 
 
@@ -508,11 +515,11 @@ def _nbytes(*groups: Sequence[np.ndarray]) -> int:
 
 
 def check_example(target: Target, specs: Sequence[ArgSpec], inputs: Sequence[np.ndarray], *, seed: int = 0,
-                  order: int = 1, evaluators: dict | None = None) -> CheckReport:
+                  order: int = 1, warm: WarmCache | None = None) -> CheckReport:
     """Check one given example (``gradfuzz.assert_gradient``): the contract, then the same engine,
     oracle and diagnosis as a fuzzing run, on exactly these inputs with a cotangent and tangent drawn
     from ``seed``. A report of one example, with the same findings and explanations a run gives.
-    ``evaluators`` (a dict the caller keeps) holds compiled evaluators across calls."""
+    ``warm`` (a cache the caller keeps) holds the compiled `Judge` across calls."""
     findings = Findings(target.name, tuple(specs))
     report = CheckReport(target=target.name, specs=tuple(specs))
     inputs = [np.asarray(x, dtype=spec.numpy_dtype) for x, spec in zip(inputs, specs)]
@@ -524,16 +531,10 @@ def check_example(target: Target, specs: Sequence[ArgSpec], inputs: Sequence[np.
         return findings.fill(report)
     for violation in check_contract(specs, structure):
         record_contract(findings, violation, inputs, seed)
-    key = (target.fn, tuple(specs), structure, order)  # ``evaluators``: compiled once per target and shape
-    if evaluators is None or key not in evaluators:
-        compiled = (Evaluator(target, specs, structure, order=order), points_for(target, specs))
-        if evaluators is not None:
-            evaluators[key] = compiled
-    else:
-        compiled = evaluators[key]
-    evaluator, points = compiled
+    judge = (warm or WarmCache()).judge(target, specs, structure, order=order)  # compiled once per target and shape
+    evaluator = judge.evaluator
     findings.gradient_specs = evaluator.gradient_specs
-    findings.points = points
+    findings.points = judge.points
     outputs = list(zip(structure.output_shapes, structure.output_dtypes))
     _, cotangents = expansion_for(specs, findings.points, outputs).expand(Plan(seed=seed), 1)  # the first row's
     batch = Batch([x[None] for x in inputs], cotangents, tangents(np.random.default_rng([seed, 2]), [x[None] for x in inputs]))
@@ -543,15 +544,14 @@ def check_example(target: Target, specs: Sequence[ArgSpec], inputs: Sequence[np.
         record_exception(findings, raised, inputs, seed, cotangents=batch.cotangents, tangents=batch.tangents)
         report.examples = 1
         return findings.fill(report)
-    judged = [(evaluation, judge_batch(evaluator, evaluation, target, findings.points))]
+    judged = [(evaluation, judge.batch(evaluation))]
     if order == 2:
-        judged.append(judge_second_order_batch(evaluator, evaluation, second_order_missing(target, inputs)))
+        judged.append(judge.second_order(evaluation, second_order_missing(target, inputs)))
     for evaluated, judgement in judged:
         for signature in findings.collect(evaluated, judgement, Plan(seed=seed), seed):
             # As a run does: show it at the simplest input that fails the same way (0, ±1, short decimals).
-            shrink_elements(findings, evaluator, target, signature, Plan(seed=seed), seed, lambda: False)
-    if target.has_custom_gradient:
-        relabel_branches(findings, evaluator, BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes))
+            shrink_elements(findings, judge, signature, Plan(seed=seed), seed, lambda: False)
+    judge.relabel_branches(findings)
     describe_in_derivatives(findings, evaluator)
     report.examples, report.judged = 1, 1
     report.skipped = int(judged[0][1].skipped)

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradfuzz.boundaries import BranchSignature, axis_switches
+from gradfuzz.categories import Category
 from gradfuzz.engine import Evaluator
 from gradfuzz.findings import Findings
 from gradfuzz.oracle import TOLERANCES
 from gradfuzz.values import Batch, TargetRaised, describe_inputs
 
-BRANCH_CANDIDATES = ("mismatch", "approximation", "branch")  # categories a boundary may explain
 ACROSS_ULPS = 64  # how far across a boundary the other side's derivative is read
 MAX_BOUNDARIES = 4  # nearest points of interest tried
 
@@ -97,24 +97,35 @@ def boundary_candidates(evaluator: Evaluator, branches: BranchSignature | None, 
     return list(points)
 
 
+def branch_look(evaluator: Evaluator, branches: BranchSignature | None, points: Sequence[Sequence[float]], category,
+                inputs: Sequence[np.ndarray], cotangents: Sequence[np.ndarray], tangents: Sequence[np.ndarray],
+                custom: np.ndarray, reference_value: float, argument: int | None, element: int | None) -> Boundary | None:
+    """The branch look, the one rule for the check and replay alike: for a failure a boundary may
+    explain (its category's ``branch_candidate``), the boundary whose other side's derivative is the
+    custom value; None when there is none (or the failure is not a candidate)."""
+    if (not category.branch_candidate or argument is None or argument < 0 or argument >= len(evaluator.specs)
+            or evaluator.specs[argument].is_complex):
+        return None
+    element = element or 0
+    candidates = boundary_candidates(evaluator, branches, inputs, argument, element, points[argument])
+    return branch_boundary(evaluator, inputs, cotangents, tangents, custom, reference_value, argument, element, candidates)
+
+
 def relabel_branches(findings: Findings, evaluator: Evaluator, branches: BranchSignature | None) -> None:
     """Re-label failures whose custom value is the derivative across a nearby boundary as
     `branch`, naming the boundary, and merge the groups that thereby become one."""
     for signature, group in list(findings.groups.items()):
         finding = group.representative
-        if (finding.kind != "failure" or finding.category not in BRANCH_CANDIDATES or finding.argument is None
-                or finding.argument >= len(evaluator.specs) or evaluator.specs[finding.argument].is_complex):
+        if not finding.category.branch_candidate or finding.argument is None:
             continue
-        element = finding.element or 0
-        candidates = boundary_candidates(evaluator, branches, finding.inputs, finding.argument, element,
-                                         findings.points[finding.argument])
-        boundary = branch_boundary(evaluator, finding.inputs, finding.cotangents, finding.tangents,
-                                   finding.custom[finding.argument], finding.reference_value, finding.argument,
-                                   element, candidates)
+        boundary = branch_look(evaluator, branches, findings.points, finding.category, finding.inputs, finding.cotangents,
+                               finding.tangents, finding.custom[finding.argument], finding.reference_value,
+                               finding.argument, finding.element)
         if boundary is None:
             continue
+        element = finding.element or 0
         x = float(np.asarray(finding.inputs[finding.argument]).reshape(-1)[element])
-        findings.relabel(signature, "branch", (
+        findings.relabel(signature, Category.BRANCH, (
             f"The custom gradient uses the formula of the other side of a boundary. The forward switches at "
             f"{boundary.point:.9g}; at x = {x!r} (argument {finding.argument}) the custom gradient "
             f"{finding.custom_value:.9g} is not the derivative there ({finding.reference_name}: "
@@ -216,7 +227,6 @@ def nondeterministic(evaluator: Evaluator, batch: Batch) -> np.ndarray | None:
 # -- evidence in derivative terms ---------------------------------------------------------------
 
 JACOBIAN_MAX_OUTPUTS = 1024  # output elements whose Jacobian row is evaluated (one batch row each)
-DERIVATIVE_CATEGORIES = ("approximation", "mismatch", "branch", "non-finite", "precision", "missing-gradient")
 
 
 @dataclass(frozen=True)
@@ -324,7 +334,7 @@ def describe_in_derivatives(findings: Findings, evaluator: Evaluator) -> None:
     judged move to the evidence (``vjp_custom``, ``vjp_reference``)."""
     for group in findings.groups.values():
         for finding in group.examples():  # every stored example: triage may pick any as the simplest
-            if finding.kind != "failure" or finding.category not in DERIVATIVE_CATEGORIES or finding.argument is None \
+            if not finding.category.derivative or finding.argument is None \
                     or finding.argument < 0 or finding.argument >= len(evaluator.specs):
                 continue
             entry = jacobian_entry(evaluator, finding.inputs, finding.argument, finding.element or 0)

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, NOTE_CATEGORIES, Judgement, Verdict, explain
+from gradfuzz.categories import Category, Kind
+from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, Judgement, Verdict, explain
 from gradfuzz.plans import Plan
 from gradfuzz.regions import region_label, region_labels
 from gradfuzz.report import CheckReport, Finding
@@ -26,14 +27,12 @@ from gradfuzz.store import failure_row
 from gradfuzz.values import Evaluation
 
 MAX_REGIONS = 8  # examples kept per group, one per input region
-# Specific causes first; a `branch` finding names the boundary that often explains the mismatches too.
-CATEGORY_ORDER = ("exception", "nondeterminism", "shape", "dtype", "missing-gradient", "non-finite", "branch")
-_NOTE_CODES = [CATEGORY_CODE[name] for name in NOTE_CATEGORIES]
+_NOTE_CODES = [code for category, code in CATEGORY_CODE.items() if category.is_note]
 
 
-def signature_of(category: str, argument: int | None) -> str:
+def signature_of(category: Category, argument: int | None) -> str:
     """``category|argN`` (``arg*``: no single argument); notes are grouped by kind only."""
-    if category in NOTE_CATEGORIES or argument is None:
+    if category.is_note or argument is None:
         argument = -1
     return f"{category}|arg{argument if argument >= 0 else '*'}"
 
@@ -112,7 +111,7 @@ class Findings:
         i = verdict.index
         reference = evaluation.reference or [None] * len(evaluation.custom)
         return Finding(
-            target=self.target, kind=verdict.outcome, category=verdict.category,
+            target=self.target, category=verdict.category,
             explanation=explain(verdict, self.gradient_specs or self.specs, evaluation),
             inputs=[np.array(x[i]) for x in evaluation.batch.inputs],
             cotangents=[np.array(v[i]) for v in evaluation.batch.cotangents],
@@ -160,7 +159,7 @@ class Findings:
                 group = self.groups[signature] = FindingGroup(representative, worst_finding, count=count)
                 group.regions[representative.region] = representative
                 self._note_regions(group, indices, judgement, evaluation, plan, seed)
-                if simplest.outcome == "failure":
+                if simplest.kind is Kind.FAILURE:
                     new.append(signature)
                 continue
             group.count += count
@@ -176,7 +175,7 @@ class Findings:
                       plan: Plan, seed: int) -> None:
         """Keep the first example of each input region this group has not been seen in yet."""
         argument = int(judgement.argument[indices[0]])
-        if argument < 0 or argument >= len(evaluation.batch.inputs) or group.representative.kind != "failure" \
+        if argument < 0 or argument >= len(evaluation.batch.inputs) or group.representative.kind is not Kind.FAILURE \
                 or np.iscomplexobj(evaluation.batch.inputs[argument]):
             return
         values = np.asarray(evaluation.batch.inputs[argument], dtype=np.float64).reshape(evaluation.batch.size, -1)
@@ -207,7 +206,7 @@ class Findings:
                 group.representative = self.finding(judgement.verdict(best), evaluation, plan, seed)
         group.shrunk = True
 
-    def relabel(self, signature: str, category: str, explanation: str) -> None:
+    def relabel(self, signature: str, category: Category, explanation: str) -> None:
         """A second look named the cause: move the group to ``category``, merging it with a group
         already there (the simpler representative and the larger error win)."""
         group = self.groups.pop(signature)
@@ -232,11 +231,11 @@ class Findings:
         effect of it: it folds into the cause — a `nondeterminism` or `branch` group, else the larger
         of `mismatch` and `approximation` (any of them, for `precision`).
         Groups in separate regions stay apart (a bug at 0 and another below -95 are two)."""
-        failures = [(signature, group) for signature, group in self.groups.items() if group.representative.kind == "failure"]
+        failures = [(signature, group) for signature, group in self.groups.items() if group.representative.kind is Kind.FAILURE]
         for signature, group in sorted(failures, key=lambda item: item[1].count):
-            if group.representative.category not in SIDE_EFFECTS or signature not in self.groups:
+            if not group.representative.category.side_effect or signature not in self.groups:
                 continue
-            cause = _cause_of(group, [g for s, g in self.groups.items() if s != signature and g.representative.kind == "failure"])
+            cause = _cause_of(group, [g for s, g in self.groups.items() if s != signature and g.representative.kind is Kind.FAILURE])
             if cause is not None:
                 _absorb(cause, group)
                 del self.groups[signature]
@@ -251,13 +250,16 @@ class Findings:
             group.representative.count = max(1, round(group.count))
             group.representative.regions_seen = sorted(group.seen)
             group.representative.worst = group.worst if group.worst is not group.representative else None
-        order = {c: i for i, c in enumerate(CATEGORY_ORDER)}
-        failures = [g.representative for g in self.groups.values() if g.representative.kind == "failure"]
-        order["precision"] = len(order) + 1  # after every wrong value: the formula is right
-        report.failures = sorted(failures, key=lambda f: (order.get(f.category, len(CATEGORY_ORDER)), -f.count))
-        report.notes = [g.representative for g in self.groups.values() if g.representative.kind == "note"]
+        failures = [g.representative for g in self.groups.values() if g.representative.kind is Kind.FAILURE]
+        report.failures = sorted(failures, key=lambda f: (f.category.order, -f.count))  # specific causes first
+        report.notes = [g.representative for g in self.groups.values() if g.representative.kind is Kind.NOTE]
         report.first_failure_at = self.first_failure
         return report
+
+    def record_ids(self) -> set[str]:
+        """The store ids of the examples the run's final failures hold (`records` writes them)."""
+        return {example.record_id for group in self.groups.values() if group.representative.kind is Kind.FAILURE
+                for example in group.examples() if example.record_id}
 
     def records(self, failures: Sequence[Finding], *, fingerprint: str, device: str, run_id: str,
                 reference_target: str, variables: Sequence[tuple[str, np.ndarray]] = (),
@@ -284,10 +286,6 @@ class Findings:
         return rows
 
 
-SIDE_EFFECTS = ("approximation", "mismatch", "precision")  # groups that may be another group's side effect
-_CAUSES_FIRST = ("nondeterminism", "branch")  # causes that explain value disagreements around them
-
-
 def _cause_of(group: FindingGroup, others: Sequence[FindingGroup]) -> FindingGroup | None:
     """The group ``group``'s value disagreements come from, if any (see `Findings.fold_side_groups`)."""
     argument = group.representative.argument
@@ -299,13 +297,13 @@ def _cause_of(group: FindingGroup, others: Sequence[FindingGroup]) -> FindingGro
         theirs = set(other.regions) or {other.representative.region}
         return "*" in mine or "*" in theirs or bool(mine & theirs)
 
-    candidates = [g for g in others if overlaps(g)]
-    for category in _CAUSES_FIRST:
-        named = [g for g in candidates if g.representative.category == category]
-        if named:
-            return max(named, key=lambda g: g.count)
-    values = [g for g in candidates if g.representative.category in ("approximation", "mismatch")]
-    if group.representative.category == "precision":  # digits lost where the formula is wrong anyway
+    side = group.representative.category
+    candidates = [g for g in others if overlaps(g) and g.representative.category.absorbs(side)]
+    causes = [g for g in candidates if g.representative.category.explains_values is not None]
+    if causes:  # a named cause first (nondeterminism, then branch), the most widespread of its kind
+        return min(causes, key=lambda g: (g.representative.category.explains_values, -g.count))
+    values = [g for g in candidates if g.representative.category.branch_candidate]  # wrong values of another size
+    if not side.branch_candidate:  # digits lost where the formula is wrong anyway
         return max(values, key=lambda g: g.count) if values else None
     larger = [g for g in values if g.count > group.count]
     return max(larger, key=lambda g: g.count) if larger else None

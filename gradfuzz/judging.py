@@ -6,11 +6,12 @@ Used by the checker, replay and shrinking alike, so all three take the same look
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gradfuzz.categories import Category
 from gradfuzz.oracle import (
     CATEGORY_CODE,
     FAILURE,
@@ -25,20 +26,18 @@ from gradfuzz.spec import ArgSpec
 from gradfuzz.values import Batch, Evaluation, TargetRaised, select_evaluation
 
 if TYPE_CHECKING:
+    from gradfuzz.boundaries import BranchSignature
     from gradfuzz.engine import Evaluator
     from gradfuzz.target import Target
 
 
-# What a declared surrogate may differ in: the values, not the contract (shape, dtype, None),
-# finiteness or determinism.
-SURROGATE_MAY_DIFFER = ("approximation", "mismatch", "branch", "higher-order")
-
-
 def as_surrogate(judgement: Judgement) -> Judgement:
     """A declared surrogate's value disagreements become `surrogate` notes."""
-    differs = (judgement.outcome == FAILURE) & np.isin(judgement.category, [CATEGORY_CODE[c] for c in SURROGATE_MAY_DIFFER])
+    # What a declared surrogate may differ in (the category's rules): the values, not the contract
+    # (shape, dtype, None), finiteness or determinism.
+    differs = (judgement.outcome == FAILURE) & np.isin(judgement.category, _codes(lambda c: c.surrogate_may_differ))
     judgement.outcome[differs] = NOTE
-    judgement.category[differs] = CATEGORY_CODE["surrogate"]
+    judgement.category[differs] = CATEGORY_CODE[Category.SURROGATE]
     return judgement
 
 
@@ -52,7 +51,13 @@ def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, po
     return as_surrogate(judgement) if target.surrogate else judgement
 
 
-VALUE_FAILURES = (CATEGORY_CODE["approximation"], CATEGORY_CODE["mismatch"])
+def _codes(rule) -> list[int]:
+    """The codes of the categories for which ``rule(category)`` holds."""
+    return [code for category, code in CATEGORY_CODE.items() if rule(category)]
+
+
+# Wrong values a precision loss may explain instead (`diagnose_precision`).
+VALUE_FAILURES = _codes(lambda c: c.side_effect and c is not Category.PRECISION)
 
 
 def diagnose_precision(evaluator: Evaluator, evaluation: Evaluation, judgement: Judgement, digits: float) -> None:
@@ -94,12 +99,12 @@ def _judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, p
     # Approximations (small, smooth errors) are looked at again only where a kink is possible:
     # the differences see one, or an element sits on a point of interest. Re-evaluating every
     # example of a uniformly wrong gradient would quadruple the cost.
-    approximation = judgement.category == CATEGORY_CODE["approximation"]
-    if approximation.any():
-        approximation &= judgement.kink | on_points(evaluation.batch.inputs, evaluator.specs, points)
-    suspect = np.isin(judgement.category, (CATEGORY_CODE["branch"], CATEGORY_CODE["mismatch"])) | approximation
-    # A reference-wrong note can be a kink the differences straddle: look at it again as well.
-    suspect = (suspect & (judgement.outcome == FAILURE)) | (judgement.category == CATEGORY_CODE["reference-wrong"])
+    smooth = np.isin(judgement.category, _codes(lambda c: c.smooth))
+    if smooth.any():
+        smooth &= judgement.kink | on_points(evaluation.batch.inputs, evaluator.specs, points)
+    # Suspects: failures a kink may excuse, and reference-wrong notes (a kink the differences straddle).
+    suspect = np.isin(judgement.category, _codes(lambda c: c.suspect and not c.smooth)) | smooth
+    suspect &= (judgement.outcome == FAILURE) | (judgement.outcome == NOTE)
     indices = np.flatnonzero(suspect)
     if not indices.size:
         return judgement
@@ -140,3 +145,49 @@ def on_points(inputs: Sequence[np.ndarray], specs: Sequence[ArgSpec], points: Se
             reach = max(64 * float(spec.info.ulp(np.float64(point))), 4 * spec.info.tiny)
             hit |= np.any(np.abs(values - point) <= reach, axis=1)
     return hit
+
+
+class Judge:
+    """The only way a verdict is made. Given an evaluator, its target, the points of interest and
+    (lazily) the branch signature, it judges a batch or one example: the oracle, neighbours a few
+    ULPs away, precision, a declared surrogate, second order, and the branch look. `check`,
+    `assert_gradient` (`check_example`), shrinking and `replay` all judge through one, so a stored
+    failure replays to the category it was stored with."""
+
+    def __init__(self, evaluator: Evaluator, points: Sequence[Sequence[float]],
+                 branches: Callable[[], BranchSignature | None] | None = None):
+        self.evaluator = evaluator
+        self.target = evaluator.target
+        self.points = points
+        self._make_branches = branches  # traced on first use: most judged batches never need it
+        self._branches: BranchSignature | None = None
+
+    @property
+    def branches(self) -> BranchSignature | None:
+        if self._branches is None and self._make_branches is not None:
+            self._branches, self._make_branches = self._make_branches(), None
+        return self._branches
+
+    def batch(self, evaluation: Evaluation, scale: GradientScale | None = None) -> Judgement:
+        """First-order verdicts for every example of ``evaluation`` (see `judge_batch`)."""
+        return judge_batch(self.evaluator, evaluation, self.target, self.points, scale)
+
+    def second_order(self, evaluation: Evaluation, missing: Sequence[int]) -> tuple[Evaluation, Judgement]:
+        return judge_second_order_batch(self.evaluator, evaluation, missing)
+
+    def branch_look(self, category, inputs, cotangents, tangents, custom, reference_value, argument, element):
+        """The boundary across which the custom value is the derivative (`diagnosis.branch_look`), or None."""
+        from gradfuzz.diagnosis import branch_look
+
+        if not self.target.has_custom_gradient:
+            return None
+        return branch_look(self.evaluator, self.branches, self.points, category, inputs, cotangents, tangents, custom,
+                           reference_value, argument, element)
+
+    def relabel_branches(self, findings) -> None:
+        """Name the boundary behind failures a wrong-side formula explains (`diagnosis.relabel_branches`)."""
+        from gradfuzz.diagnosis import relabel_branches
+
+        if self.target.has_custom_gradient:
+            relabel_branches(findings, self.evaluator, self.branches)
+

@@ -19,44 +19,21 @@ Per-dtype constants live in `TOLERANCES`; see docs/ARCHITECTURE.md for the math.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import IntEnum
+from types import SimpleNamespace
 
 import numpy as np
 
+from gradfuzz.categories import Category, Kind
 from gradfuzz.dtypes import DTypeInfo, info_for
 from gradfuzz.spec import ArgSpec
 from gradfuzz.values import FD_OFFSETS, Evaluation, Neighbours, Structure, describe_inputs
 
-
-class Category(StrEnum):
-    """The verdict vocabulary (public names: keep them)."""
-
-    # failures
-    APPROXIMATION = "approximation"
-    BRANCH = "branch"
-    DTYPE = "dtype"
-    SHAPE = "shape"
-    NON_FINITE = "non-finite"
-    MISSING_GRADIENT = "missing-gradient"
-    HIGHER_ORDER = "higher-order"
-    EXCEPTION = "exception"
-    NONDETERMINISM = "nondeterminism"
-    MISMATCH = "mismatch"
-    PRECISION = "precision"  # the right formula, losing digits at the argument's dtype (lowest severity)
-    # notes
-    KINK = "kink"
-    REFERENCE_WRONG = "reference-wrong"
-    INCONCLUSIVE = "inconclusive"
-    SURROGATE = "surrogate"  # a declared surrogate gradient differs from the derivative, as declared
-    DOMAIN = "domain"  # the forward itself raised at these inputs (a singular matrix's inverse): skipped
-
-
-NOTE_CATEGORIES = (Category.KINK, Category.REFERENCE_WRONG, Category.INCONCLUSIVE, Category.SURROGATE, Category.DOMAIN)
-FAILURE_CATEGORIES = tuple(c for c in Category if c not in NOTE_CATEGORIES)
-CATEGORIES = ("", *FAILURE_CATEGORIES, *NOTE_CATEGORIES)  # Judgement.category holds indices into this
-CATEGORY_CODE = {name: code for code, name in enumerate(CATEGORIES)}
+# Judgement.category holds indices into this (0: passed); one code per category, in the enum's order.
+CATEGORIES: tuple[Category | None, ...] = (None, *Category)
+CATEGORY_CODE: dict[Category, int] = {c: code for code, c in enumerate(CATEGORIES) if c is not None}
 
 
 @dataclass(frozen=True)
@@ -111,8 +88,7 @@ class Verdict:
     """One example that did not simply pass, with its evidence."""
 
     index: int  # position in the batch
-    outcome: str  # "failure" or "note"
-    category: str
+    category: Category  # its kind (failure or note) is the category's
     argument: int | None  # argument holding the worst element (None: inner-product only)
     element: int | None  # flat index of the worst element in that argument
     custom: float  # custom value at the worst element (or ⟨w, g_c⟩)
@@ -122,6 +98,10 @@ class Verdict:
     rel_error: float
     ulp_error: float
     evidence: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> Kind:
+        return self.category.kind
 
 
 class Outcome(IntEnum):
@@ -134,8 +114,6 @@ class Outcome(IntEnum):
 
 
 PASS, FAILURE, NOTE, SKIPPED = Outcome.PASS, Outcome.FAILURE, Outcome.NOTE, Outcome.SKIPPED
-_PASSED = -1  # while deciding: passed for good (PASS, 0, means "not decided yet" until the end)
-_OUTCOME_NAMES = {FAILURE: "failure", NOTE: "note"}
 
 
 @dataclass
@@ -186,7 +164,7 @@ class Judgement:
     def verdict(self, index: int) -> Verdict:
         a, element = int(self.argument[index]), int(self.element[index])
         return Verdict(
-            index=int(index), outcome=_OUTCOME_NAMES[int(self.outcome[index])], category=CATEGORIES[int(self.category[index])],
+            index=int(index), category=CATEGORIES[int(self.category[index])],
             argument=None if a < 0 else a, element=None if a < 0 else element,
             custom=float(self.custom[index]), reference=float(self.reference[index]),
             reference_name=str(self.reference_name[index]), abs_error=float(self.abs_error[index]),
@@ -262,6 +240,99 @@ def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float)
         settled_jump = np.abs((2 * right_half - right_full) - (2 * left_half - left_full))
     return _Differences(central, error, left_half, right_half, kink, finite & ~kink & ~singular, rounding, settled_jump,
                         singular)
+
+
+# -- the ladders: ordered rules, the first that holds decides ------------------------------------
+
+
+class _Facts(SimpleNamespace):
+    """Per-example boolean arrays a ladder's rules read (named, so the tables read as sentences)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rung: where ``when`` holds and no earlier rung decided, the example gets ``outcome`` and
+    ``category`` (None with PASS: it passed). ``reference`` names the evidence that decided, where it
+    is not the ladder's own reference."""
+
+    when: Callable[[_Facts], np.ndarray]
+    outcome: Outcome
+    category: Category | None = None
+    reference: str | None = None
+
+
+def _decide(rules: Sequence[Rule], facts: _Facts, domain_ok: np.ndarray, reference: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run a ladder: (outcome, category code, reference name) per example. Every example in the
+    domain is decided by some rung (each ladder ends with one that always holds), so PASS is a
+    decision, never "undecided"."""
+    size = domain_ok.shape[0]
+    outcome = np.where(domain_ok, PASS, SKIPPED).astype(np.int8)
+    category = np.zeros(size, dtype=np.int8)
+    reference_name = np.full(size, reference, dtype=object)
+    open_ = domain_ok.copy()
+    for rule in rules:
+        hit = open_ & np.asarray(rule.when(facts), dtype=bool)
+        if not hit.any():
+            continue
+        outcome[hit] = rule.outcome
+        category[hit] = CATEGORY_CODE[rule.category] if rule.category is not None else 0
+        if rule.reference is not None:
+            reference_name[hit] = rule.reference
+        open_ &= ~hit
+    assert not open_.any(), "a ladder must decide every example in the domain"
+    return outcome, category, reference_name
+
+
+def _always(f: _Facts) -> np.ndarray:
+    return np.ones(np.shape(f.kink), dtype=bool)
+
+
+# A custom gradient against autodiff of its forward (and differences and forward mode as arbiters).
+AGAINST_REFERENCE: tuple[Rule, ...] = (
+    Rule(lambda f: f.custom_nonfinite, FAILURE, Category.NON_FINITE),  # also at a kink: NaN is no subgradient
+    Rule(lambda f: f.disagree & f.missing, FAILURE, Category.MISSING_GRADIENT),
+    Rule(lambda f: ~f.disagree & ~f.reference_nonfinite & f.kink, NOTE, Category.KINK, "one-sided differences"),
+    Rule(lambda f: ~f.disagree & ~f.reference_nonfinite, PASS),
+    # Disagreeing with autodiff is excused only *at* a kink (the gradient jumps within a few ULPs).
+    # Lying between the one-sided differences alone is not enough: x may be merely within a step of
+    # the kink, where autodiff is exact and a wrong branch is a real, thin-region bug.
+    Rule(lambda f: f.in_hull | (f.within_kink & f.at_kink), NOTE, Category.KINK, "gradients either side"),
+    # Differences that straddle a kink x is merely near (not at) do not decide: where autodiff and
+    # forward mode, both exact at x, agree with each other, they judge the custom gradient
+    # (mismatch or approximation below; `relabel_branches` still names a wrong-side formula).
+    Rule(lambda f: f.kink & ~(f.reference_matches_jvp & ~f.at_kink), FAILURE, Category.BRANCH),
+    Rule(lambda f: f.custom_matches_fd & ~f.reference_matches_fd, NOTE, Category.REFERENCE_WRONG, "central differences"),
+    Rule(lambda f: ~f.usable & f.custom_matches_jvp & ~f.reference_matches_jvp, NOTE, Category.REFERENCE_WRONG,
+         "forward-mode JVP"),
+    Rule(lambda f: f.fd_resolves & f.small, FAILURE, Category.APPROXIMATION),
+    Rule(lambda f: f.fd_resolves, FAILURE, Category.MISMATCH),
+    # The differences cannot tell, but forward mode sides with autodiff: the custom gradient is wrong.
+    Rule(lambda f: ~f.usable & f.reference_matches_jvp & ~f.custom_matches_jvp & ~f.reference_nonfinite & f.small,
+         FAILURE, Category.APPROXIMATION),
+    Rule(lambda f: ~f.usable & f.reference_matches_jvp & ~f.custom_matches_jvp & ~f.reference_nonfinite,
+         FAILURE, Category.MISMATCH),
+    Rule(lambda f: ~f.reference_nonfinite & f.confirmed & f.small, FAILURE, Category.APPROXIMATION),
+    Rule(lambda f: ~f.reference_nonfinite & f.confirmed, FAILURE, Category.MISMATCH),
+    Rule(_always, NOTE, Category.INCONCLUSIVE),
+)
+
+# A plain function's registered gradient against differences (and forward mode where they cannot judge).
+AGAINST_DIFFERENCES: tuple[Rule, ...] = (
+    Rule(lambda f: ~f.custom_finite & f.overflow_plausible, NOTE, Category.INCONCLUSIVE),
+    # Not finite where the differences (or both one-sided ones, at a kink) are: non-finite, kink or not.
+    # NaN where even one one-sided derivative is finite (a domain boundary, x^y at (0, 0)) is one too;
+    # an infinite gradient there may be the truth (√x at 0), so only NaN.
+    Rule(lambda f: ~f.custom_finite & (f.central_finite | (f.kink & f.one_sided_finite) | f.nan_beside_a_finite_side),
+         FAILURE, Category.NON_FINITE),
+    Rule(lambda f: f.within_kink | f.in_hull, NOTE, Category.KINK),
+    Rule(lambda f: f.kink, FAILURE, Category.BRANCH),
+    Rule(lambda f: f.usable & f.within_allowed, PASS),
+    Rule(lambda f: f.usable & f.missing, FAILURE, Category.MISSING_GRADIENT),  # one cause, one finding
+    Rule(lambda f: f.usable & f.small, FAILURE, Category.APPROXIMATION),
+    Rule(lambda f: f.usable, FAILURE, Category.MISMATCH),
+    Rule(lambda f: f.jvp_agrees, PASS),
+    Rule(_always, NOTE, Category.INCONCLUSIVE),
+)
 
 
 def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure, *, has_reference: bool,
@@ -475,12 +546,6 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         typical[better] = scale.typical[a]
 
     disagree = worst_ratio > 1
-    outcome = np.zeros(size, dtype=np.int8)  # Outcome codes; PASS until decided
-    outcome[~domain_ok] = SKIPPED
-    category = np.zeros(size, dtype=np.int8)
-    reference_name = np.full(size, "autodiff", dtype=object)
-    reference_name[:] = f"autodiff of the forward ({ev.reference_dtype})"
-    live = domain_ok
     with np.errstate(all="ignore"):
         fd_tol = FD_SAFETY * fd.error + ip_tolerance
         custom_vs_fd = np.abs(custom_ip - fd.central)
@@ -501,47 +566,22 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         # (exact for max-type kinks, where the box of neighbouring gradients is too small).
         within_kink = fd.kink & (custom_ip >= low - slack) & (custom_ip <= high + slack)
 
-    def mark(mask, code, name, ref=None):
-        mask = mask & live & (outcome == PASS)
-        outcome[mask] = code
-        category[mask] = CATEGORY_CODE[name]
-        if ref is not None:
-            reference_name[mask] = ref
-
-    mark(custom_nonfinite, FAILURE, "non-finite")  # also at a kink: NaN is no subgradient
-    mark(disagree & missing, FAILURE, "missing-gradient")
-    mark(~disagree & ~reference_nonfinite & fd.kink, NOTE, "kink", "one-sided differences")
-    mark(~disagree & ~reference_nonfinite, _PASSED, "")  # plain pass: nothing more to say
-    # Disagreeing with autodiff is excused only *at* a kink (the gradient jumps within a few
-    # ULPs). Lying between the one-sided differences alone is not enough: x may be merely within
-    # a step of the kink, where autodiff is exact and a wrong branch is a real, thin-region bug.
-    mark(in_hull | (within_kink & at_kink), NOTE, "kink", "gradients either side")
-    # Differences that straddle a kink x is merely near (not at) do not decide: where autodiff and
-    # forward mode, both exact at x, agree with each other, they judge the custom gradient
-    # (mismatch or approximation below; `relabel_branches` still names a wrong-side formula).
-    exact_references_agree = reference_matches_jvp & ~at_kink
-    mark(fd.kink & ~exact_references_agree, FAILURE, "branch")
-    mark(custom_matches_fd & ~reference_matches_fd, NOTE, "reference-wrong", "central differences")
-    mark(~fd.usable & custom_matches_jvp & ~reference_matches_jvp, NOTE, "reference-wrong", "forward-mode JVP")
     rel = errors[:, 1]
     # "Small" is judged against the gradient's typical size in this batch, so an
     # approximation error stays one near a zero of the gradient (cos x at π/2).
     with np.errstate(all="ignore"):
         rel_to_scale = errors[:, 0] / np.maximum(np.abs(values[:, 1]), np.maximum(typical, 1e-300))
     values = np.real(values) if not any(s.is_complex for s in specs) else values
-    approx = rel_to_scale <= APPROXIMATION_MAX_RELATIVE
-    mark(fd_resolves & approx, FAILURE, "approximation")
-    mark(fd_resolves, FAILURE, "mismatch")
-    # The differences cannot tell, but forward mode sides with autodiff: the custom gradient is wrong.
-    jvp_resolves = ~fd.usable & reference_matches_jvp & ~custom_matches_jvp & ~reference_nonfinite
-    mark(jvp_resolves & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), FAILURE, "approximation")
-    mark(jvp_resolves, FAILURE, "mismatch")
     confirm_by_argument = np.array([TOLERANCES[spec.dtype].confirm_relative if spec.differentiable else 0.0 for spec in specs] + [0.0])
-    confirm = confirm_by_argument[worst_at[:, 0]]  # -1 (no element) picks the trailing 0.0
-    mark(~reference_nonfinite & (rel > confirm) & (rel_to_scale <= APPROXIMATION_MAX_RELATIVE), FAILURE, "approximation")
-    mark(~reference_nonfinite & (rel > confirm), FAILURE, "mismatch")
-    mark(np.ones(size, bool), NOTE, "inconclusive")
-    outcome[outcome == _PASSED] = PASS
+    facts = _Facts(
+        custom_nonfinite=custom_nonfinite, reference_nonfinite=reference_nonfinite, disagree=disagree, missing=missing,
+        kink=fd.kink, usable=fd.usable, in_hull=in_hull, within_kink=within_kink, at_kink=at_kink,
+        fd_resolves=fd_resolves, custom_matches_fd=custom_matches_fd, reference_matches_fd=reference_matches_fd,
+        custom_matches_jvp=custom_matches_jvp, reference_matches_jvp=reference_matches_jvp,
+        small=rel_to_scale <= APPROXIMATION_MAX_RELATIVE,
+        confirmed=rel > confirm_by_argument[worst_at[:, 0]],  # -1 (no element) picks the trailing 0.0
+    )
+    outcome, category, reference_name = _decide(AGAINST_REFERENCE, facts, domain_ok, f"autodiff of the forward ({ev.reference_dtype})")
 
     located = (worst_at[:, 0] >= 0) & disagree
     ulps = errors[:, 2][domain_ok & np.isfinite(errors[:, 2])]
@@ -571,46 +611,26 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         low, high = np.minimum(fd.left, fd.right), np.maximum(fd.left, fd.right)
         slack = FD_SAFETY * fd.noise + tol.floor_ulps * info.ulp(scale)
         within_kink = fd.kink & (custom_ip >= low - slack) & (custom_ip <= high + slack)
-    custom_finite = np.isfinite(custom_ip)
-    outcome = np.zeros(size, dtype=np.int8)
-    outcome[~domain_ok] = SKIPPED
-    category = np.zeros(size, dtype=np.int8)
-    live = domain_ok
-
-    def mark(mask, code, name):
-        mask = mask & live & (outcome == PASS)
-        outcome[mask] = code
-        category[mask] = CATEGORY_CODE[name]
-
     # Forward mode (TF's own JVP rules): where the differences cannot judge, agreement with it passes.
     jvp = ev.jvp if ev.jvp is not None else np.full(size, np.nan)
     with np.errstate(all="ignore"):
         jvp_agrees = (custom_ip == jvp) | (  # equal infinities at a singularity agree too
             np.isfinite(jvp) & (np.abs(custom_ip - jvp) <= 2 * tol.floor_ulps * info.ulp(scale) + 1e-12 * np.abs(jvp))
         )
-    # Not finite where the differences (or both one-sided ones, at a kink) are: non-finite, kink or not.
-    # NaN where even one one-sided derivative is finite (a domain boundary, x^y at (0, 0)) is one too;
-    # an infinite gradient there may be the truth (√x at 0), so only NaN.
-    one_sided_finite = np.isfinite(fd.left) & np.isfinite(fd.right)
     # (Not beside a pole: there one-sided quotients are finite at any step while the truth overflows.)
-    nan_beside_a_finite_side = np.isnan(custom_ip) & (np.isfinite(fd.left) | np.isfinite(fd.right)) & ~fd.singular
-    # An infinite gradient between one-sided derivatives that grow as the step shrinks (a pole) may be
-    # the truth overflowing, as may one beside derivatives already within a factor of the dtype's range.
-    overflow_plausible = np.isinf(custom_ip) & (fd.singular | (np.maximum(np.abs(fd.left), np.abs(fd.right)) > np.sqrt(info.max)))
-    mark(~custom_finite & overflow_plausible, NOTE, "inconclusive")
-    mark(~custom_finite & ((fd.usable & np.isfinite(fd.central)) | (fd.kink & one_sided_finite) | nan_beside_a_finite_side),
-         FAILURE, "non-finite")
-    mark(within_kink | in_hull, NOTE, "kink")
-    mark(fd.kink, FAILURE, "branch")
-    mark(fd.usable & (gap <= allowed), _PASSED, "")
-    if missing:  # one cause, one finding: the None gradient explains the disagreement
-        mark(fd.usable, FAILURE, "missing-gradient")
-    mark(fd.usable & (rel <= APPROXIMATION_MAX_RELATIVE), FAILURE, "approximation")
-    mark(fd.usable, FAILURE, "mismatch")
-    mark(~fd.usable & jvp_agrees, _PASSED, "")
-    mark(~fd.usable, NOTE, "inconclusive")
-    outcome[outcome == _PASSED] = PASS
+    facts = _Facts(
+        custom_finite=np.isfinite(custom_ip), kink=fd.kink, usable=fd.usable, in_hull=in_hull, within_kink=within_kink,
+        central_finite=fd.usable & np.isfinite(fd.central),
+        one_sided_finite=np.isfinite(fd.left) & np.isfinite(fd.right),
+        nan_beside_a_finite_side=np.isnan(custom_ip) & (np.isfinite(fd.left) | np.isfinite(fd.right)) & ~fd.singular,
+        # An infinite gradient between one-sided derivatives that grow as the step shrinks (a pole) may be
+        # the truth overflowing, as may one beside derivatives already within a factor of the dtype's range.
+        overflow_plausible=np.isinf(custom_ip) & (fd.singular | (np.maximum(np.abs(fd.left), np.abs(fd.right)) > np.sqrt(info.max))),
+        within_allowed=gap <= allowed, missing=np.full(size, bool(missing)), small=rel <= APPROXIMATION_MAX_RELATIVE,
+        jvp_agrees=jvp_agrees,
+    )
     name = "central differences (float64, Richardson)" if ev.fd_dtype == "float64" else f"central differences ({ev.fd_dtype})"
+    outcome, category, _ = _decide(AGAINST_DIFFERENCES, facts, domain_ok, name)
     finite = ulps[domain_ok & np.isfinite(ulps) & fd.usable]
     return Judgement(
         outcome=outcome, category=category, argument=np.full(size, -1), element=np.full(size, -1),
@@ -752,7 +772,7 @@ def judge_second_order(evaluation: Evaluation, specs: Sequence[ArgSpec], structu
     floor = TOLERANCES[info.name].floor_ulps * info.ulp(g * w)
     judgement = judge(hvp, specs, second, has_reference=True, neighbours=hull, floor=floor)
     failing = judgement.outcome == FAILURE
-    judgement.category[failing] = CATEGORY_CODE["higher-order"]
+    judgement.category[failing] = CATEGORY_CODE[Category.HIGHER_ORDER]
     judgement.outcome[judgement.outcome == NOTE] = PASS  # kinks and the like are first-order matters
     judgement.reference_name[:] = f"Hessian-vector product of autodiff of the forward ({evaluation.reference_dtype})"
     return hvp, judgement
@@ -763,7 +783,7 @@ def judge_second_order(evaluation: Evaluation, specs: Sequence[ArgSpec], structu
 
 @dataclass
 class ContractViolation:
-    category: str  # "shape", "dtype" or "missing-gradient"
+    category: Category  # SHAPE, DTYPE or MISSING_GRADIENT
     argument: int | None
     explanation: str
     contract: dict[str, str] = field(default_factory=dict)  # what was declared, what came back (shown by reports)
@@ -778,14 +798,14 @@ def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[Contr
             continue
         shape, dtype = structure.gradient_shapes[a], structure.gradient_dtypes[a]
         if shape is not None and tuple(shape) != spec.shape:
-            violations.append(ContractViolation("shape", a, (
+            violations.append(ContractViolation(Category.SHAPE, a, (
                 f"The gradient for argument {a} has shape {list(shape)} but the argument has shape "
                 f"{list(spec.shape)}. TensorFlow accepts this silently; downstream code then "
                 "broadcasts or mis-sums it. A broadcast argument's gradient must be summed over the "
                 "broadcast axes (tf.reduce_sum(..., axis, keepdims) then tf.reshape to the input shape)."
             ), {"contract": f"gradient shape of argument {a}", "expected": str(list(spec.shape)), "returned": str(list(shape))}))
         if dtype is not None and dtype != spec.dtype:
-            violations.append(ContractViolation("dtype", a, (
+            violations.append(ContractViolation(Category.DTYPE, a, (
                 f"The gradient for argument {a} is {dtype} but the argument is {spec.dtype}. "
                 f"TensorFlow passes it on unchanged, so optimizers and accumulators see {dtype} "
                 f"values for a {spec.dtype} variable. Cast the gradient to the input's dtype "
@@ -797,7 +817,7 @@ def check_contract(specs: Sequence[ArgSpec], structure: Structure) -> list[Contr
     for dtype in structure.output_dtypes:
         out = info_for(dtype)
         if out is not None and out.mantissa_bits < narrowest.info.mantissa_bits:
-            violations.append(ContractViolation("dtype", None, (
+            violations.append(ContractViolation(Category.DTYPE, None, (
                 f"The forward returns {dtype} for {narrowest.dtype} inputs: it computes in {dtype} "
                 f"internally, so its result carries only {dtype} precision (relative error up to "
                 f"{out.eps / 2:.1e}, against {narrowest.info.eps / 2:.1e} for {narrowest.dtype}), while "
@@ -815,61 +835,6 @@ def _digits(fine: float, coarse: float) -> str:
     return f"{max(0.0, np.log10(coarse / fine)):.1f} of {-np.log10(fine):.1f}"
 
 
-# -- diagnosis -----------------------------------------------------------------------
-
-_DIAGNOSES = {
-    "higher-order": (
-        "Second order: differentiating the custom gradient gives a different Hessian-vector product "
-        "than autodiff of the forward (or none at all). Anything that differentiates through the "
-        "gradient — Hessian-vector products, gradient penalties, meta-learning — gets wrong numbers: "
-        "keep grad_fn differentiable (no numpy, no tf.stop_gradient on what it depends on) or give "
-        "it a custom gradient of its own."
-    ),
-    "approximation": (
-        "The custom gradient is close to the reference but off by a small, smooth amount. "
-        "That is what a finite-difference approximation, a truncated series or a dropped "
-        "higher-order term inside grad_fn looks like."
-    ),
-    "mismatch": "The custom gradient disagrees with the reference by more than an approximation would explain.",
-    "precision": (
-        "The formula is right but loses precision at this dtype: the same grad_fn run at float64 agrees with "
-        "autodiff, while at the argument's dtype it loses far more digits than autodiff of the forward does. "
-        "Typically cancellation (1 - 1/(1 + eˣ) where eˣ is tiny, a difference of nearly equal terms) or an "
-        "intermediate that overflows or underflows; rewrite it stably (σ(x) instead of 1 - σ(-x), log1p, expm1, "
-        "computing in a rescaled form). Lower severity than a wrong formula; the threshold is `precision_digits`."
-    ),
-    "branch": (
-        "The input sits at (or within one difference step of) a non-differentiable point, and the custom "
-        "gradient lies outside the range of the one-sided derivatives there: it belongs to neither "
-        "side, as when grad_fn switches branches at a different point than the forward."
-    ),
-    "non-finite": "The custom gradient is NaN or infinite where the reference is finite.",
-    "missing-gradient": (
-        "grad_fn returned None for this argument, which TensorFlow silently treats as zero, but the "
-        "output depends on it."
-    ),
-    "kink": (
-        "The function is not differentiable here along the probed direction: left and right "
-        "derivatives differ at every step size. The custom gradient lies between them, so it is a "
-        "valid subgradient; recorded as a note, not a failure."
-    ),
-    "reference-wrong": (
-        "The custom gradient agrees with central differences but autodiff of the forward does not "
-        "(typically NaN or overflow from an unselected branch of tf.where, or cancellation in the "
-        "forward's own gradient): the reference is wrong here, not the custom gradient."
-    ),
-    "surrogate": (
-        "The custom gradient is declared an intended surrogate (@gradfuzz.surrogate), and it differs "
-        "from the derivative here, as declared. Its shape, dtype, finiteness and determinism are still "
-        "checked; its values are not."
-    ),
-    "inconclusive": (
-        "The references are too unreliable here to judge (differences not finite or straddling "
-        "a singularity, and the disagreement is within what precision loss could explain)."
-    ),
-}
-
-
 def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation) -> str:
     """One paragraph naming the evidence: where, which reference, by how much."""
     where = _describe_input(evaluation, verdict.index, specs)
@@ -881,8 +846,8 @@ def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation) 
     def d(value: float) -> str:
         return f"{(value / unit if unit else value):.9g}"
 
-    parts = [_DIAGNOSES.get(verdict.category, "")]
-    if verdict.category in ("kink", "branch"):
+    parts = [verdict.category.explanation]
+    if verdict.category in (Category.KINK, Category.BRANCH):
         reference = f", autodiff of the forward {d(e['reference_inner_product'])}" if "reference_inner_product" in e else ""
         parts.append(
             f"At {where}: left {name} {d(e['left_derivative'])}, right {d(e['right_derivative'])} "

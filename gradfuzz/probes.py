@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gradfuzz.categories import Category
 from gradfuzz.diagnosis import mode_disagreements, nondeterministic
 from gradfuzz.engine import probe
 from gradfuzz.expansion import expansion_for
@@ -149,7 +150,7 @@ def record_domain(findings: Findings, raised: TargetRaised, inputs: list[np.ndar
         group.count += count
         return
     findings.add(signature, Finding(
-        target=findings.target, kind="note", category="domain", signature=signature, seed=seed, evidence={},
+        target=findings.target, category=Category.DOMAIN, signature=signature, seed=seed, evidence={},
         inputs=[np.asarray(x) for x in inputs], reference_name="forward",
         explanation=(f"The {raised.stage} raised {summarize_error(raised.error)[:300]} here. Inputs where it raises "
                      "are outside its domain, like inputs where it is not finite: they were skipped (the gradient "
@@ -177,13 +178,13 @@ def record_exception(findings: Findings, raised: TargetRaised, inputs: list[np.n
         f"Inputs that make the {raised.stage} raise are recorded so the failure replays; "
         "fix the target or narrow the input range (@LO..HI) to its domain."
     )
-    signature = f"exception|{type(raised.error).__name__}"
+    signature = f"{Category.EXCEPTION}|{type(raised.error).__name__}"
     group = findings.groups.get(signature)
     if group is not None:
         group.count += 1
         return
     finding = Finding(
-        target=findings.target, kind="failure", category="exception", explanation=explanation,
+        target=findings.target, category=Category.EXCEPTION, explanation=explanation,
         inputs=[np.asarray(x) for x in inputs],
         cotangents=[np.asarray(v[0]) for v in cotangents] if cotangents else [],
         tangents=[np.asarray(w[0]) for w in tangents] if tangents else [],
@@ -221,12 +222,12 @@ def isolate_hang(findings: Findings, evaluator: Evaluator, watchdog: Watchdog, b
         + " Look for a loop whose exit condition these inputs never meet (NaN, inf, a tolerance never reached) or a "
         "blocking call; the run went on with the rest of its budget, abandoning the stuck evaluation."
     )
-    signature = "exception|Hang"
+    signature = f"{Category.EXCEPTION}|Hang"
     if signature in findings.groups:
         findings.groups[signature].count += 1
         return
     findings.add(signature, Finding(
-        target=findings.target, kind="failure", category="exception", explanation=explanation,
+        target=findings.target, category=Category.EXCEPTION, explanation=explanation,
         inputs=[np.asarray(x[0]) for x in example.inputs], cotangents=[np.asarray(v[0]) for v in example.cotangents],
         tangents=[], signature=signature, seed=seed, evidence={"hang_seconds": float(hang.seconds)},
         reference_name="watchdog",
@@ -238,7 +239,7 @@ def record_contract(findings: Findings, violation: ContractViolation, inputs: li
     the digits lost), not gradient values; its input is any on which the target runs."""
     signature = f"{violation.category}|arg{'*' if violation.argument is None else violation.argument}|contract"
     finding = Finding(
-        target=findings.target, kind="failure", category=violation.category, explanation=violation.explanation,
+        target=findings.target, category=violation.category, explanation=violation.explanation,
         inputs=[np.asarray(x) for x in inputs], argument=violation.argument, signature=signature, seed=seed,
         reference_name="gradient contract", evidence=dict(violation.contract),
     )
@@ -310,10 +311,10 @@ def _record_nondeterminism(findings: Findings, batch: Batch, index: int, seed: i
     """One `nondeterminism` finding: ``custom`` holds the batch's gradients in the odd run or
     mode (row ``index`` is shown), ``reference`` the single example's gradients to compare."""
     finding = Finding(
-        target=findings.target, kind="failure", category="nondeterminism", explanation=explanation,
+        target=findings.target, category=Category.NONDETERMINISM, explanation=explanation,
         inputs=[np.array(x[index]) for x in batch.inputs], cotangents=[np.array(v[index]) for v in batch.cotangents],
         tangents=[np.array(w[index]) for w in batch.tangents], custom=[np.array(g[index]) for g in custom],
         reference=[np.array(g[0]) for g in reference], reference_name=reference_name, count=count,
-        signature=f"nondeterminism|{mode or 'repeat'}", seed=seed, region=f"mode={mode}" if mode else "*",
+        signature=f"{Category.NONDETERMINISM}|{mode or 'repeat'}", seed=seed, region="*",
     )
     findings.add(finding.signature, finding, count=count)

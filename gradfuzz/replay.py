@@ -19,22 +19,20 @@ from enum import StrEnum
 
 import numpy as np
 
-from gradfuzz.boundaries import BranchSignature, points_for
+from gradfuzz.categories import Category
 from gradfuzz.diagnosis import (
-    boundary_candidates,
-    branch_boundary,
     jacobian_entry,
     mode_disagreements,
     nondeterministic,
 )
 from gradfuzz.durations import parse_duration
 from gradfuzz.engine import Evaluator, probe, second_order_missing
-from gradfuzz.judging import judge_batch, judge_second_order_batch
 from gradfuzz.oracle import check_contract
 from gradfuzz.spec import SpecError, parse_specs
 from gradfuzz.store import FailureStore, RecordStatus, StoredFailure
 from gradfuzz.target import Target, TargetError, load_target, with_reference
 from gradfuzz.values import Batch, TargetRaised, describe_inputs, summarize_error
+from gradfuzz.warm import WarmCache
 from gradfuzz.watchdog import Hang, Watchdog
 
 REPLAY_HANG_SECONDS = 30.0  # an example whose probe has not returned by then replays as a hang
@@ -132,7 +130,7 @@ class Replayer:
 
     def __init__(self, *, trust_store: bool = False, trusted_names: frozenset[str] = frozenset()) -> None:
         self._targets: dict[tuple[str, str], Target | str] = {}
-        self._evaluators: dict[tuple, Evaluator] = {}
+        self.warm = WarmCache()  # the one cache of compiled work: a Judge per target, specs and structure
         self.trust_store, self.trusted_names = trust_store, trusted_names
 
     def target(self, failure: StoredFailure) -> Target | str:
@@ -166,15 +164,13 @@ class Replayer:
             restore_variables(target, failure)
         except (SpecError, TargetRaised, ValueError) as error:
             return str(error)
-        key = (failure.target, tuple(failure.specs), structure, 1)
-        if key not in self._evaluators:
-            self._evaluators[key] = Evaluator(target, specs, structure)
-        return target, specs, self._evaluators[key], _points(self._evaluators, key, target, specs)
+        judge = self.warm.judge(target, specs, structure)
+        return target, specs, judge.evaluator, judge.points
 
     def replay(self, failure: StoredFailure, repeat: int = 1) -> ReplayResult:
         """``repeat`` > 1 re-runs the failure that many times: ``flaky (k of n)`` when it
         reproduces only sometimes."""
-        results = [_replay_one(failure, self.target(failure), self._evaluators) for _ in range(max(1, repeat))]
+        results = [_replay_one(failure, self.target(failure), self.warm) for _ in range(max(1, repeat))]
         if repeat <= 1 or results[0].status == ReplayStatus.TARGET_MISSING:
             return results[0]
         hits = [r for r in results if r.status == ReplayStatus.REPRODUCED]
@@ -225,7 +221,7 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
                          "or an age (90m, 2h, 3d).") from None
 
 
-def _replay_one(failure: StoredFailure, target: Target | str, evaluators: dict) -> ReplayResult:
+def _replay_one(failure: StoredFailure, target: Target | str, warm: WarmCache) -> ReplayResult:
     if isinstance(target, str):
         return ReplayResult(failure, ReplayStatus.TARGET_MISSING, f"cannot load {failure.target}: {target}", [])
     try:
@@ -238,91 +234,82 @@ def _replay_one(failure: StoredFailure, target: Target | str, evaluators: dict) 
         with Watchdog() as watchdog:
             structure = watchdog.run(lambda: probe(target, specs, inputs), REPLAY_HANG_SECONDS)
     except TargetRaised as raised:
-        now = ["exception"]
-        return _result(failure, now, f"the {raised.stage} raised {summarize_error(raised.error)}")
+        return _result(failure, [Category.EXCEPTION], f"the {raised.stage} raised {summarize_error(raised.error)}")
     except Hang as hang:
-        return _result(failure, ["exception"], f"the target {hang}")
+        return _result(failure, [Category.EXCEPTION], f"the target {hang}")
     try:
         restore_variables(target, failure)
     except ValueError as error:
         return ReplayResult(failure, ReplayStatus.TARGET_MISSING, f"cannot restore the stored weights: {error}", [])
     now = sorted({v.category for v in check_contract(specs, structure)})
-    if failure.category == "exception" and not failure.cotangents:
+    if failure.category == Category.EXCEPTION and not failure.cotangents:
         return _result(failure, now, "the target ran without raising" if not now else "")
     if not failure.cotangents:  # a contract failure: the probe is the whole check
         return _result(failure, now, "")
     shapes_now = [tuple(s) for s in structure.output_shapes]
     if [tuple(np.shape(v)) for v in failure.cotangents] != shapes_now:
-        return _result(failure, now or ["shape"], f"the target's output shapes changed to {shapes_now}")
-    order = 2 if failure.category == "higher-order" else 1
-    key = (failure.target, tuple(failure.specs), structure, order)
-    if key not in evaluators:
-        evaluators[key] = Evaluator(target, specs, structure, order=order)
+        return _result(failure, now or [Category.SHAPE], f"the target's output shapes changed to {shapes_now}")
+    order = 2 if failure.category == Category.HIGHER_ORDER else 1
+    judge = warm.judge(target, specs, structure, order=order)
     batch = Batch([x[None] for x in inputs], [np.asarray(v)[None] for v in failure.cotangents],
                   [np.asarray(w, dtype=np.float64)[None] for w in failure.tangents])
-    if failure.category == "nondeterminism":  # repeat the observation that made it one
+    if failure.category == Category.NONDETERMINISM:  # repeat the observation that made it one
+        mode = _nondeterminism_mode(failure)
         try:
-            if failure.region.startswith("mode="):
-                mode = failure.region.removeprefix("mode=")
-                differs = bool(mode_disagreements(evaluators[key], batch, ("function", mode)))
+            if mode:
+                differs = bool(mode_disagreements(judge.evaluator, batch, ("function", mode)))
             else:
-                differing = nondeterministic(evaluators[key], batch)
+                differing = nondeterministic(judge.evaluator, batch)
                 differs = differing is not None and differing.size > 0
         except TargetRaised as raised:
-            return _result(failure, sorted({*now, "exception"}), f"the {raised.stage} raised {summarize_error(raised.error)}")
-        return _result(failure, sorted({*now, *(["nondeterminism"] if differs else [])}),
+            return _result(failure, [*now, Category.EXCEPTION], f"the {raised.stage} raised {summarize_error(raised.error)}")
+        return _result(failure, [*now, *([Category.NONDETERMINISM] if differs else [])],
                        "the custom gradient still differs between evaluations" if differs else "")
     try:
-        evaluation = evaluators[key].evaluate(batch)
+        evaluation = judge.evaluator.evaluate(batch)
     except TargetRaised as raised:
-        return _result(failure, sorted({*now, "exception"}), f"the {raised.stage} raised {summarize_error(raised.error)}")
-    points = _points(evaluators, key, target, specs)
-    judgement = judge_batch(evaluators[key], evaluation, target, points)  # variables included
+        return _result(failure, [*now, Category.EXCEPTION], f"the {raised.stage} raised {summarize_error(raised.error)}")
+    judgement = judge.batch(evaluation)  # variables included
     failing = judgement.failures
     if order == 2:
-        missing = second_order_missing(target, inputs)
-        failing += judge_second_order_batch(evaluators[key], evaluation, missing)[1].failures
+        failing += judge.second_order(evaluation, second_order_missing(target, inputs))[1].failures
     categories = {*now, *(v.category for v in failing)}
-    # The run labelled it `branch` after a second look across nearby boundaries; take the same look.
-    for v in failing:
-        if failure.category == "branch" and v.category in ("mismatch", "approximation") and v.argument is not None:
-            candidates = boundary_candidates(evaluators[key], _branches(evaluators, key, target, specs, structure), inputs,
-                                             v.argument, v.element or 0, points[v.argument])
-            if branch_boundary(evaluators[key], inputs, failure.cotangents, failure.tangents, evaluation.custom[v.argument][0],
-                               v.reference, v.argument, v.element or 0, candidates):
+    # The run labelled it `branch` after a second look across nearby boundaries: the Judge takes the same look.
+    if failure.category == Category.BRANCH:
+        for v in failing:
+            if v.category.branch_candidate and v.argument is not None and judge.branch_look(
+                    v.category, inputs, failure.cotangents, failure.tangents, evaluation.custom[v.argument][0], v.reference,
+                    v.argument, v.element) is not None:
                 categories.discard(v.category)
-                categories.add("branch")
+                categories.add(Category.BRANCH)
     now = sorted(categories)
     detail = ""
     if failing:
         v = failing[0]
         detail = f"custom {v.custom:.9g} vs {v.reference_name} {v.reference:.9g} (relative error {v.rel_error:.3g})"
         if v.argument is not None and 0 <= v.argument < len(specs):  # in derivatives, as the check said it
-            entry = jacobian_entry(evaluators[key], inputs, v.argument, v.element or 0)
+            entry = jacobian_entry(judge.evaluator, inputs, v.argument, v.element or 0)
             if entry is not None:
                 detail = entry.sentence(describe_inputs(inputs))
     return _result(failure, now, detail)
 
 
-def _branches(evaluators: dict, key: tuple, target: Target, specs, structure) -> BranchSignature:
-    """The branch signature the run bisected along (traced once per evaluator)."""
-    cache_key = ("branches", *key)
-    if cache_key not in evaluators:
-        evaluators[cache_key] = BranchSignature(target, specs, structure.output_dtypes, structure.output_shapes)
-    return evaluators[cache_key]
+def _nondeterminism_mode(failure: StoredFailure) -> str:
+    """The execution mode a `nondeterminism` record was seen in ("" for a repeat in one mode): its
+    signature's last part (records written before 0.2 carried it as the region ``mode=…``)."""
+    if failure.region.startswith("mode="):
+        return failure.region.removeprefix("mode=")
+    detail = failure.signature.partition("|")[2]
+    return "" if detail in ("", "repeat") else detail
 
 
-def _points(evaluators: dict, key: tuple, target: Target, specs) -> list:
-    """Points of interest, traced once per evaluator (not once per replayed failure)."""
-    cache_key = ("points", *key)
-    if cache_key not in evaluators:
-        evaluators[cache_key] = points_for(target, specs)
-    return evaluators[cache_key]
-
-
-def _result(failure: StoredFailure, now: list[str], detail: str) -> ReplayResult:
+def _result(failure: StoredFailure, now: list[Category], detail: str) -> ReplayResult:
+    now = sorted(set(now))
     if not now:
         return ReplayResult(failure, ReplayStatus.FIXED, detail or "no failure on the stored input", now)
+    stored = Category.parse(failure.category)
+    if stored is not None and any(stored.absorbs(c) for c in now):  # the run's fold: a side effect shows its cause
+        now = sorted({stored, *(c for c in now if not stored.absorbs(c))})
     if failure.category in now:
         return ReplayResult(failure, ReplayStatus.REPRODUCED, detail, now, reproduced=1)
     return ReplayResult(failure, ReplayStatus.REPRODUCED, f"now fails as {', '.join(now)}. {detail}".strip(), now, reproduced=1)

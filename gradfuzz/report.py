@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gradfuzz.categories import Category, Kind
 from gradfuzz.spec import ArgSpec
 
 
@@ -24,8 +25,7 @@ class GradientCheckFailed(AssertionError):
 @dataclass
 class Finding:
     target: str
-    kind: str  # "failure" or "note"
-    category: str
+    category: Category  # decides its kind (failure or note); a stored name is read as the enum
     explanation: str
     inputs: list[np.ndarray]
     cotangents: list[np.ndarray] = field(default_factory=list)
@@ -49,6 +49,14 @@ class Finding:
     region: str = "*"  # where the failing element lies among the points of interest, e.g. "(0, 1)"
     record_id: str = ""  # its store record's id once written: a later, final form is written under the same id
     regions_seen: list[str] = field(default_factory=list)  # every input region its kind was seen in (not only `region`)
+
+    def __post_init__(self) -> None:
+        self.category = Category(self.category)
+
+    @property
+    def kind(self) -> Kind:
+        """Failure or note: the category's (`gradfuzz.categories.RULES`), never decided apart from it."""
+        return Category(self.category).kind
 
     def to_json(self) -> dict[str, Any]:
         data = {

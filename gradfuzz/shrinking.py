@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gradfuzz.findings import Findings, group_indices
-from gradfuzz.judging import judge_batch
+from gradfuzz.judging import Judge
 from gradfuzz.oracle import FAILURE
 from gradfuzz.plans import Plan
 from gradfuzz.simplicity import simplicity
@@ -23,20 +23,20 @@ from gradfuzz.spec import ArgSpec
 from gradfuzz.values import Batch, OutOfMemory, TargetRaised
 
 if TYPE_CHECKING:
-    from gradfuzz.engine import Evaluator
-    from gradfuzz.target import Target
+    pass
 
 SHRINK_PASSES = 24  # element-wise simplification steps per failure kind
 SHRINK_ELEMENTS = 64  # examples with more elements are left as the plan shrink made them
 
 
-def shrink_elements(findings: Findings, evaluator: Evaluator, target: Target, signature: str, plan: Plan, seed: int,
+def shrink_elements(findings: Findings, judge: Judge, signature: str, plan: Plan, seed: int,
                     out_of_time: Callable[[], bool]) -> None:
     """Simplify the representative of ``signature`` element by element while it keeps failing that way."""
     group = findings.groups.get(signature)
     if group is None or group.representative.kind != "failure" or out_of_time():
         return
     current = group.representative
+    evaluator = judge.evaluator
     specs = evaluator.specs
     if any(s.is_complex for s in specs) or sum(np.asarray(x).size for x in current.inputs) > SHRINK_ELEMENTS:
         return
@@ -52,7 +52,7 @@ def shrink_elements(findings: Findings, evaluator: Evaluator, target: Target, si
             evaluation = evaluator.evaluate(batch)
         except (TargetRaised, OutOfMemory):
             break
-        judgement = judge_batch(evaluator, evaluation, target, findings.points)
+        judgement = judge.batch(evaluation)
         still = group_indices(judgement, FAILURE).get(signature)
         if still is None:
             break

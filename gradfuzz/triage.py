@@ -1,22 +1,20 @@
 """Triage: stored failures grouped into distinct bugs.
 
-A bug's signature is (target, category, argument, region), where a region is where the
-failing element lies among the target's points of interest ("=0", "(0, 1)", ...).
-Regions that touch are coalesced, so one bug that spans the line is one group while a
-bug at 0 and another below -95 in the same function are two. An `approximation` (a small,
-smooth error) is one bug wherever it shows, so its regions are not split.
+A run's finding (the records one run wrote under one signature) is one bug, exactly as the
+check reported it. Across runs, findings of one (target, category, argument) are one bug where
+their regions — where the failing elements lie among the target's points of interest ("=0",
+"(0, 1)", ...) — touch, so a bug at 0 and another below -95 found by different runs are two;
+a smooth category (`approximation`) is one bug wherever it shows.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
+from gradfuzz.categories import Category
 from gradfuzz.regions import Region, describe
 from gradfuzz.simplicity import simplicity
 from gradfuzz.store import StoredFailure
-
-SMOOTH_CATEGORIES = ("approximation",)
 
 
 @dataclass
@@ -63,17 +61,25 @@ class TriageGroup:
 
 
 def triage(failures: list[StoredFailure]) -> list[TriageGroup]:
-    """Group failures into distinct bugs, most frequent first."""
-    by_key: dict[tuple, list[StoredFailure]] = {}
+    """Group failures into distinct bugs, most frequent first.
+
+    A run's finding is one bug: the records one run wrote under one signature (its representative,
+    worst and per-region examples) stay together, as `gradfuzz check` reported them. Findings of
+    several runs are one bug when they share target, category and argument and their regions touch
+    (a smooth category's regions always do)."""
+    findings: dict[tuple, list[StoredFailure]] = {}
     for failure in failures:
-        by_key.setdefault((failure.target, failure.category, failure.argument), []).append(failure)
+        findings.setdefault((failure.target, failure.run_id or failure.id, failure.signature), []).append(failure)
+    by_kind: dict[tuple, list[list[StoredFailure]]] = {}
+    for records in findings.values():
+        first = records[0]
+        by_kind.setdefault((first.target, first.category, first.argument), []).append(records)
     groups = []
-    for (target, category, argument), records in by_key.items():
-        if category in SMOOTH_CATEGORIES:  # one smooth error spans the line: regions do not split it
-            groups.append(TriageGroup(target, category, argument, sorted({r.region or "*" for r in records}), records))
-            continue
-        for regions, members in _coalesce(records):
-            groups.append(TriageGroup(target, category, argument, regions, members))
+    for (target, category, argument), members in by_kind.items():
+        smooth = (c := Category.parse(category)) is not None and c.smooth
+        for merged in _coalesce(members, smooth):
+            regions = sorted({r.region or "*" for r in merged}, key=_along_the_line)
+            groups.append(TriageGroup(target, category, argument, regions, merged))
     groups.sort(key=lambda g: (-g.count, g.target, g.category))
     return groups
 
@@ -83,25 +89,42 @@ def _interval(label: str) -> tuple[float, float] | None:
     return None if region is None else (region.low, region.high)
 
 
-def _coalesce(records: list[StoredFailure]) -> list[tuple[list[str], list[StoredFailure]]]:
-    """Split records into runs of touching regions (records without a region form one group)."""
-    labelled: dict[str, list[StoredFailure]] = {}
-    for record in records:
-        labelled.setdefault(record.region or "*", []).append(record)
-    spans = sorted(((interval, label) for label in labelled if (interval := _interval(label))), key=lambda s: s[0])
-    groups: list[tuple[list[str], list[StoredFailure]]] = []
-    reach = -math.inf
-    for (low, high), label in spans:
-        if groups and low <= reach:
-            groups[-1][0].append(label)
-            groups[-1][1].extend(labelled[label])
-        else:
-            groups.append(([label], list(labelled[label])))
-        reach = max(reach, high)
-    loose = [r for label, rs in labelled.items() if _interval(label) is None for r in rs]
-    if loose:
-        groups.append((sorted({r.region or "*" for r in loose}), loose))
-    return groups
+def _along_the_line(label: str) -> tuple[float, float, str]:
+    """Regions in order along the line; labels that name no interval last."""
+    interval = _interval(label)
+    return (*(interval if interval is not None else (float("inf"), float("inf"))), label)
+
+
+def _spans(records: list[StoredFailure]) -> list[tuple[float, float]]:
+    """The intervals a run's finding showed in (its records' regions and the regions its run saw)."""
+    labels = {label for r in records for label in (r.region or "*", *r.regions_seen)}
+    return [interval for label in labels if (interval := _interval(label)) is not None]
+
+
+def _coalesce(findings: list[list[StoredFailure]], smooth: bool) -> list[list[StoredFailure]]:
+    """Merge runs' findings whose regions touch (all of them for a smooth category; those without a
+    region together)."""
+    if smooth:
+        return [[r for records in findings for r in records]]
+    parent = list(range(len(findings)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    spans = [_spans(records) for records in findings]
+    for i in range(len(findings)):
+        for j in range(i):
+            touch = (not spans[i] and not spans[j]) or any(
+                lo1 <= hi2 and lo2 <= hi1 for lo1, hi1 in spans[i] for lo2, hi2 in spans[j])
+            if touch:
+                parent[root(i)] = root(j)
+    merged: dict[int, list[StoredFailure]] = {}
+    for i, records in enumerate(findings):
+        merged.setdefault(root(i), []).extend(records)
+    return list(merged.values())
 
 
 def _simplicity(record: StoredFailure) -> tuple[int, float]:

@@ -7,6 +7,7 @@ the first slice of a target pays for tracing and batch-size search.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,28 +16,42 @@ import numpy as np
 from gradfuzz.batching import BatchSizer
 from gradfuzz.boundaries import BranchSignature, points_for
 from gradfuzz.engine import Evaluator
+from gradfuzz.judging import Judge
 from gradfuzz.screen import Screen
 from gradfuzz.spec import ArgSpec
 from gradfuzz.target import Target
 from gradfuzz.values import Structure
 
 POOL_SIZE = 4096  # boundary examples kept per target (the newest)
+MAX_ITEMS = 512  # compiled things kept (least recently used go first): a @given test over many shapes stays bounded
 
 
 class WarmCache:
-    """Compiled evaluators, points of interest and settled batch sizes, kept across checks."""
+    """Compiled evaluators, points of interest and settled batch sizes, kept across checks: the one
+    cache of compiled work (checks, campaigns, `assert_gradient` and replay each keep one)."""
 
-    def __init__(self) -> None:
-        self._items: dict[tuple, object] = {}
+    def __init__(self, max_items: int = MAX_ITEMS) -> None:
+        self._items: OrderedDict[tuple, object] = OrderedDict()
+        self.max_items = max_items
 
     @staticmethod
     def key(target: Target, specs: Sequence[ArgSpec], *extra: object) -> tuple:
         return (target.name, target.fingerprint, tuple(str(s) for s in specs), *extra)
 
     def _get(self, key: tuple, build: Callable[[], object]):
-        if key not in self._items:
-            self._items[key] = build()
-        return self._items[key]
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = self._items[key] = build()
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+        return value
+
+    def judge(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, *, jit: bool = False, order: int = 1) -> Judge:
+        """The `Judge` for a target at these specs (its evaluator, points and branch signature kept warm)."""
+        evaluator = self.evaluator(target, specs, structure, jit, order)
+        return self._get(self.key(target, specs, "judge", structure, jit, order),
+                         lambda: Judge(evaluator, self.points(target, specs), lambda: self.branches(target, specs, structure)))
 
     def evaluator(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, jit: bool, order: int) -> Evaluator:
         return self._get(self.key(target, specs, "evaluator", structure, jit, order),

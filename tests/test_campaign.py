@@ -72,7 +72,7 @@ def _row(signature: str, region: str, count: int, category: str = "mismatch") ->
     from gradfuzz.report import Finding
     from gradfuzz.store import failure_row
 
-    finding = Finding(target="t", kind="failure", category=category, explanation="x", inputs=[np.float64(1.0)],
+    finding = Finding(target="t", category=category, explanation="x", inputs=[np.float64(1.0)],
                       count=count, signature=signature, region=region)
     return failure_row(finding, target="t", fingerprint="f", specs=["float64[]"], run_id="")
 

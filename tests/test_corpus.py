@@ -6,7 +6,7 @@ Prints the confusion matrix (run pytest with -s to see it).
 import pytest
 
 import gradfuzz
-from gradfuzz.oracle import FAILURE_CATEGORIES
+from gradfuzz.categories import FAILURES as FAILURE_CATEGORIES
 from tests.corpus import bugs, correct
 from tests.corpus.matrix import confusion_matrix, primary
 

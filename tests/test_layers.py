@@ -10,11 +10,11 @@ from tests.conftest import REPO
 # Lower layers never import higher ones. Core: pure numpy/pyarrow (values, math, storage, tools
 # that read results). Edge: TensorFlow. Run: one check or replay. Orchestration: many checks.
 LAYERS = {
-    "core": {"dtypes", "spec", "values", "simplicity", "durations", "batching", "report", "store", "oracle", "regions", "findings",
+    "core": {"categories", "dtypes", "spec", "values", "simplicity", "durations", "batching", "report", "store", "oracle", "regions", "findings",
              "triage", "export", "config", "plans", "watchdog"},
     "edge": {"_tf", "target", "planning", "engine", "expansion", "boundaries", "screen", "diagnosis", "strategies"},
     "run": {"judging", "shrinking", "probes", "warm", "checker", "replay", "regression", "html_report"},
-    "orchestration": {"executors", "campaign", "gate", "api"},
+    "orchestration": {"executors", "campaign", "gate", "api", "supervisor"},
     "front": {"cli", "pytest_plugin", "dashboard", "__init__"},
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
@@ -63,7 +63,7 @@ import gradfuzz.pytest_plugin, gradfuzz.strategies, gradfuzz.values, gradfuzz.cl
 from gradfuzz.report import Finding
 from gradfuzz.store import FailureStore, failure_row
 
-finding = Finding(target="t", kind="failure", category="mismatch", explanation="x", inputs=[np.float64(1.5)],
+finding = Finding(target="t", category="mismatch", explanation="x", inputs=[np.float64(1.5)],
                   count=3, signature="mismatch:0", region="(1, 2)")
 with FailureStore(sys.argv[1]) as store:
     store.append_failures([failure_row(finding, target="pkg.mod:t", fingerprint="f", specs=["float64[]"], run_id="r")])

@@ -13,7 +13,7 @@ import json
 import pytest
 
 import gradfuzz
-from gradfuzz.oracle import FAILURE_CATEGORIES
+from gradfuzz.categories import FAILURES as FAILURE_CATEGORIES
 from tests.conftest import REPO
 from tests.corpus.matrix import confusion_matrix, primary
 from tests.corpus.real import all_targets

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 import gradfuzz
 from examples.seed_ops import my_op, my_op_fixed
+from gradfuzz.categories import Category
 from gradfuzz.engine import probe
 from gradfuzz.expansion import expansion_for
 from gradfuzz.judging import judge_batch
@@ -58,7 +59,7 @@ def _assert_conservative(result: ScreenResult, judgement):
     """Every example the screen passed is a pass (or a kink note) for the full oracle."""
     passed = ~result.flags
     failures = passed & (judgement.outcome == FAILURE)
-    notes = passed & (judgement.outcome == NOTE) & (judgement.category != CATEGORY_CODE["kink"])
+    notes = passed & (judgement.outcome == NOTE) & (judgement.category != CATEGORY_CODE[Category.KINK])
     assert not failures.any(), f"the screen passed {failures.sum()} examples the oracle fails"
     assert not notes.any(), f"the screen passed {notes.sum()} examples the oracle notes"
 
