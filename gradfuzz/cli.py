@@ -520,6 +520,76 @@ def _print_campaign(state) -> None:
         stdout.print(f"Replay them with: gradfuzz replay {state.store}")
 
 
+@main.command()
+@click.argument("modules", nargs=-1, required=True)
+@click.option("--budget-per-function", "budget", default=None,
+              help="Time per function, shared by its dtype/shape variants: 10s, 1m (default 10s; with --max-examples, none).")
+@click.option("--max-examples", type=click.IntRange(min=1), default=None, help="Examples per function (shared by its variants).")
+@click.option("--seed", type=int, default=None, help="Seed for a reproducible sweep (each function's seed derives from it).")
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=Path(".gradfuzz"), show_default=True,
+              help="Directory of the failure store; the sweep's state is STORE/sweep.json.")
+@click.option("--output", "-o", "outputs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the table: FILE.json (JSON) or FILE.md (markdown). Repeatable.")
+@click.option("--match", "-k", "match", multiple=True, metavar="GLOB", help="Only functions whose name matches, e.g. 'tf.math.log*'.")
+@click.option("--dtype", "dtypes", multiple=True, metavar="DTYPE", help="Only variants of this dtype (e.g. float64). Repeatable.")
+@click.option("--resume", is_flag=True, help="Continue the sweep checkpointed in the store (after a crash or Ctrl-C).")
+@click.option("--list", "list_only", is_flag=True, help="Show what would be checked, and how, without running anything.")
+def sweep(modules, budget, max_examples, seed, store, outputs, match, dtypes, resume, list_only) -> None:
+    """Check every public differentiable function of MODULE(s), e.g. tensorflow.math tensorflow.nn or mypkg.ops."""
+    from gradfuzz import sweep as sweeping
+    from gradfuzz.durations import parse_duration
+    from gradfuzz.store import FailureStore, StoreError, StoreLock
+
+    try:
+        seconds = parse_duration(budget) if budget else (None if max_examples else 10.0)
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"--budget-per-function must be a positive duration such as 10s, not {budget!r}.")
+        if resume:
+            state = sweeping.resume_sweep(store, list(modules))
+        else:
+            items = sweeping.enumerate_modules(modules, match, dtypes)
+            if not items:
+                raise sweeping.SweepError(f"No public function in {', '.join(modules)}" + (f" matches {', '.join(match)}" if match else "")
+                                          + ": nothing to sweep.")
+            state = sweeping.new_sweep(modules, items, store=store, budget_per_function=seconds, max_examples=max_examples,
+                                       seed=seed, match=match, dtypes=dtypes)
+    except (sweeping.SweepError, ValueError) as error:
+        _fail(str(error))
+    if list_only:
+        stdout.print(sweeping.rich_table(state, title=f"gradfuzz sweep --list: {state.summary()}"))
+        sweeping.write_outputs(state, outputs)
+        sys.exit(EXIT_OK)
+    total = len(state.rows)
+    stop = _StopOnSignal()
+    try:
+        with StoreLock(store, f"gradfuzz sweep {' '.join(modules)}"), FailureStore(store) as failure_store, stop:
+            failure_store.ensure_writable()
+            if not resume:
+                kept = sweeping.set_aside(store)
+                if kept:
+                    stderr.print(f"[yellow]note:[/] the earlier sweep state in {store}/ is kept as {kept}.")
+            stdout.print(f"sweep {state.id}: {total} function(s) of {', '.join(modules)}, "
+                         f"{state.count('pending')} to check, store {store}/", soft_wrap=True)
+            sweeping.run_sweep(state, store=failure_store, stop_requested=stop.requested,
+                               on_result=lambda i, row: stdout.print(escape(sweeping.progress_line(i, total, row)), soft_wrap=True))
+    except StoreError as error:
+        _fail(str(error))
+    stdout.print(sweeping.rich_table(state))
+    try:
+        sweeping.write_outputs(state, outputs)
+    except OSError as error:
+        _fail(f"Cannot write the sweep's table: {error}.")
+    stored = sum(row.stored for row in state.rows)
+    stdout.print(f"Sweep {state.id} {state.status}: {state.summary()}; state in {store}/sweep.json"
+                 + (f"; {stored} failure record(s) stored — replay them with: gradfuzz replay {store}" if stored else "")
+                 + (". Continue with --resume." if state.status == "interrupted" else "."), soft_wrap=True)
+    if state.failed:
+        sys.exit(EXIT_FAILURES)
+    if state.status == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK if state.all_passed else EXIT_FAILURES)
+
+
 @main.group("store")
 def store_group() -> None:
     """Inspect a failure store."""

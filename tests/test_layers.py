@@ -11,10 +11,10 @@ from tests.conftest import REPO
 # that read results). Edge: TensorFlow. Run: one check or replay. Orchestration: many checks.
 LAYERS = {
     "core": {"categories", "dtypes", "spec", "values", "simplicity", "durations", "batching", "report", "store", "oracle", "regions", "findings",
-             "triage", "export", "config", "plans", "watchdog"},
-    "edge": {"_tf", "target", "planning", "engine", "expansion", "boundaries", "screen", "diagnosis", "strategies"},
+             "triage", "export", "config", "plans", "watchdog", "sweep_table"},
+    "edge": {"_tf", "target", "planning", "engine", "expansion", "boundaries", "screen", "diagnosis", "strategies", "sweep_targets"},
     "run": {"judging", "shrinking", "probes", "warm", "checker", "replay", "regression", "html_report"},
-    "orchestration": {"executors", "campaign", "gate", "api", "supervisor"},
+    "orchestration": {"executors", "campaign", "gate", "api", "supervisor", "sweep"},
     "front": {"cli", "pytest_plugin", "dashboard", "__init__"},
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
