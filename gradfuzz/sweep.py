@@ -27,6 +27,7 @@ import importlib
 import inspect
 import json
 import os
+import sys
 import time
 import uuid
 import zlib
@@ -78,6 +79,8 @@ class SweepItem:
 def import_module(name: str):
     """Import a module by dotted name (``tf.math`` and ``tfp.math`` spelled short are accepted)."""
     dotted = full_name(name)
+    if os.getcwd() not in sys.path and "" not in sys.path:  # `gradfuzz sweep mypkg` from the project's directory
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(dotted)
     except ImportError as error:
@@ -143,6 +146,9 @@ def describe(label: str, module: str, attr: str, value: Any, by_object: dict[int
     """How the sweep checks one callable: declared specs, a table entry, or its signature."""
     declared = getattr(value, "__gradfuzz_inputs__", None)
     if declared:
+        if not any(_differentiable(spec) for spec in declared):
+            return SweepItem(label, skip=f"declares no floating-point argument ({', '.join(map(str, declared))}): "
+                                         "nothing to differentiate")
         return SweepItem(label, "declared", f"{module}:{attr}", [list(map(str, declared))], obj=value)
     table_name = label if label in TABLE else (by_object or {}).get(id(value))
     if table_name is not None:
@@ -217,6 +223,13 @@ def _table_by_object(module_names: Iterable[str]) -> dict[int, str]:
         except (ImportError, AttributeError):
             continue
     return found
+
+
+def _differentiable(spec) -> bool:
+    from gradfuzz.spec import PASS_THROUGH
+
+    text = str(spec)
+    return text.split("[", 1)[0] not in PASS_THROUGH
 
 
 def _first_dtype(variant: Sequence[str]) -> str:
