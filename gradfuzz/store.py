@@ -41,6 +41,9 @@ class RecordStatus(StrEnum):
 
     OPEN = "open"
     FIXED = "fixed"
+    # Written while a run went on, then folded into another finding of the same run (one cause, one
+    # finding): not a finding of its own. Readers leave it out.
+    SUPERSEDED = "superseded"
 
 
 class StoreError(Exception):
@@ -240,6 +243,7 @@ def gradfuzz_version() -> str:
 class ReadResult:
     failures: list[StoredFailure] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # what could not be read, and why
+    superseded: int = 0  # records a run wrote, then folded into another of its findings (left out of ``failures``)
 
 
 def environment(device: str = "") -> dict[str, str]:
@@ -322,6 +326,9 @@ class SegmentWriter:
         if self.broken is not None:
             raise StoreError(f"The store segment {self.stream_path} failed earlier ({self.broken}); "
                              "nothing more is written to it. Check the disk, then run again.")
+        if not self.stream_path.exists():  # appending to an unlinked file would succeed, and keep nothing
+            self.broken = FileNotFoundError(str(self.stream_path))
+            raise StoreError(deleted_store_message(self.directory.parent, self.rows))
         try:
             self._writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=self.schema))
             self._sink.flush()
@@ -329,7 +336,8 @@ class SegmentWriter:
         except OSError as error:
             self.broken = error
             raise StoreError(f"Writing to the store segment {self.stream_path} failed: {error.strerror or error}. "
-                             f"The {self.rows} record(s) written before are kept.") from error
+                             f"The {self.rows} record(s) written before are kept. Free space on that disk (or pass "
+                             "another --store DIR), then run again.") from error
         self.rows += len(rows)
 
     def seal(self) -> Path | None:
@@ -355,6 +363,12 @@ class SegmentWriter:
         self.stream_path.unlink()
         fsync_directory(self.directory)
         return final
+
+
+def deleted_store_message(root: Path, rows: int) -> str:
+    """What to say when the store directory (or its segment) was deleted while a run wrote to it."""
+    return (f"The store {root} was deleted while this run was writing to it: the {rows} record(s) written to it are "
+            "gone with it. Keep the store in place while a run uses it (nothing may clean it up meanwhile), then run again.")
 
 
 class FailureStore:
@@ -399,12 +413,15 @@ class FailureStore:
     def close(self) -> None:
         """Seal every writer, even if one fails (its stream stays readable); then raise the first error."""
         errors = []
+        deleted = [writer for writer in self._writers.values() if writer.rows and not writer.stream_path.exists()]
         for writer in self._writers.values():
             try:
                 writer.seal()
             except Exception as error:
                 errors.append(error)
         self._writers.clear()
+        if deleted:  # nothing "stays readable" in a directory that is gone
+            raise StoreError(deleted_store_message(self.root, sum(writer.rows for writer in deleted)))
         if errors:
             raise StoreError(f"Sealing a store segment failed ({errors[0]}); its records stay readable in the "
                              "unsealed stream (.arrows).") from errors[0]
@@ -441,7 +458,9 @@ class FailureStore:
                 latest = records.get(failure.id)
                 if latest is None or failure.time >= latest.time:  # a record written again: its final form
                     records[failure.id] = failure
-        result.failures = sorted(records.values(), key=lambda f: f.time)
+        superseded = [f for f in records.values() if f.status == RecordStatus.SUPERSEDED]
+        result.superseded = len(superseded)  # folded into another finding of their run: not findings
+        result.failures = sorted((f for f in records.values() if f.status != RecordStatus.SUPERSEDED), key=lambda f: f.time)
         return result
 
     def _statuses(self, problems: list[str]) -> dict[str, tuple[str, datetime, int]]:

@@ -46,7 +46,7 @@ def test_special_values_survive():
 
 def _finding(value: float = 1.5) -> Finding:
     return Finding(
-        target="examples/seed_ops.py:my_op", kind="failure", category="approximation", explanation="because",
+        target="examples/seed_ops.py:my_op", category="approximation", explanation="because",
         inputs=[np.array(value)], cotangents=[np.array(0.5)], tangents=[np.array(2.0)],
         custom=[np.array(0.1)], reference=[np.array(0.2)], reference_name="autodiff", argument=0, element=0,
         custom_value=0.1, reference_value=0.2, abs_error=0.1, rel_error=0.5, ulp_error=1e15, count=3,
