@@ -574,6 +574,8 @@ def sweep(modules, budget, max_examples, seed, store, outputs, match, dtypes, re
                                on_result=lambda i, row: stdout.print(escape(sweeping.progress_line(i, total, row)), soft_wrap=True))
     except StoreError as error:
         _fail(str(error))
+    except KeyboardInterrupt:
+        stderr.print(f"[yellow]Stopped at once: the failures found so far are in {store}/; --resume continues.[/]")
     stdout.print(sweeping.rich_table(state))
     try:
         sweeping.write_outputs(state, outputs)

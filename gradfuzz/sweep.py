@@ -412,12 +412,22 @@ def run_sweep(sweep: Sweep, *, store=None, stop_requested: Callable[[], bool] = 
         else:
             seed = function_seed(sweep.seed, row.function)
             reports = []
-            for plan in planned:
-                if stop_requested():
-                    break
-                reports.append(check_target(plan.target, plan.specs, budget=plan.seconds, max_examples=plan.max_examples,
-                                            seed=seed, store=store, empty_is_error=False, should_stop=stop_requested))
-            _fold(row, CheckReport.merge(reports) if reports else None, len(reports) < len(planned) or stop_requested())
+            try:
+                for plan in planned:
+                    if stop_requested():
+                        break
+                    reports.append(check_target(plan.target, plan.specs, budget=plan.seconds, max_examples=plan.max_examples,
+                                                seed=seed, store=store, empty_is_error=False, should_stop=stop_requested))
+            except KeyboardInterrupt:  # a second Ctrl-C: stop at once, but leave a state --resume can continue
+                row.verdict, row.reason = NOT_RUN, "interrupted while it ran (--resume runs it again)"
+                sweep.status = "interrupted"
+                if checkpoint:
+                    sweep.checkpoint()
+                raise
+            except Exception as error:  # gradfuzz's own trouble with one function must not end a release job's sweep
+                row.verdict, row.reason = ERROR, f"checking it raised {type(error).__name__}: {error}"
+            else:
+                _fold(row, CheckReport.merge(reports) if reports else None, len(reports) < len(planned) or stop_requested())
         row.seconds = round(time.monotonic() - started, 3)
         if checkpoint:
             sweep.checkpoint()

@@ -209,3 +209,22 @@ def test_a_short_sweep_of_tensorflow_math_passes_and_exits_0(cli, tmp_path):
     assert functions["tf.math.sqrt"]["target"] == "gradfuzz.sweep_targets:tf.math.sqrt"
     assert functions["tf.math.sin"]["inputs"] == [["float64[3]@-5..5"]]
     assert "tf.math.sin" in result.output and "pass" in result.output
+
+
+def test_a_function_whose_check_raises_is_an_error_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    import gradfuzz.checker
+
+    calls = []
+
+    def broken(target, specs, **options):
+        calls.append(target.name)
+        raise RuntimeError("an internal error")
+
+    monkeypatch.setattr(gradfuzz.checker, "check_target", broken)
+    items = sweeping.enumerate_modules([PACKAGE], match=["square", "wrong_sin"])
+    state = sweeping.new_sweep([PACKAGE], items, store=tmp_path, budget_per_function=1.0, max_examples=None, seed=1)
+    sweeping.run_sweep(state)
+    assert [row.verdict for row in state.rows] == ["error", "error"]
+    assert state.rows[0].reason == "checking it raised RuntimeError: an internal error"
+    assert len(calls) == 2 and state.status == "finished" and not state.all_passed
+    assert json.loads((tmp_path / "sweep.json").read_text())["summary"]["error"] == 2
