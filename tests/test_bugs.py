@@ -6,6 +6,7 @@ to update docs/BUGS.md), 4 when the package it needs is not installed (a skip). 
 takes 5–10 s (importing TensorFlow), so the runs are marked slow.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -58,3 +59,29 @@ def test_every_script_has_an_entry_and_every_entry_a_script():
         source = script.read_text()
         assert "def target(" in source, f"{script.name}: no target() for gradfuzz check"
         assert 'if __name__ == "__main__":' in source, f"{script.name}: runs on import"
+
+
+CASES_FILE = '''
+import tensorflow as tf
+
+CASES = {
+    "xlogy_x0": dict(fn=lambda x, y: tf.math.xlogy(x, y), inputs=["float32[]@0..3", "float32[]@0.1..3"], expect="fail"),
+    "softplus": dict(fn=lambda x: tf.math.softplus(x), inputs=["float32[6]@-30..30"], expect="pass"),
+    "relu6_kinks": dict(fn=lambda x: tf.nn.relu6(x), inputs=["float32[4]@-8..8"], expect="fail"),
+}
+'''
+
+
+@pytest.mark.slow
+def test_label_tf_builtins_labels_without_gradfuzz(tmp_path):
+    """The independent labeller finds the bug, passes the controls, and flags a label it disagrees with."""
+    cases = tmp_path / "cases.py"
+    cases.write_text(CASES_FILE)
+    result = _run([str(REPO / "scripts" / "label_tf_builtins.py"), str(cases), "--json"])
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]  # relu6 is labelled "fail" on purpose
+    rows = {row["case"]: row for row in json.loads(result.stdout)}
+    assert rows["xlogy_x0"]["label"] == "bug" and rows["xlogy_x0"]["agrees"]
+    assert rows["softplus"]["label"] == "correct" and rows["softplus"]["agrees"]
+    assert rows["relu6_kinks"]["label"] == "correct" and not rows["relu6_kinks"]["agrees"]
+    source = (REPO / "scripts" / "label_tf_builtins.py").read_text()
+    assert "import gradfuzz" not in source and "from gradfuzz" not in source
