@@ -28,6 +28,7 @@ def check(
     modes: Sequence[str] = ("function",),
     reference: Callable | str | None = None,
     precision_digits: float | None = None,
+    isolate: bool = False,
 ) -> CheckReport:
     """Fuzz the gradient of ``fn`` and return a `CheckReport`.
 
@@ -55,11 +56,23 @@ def check(
     how many decimal digits a right formula may lose at the argument's dtype before it is a
     ``precision`` failure (the same grad_fn agrees with autodiff at float64; see ARCHITECTURE.md).
 
+    ``isolate=True`` runs the check in a supervised child process, as the command line does
+    (`gradfuzz.supervisor`): a target that exits, crashes, hangs or exhausts memory becomes an
+    ``exception`` finding instead of taking your process with it. ``fn`` (and ``reference``) must then
+    be importable by name: a target name, or a module-level function.
+
     >>> import tensorflow as tf, gradfuzz
     >>> report = gradfuzz.check(tf.math.softplus, inputs=["float32[]"], max_examples=2048)
     >>> report.ok
     True
     """
+    if isolate:
+        from gradfuzz.supervisor import check_isolated
+
+        return check_isolated(fn, inputs=inputs, budget=budget, max_examples=max_examples, seed=seed, store=store,
+                              reference=reference, precision_digits=precision_digits,
+                              options={"shrink": shrink, "batch_size": batch_size, "jit": jit, "order": order,
+                                       "modes": tuple(modes)})
     target = with_reference(load_target(fn) if isinstance(fn, str) else describe_callable(fn), reference)
     if precision_digits is not None:
         target.precision_digits = float(precision_digits)

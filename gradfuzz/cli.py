@@ -59,9 +59,18 @@ def main() -> None:
               help="Comma-separated execution modes to compare: eager,function,xla.")
 @click.option("--precision-digits", type=click.FloatRange(min=0), default=None,
               help="Digits a right formula may lose at its dtype before it is a 'precision' failure (default 2).")
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="Cap the address space of the process running the targets (4G, 512M): a target that allocates "
+                   "without bound is then a recorded 'exception' finding. Default: GRADFUZZ_MEMORY_LIMIT, else none.")
 def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order, reference,
-          modes, precision_digits) -> None:
+          modes, precision_digits, memory_limit=None) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
+    from gradfuzz.supervisor import in_process
+
+    if not in_process():  # the targets run in a supervised worker process (gradfuzz/supervisor.py)
+        _check_supervised(targets, inputs, budget, max_examples, seed, store, output_format, reference, precision_digits,
+                          memory_limit, {"shrink": not no_shrink, "batch_size": batch_size, "jit": jit, "order": int(order),
+                                         "modes": tuple(m.strip() for m in modes.split(",") if m.strip())})
     from gradfuzz.checker import check_target
     from gradfuzz.diagnosis import MODES
     from gradfuzz.durations import parse_duration
@@ -100,7 +109,53 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
         _fail(str(error))
     except KeyboardInterrupt:
         stderr.print(f"[yellow]Interrupted: the failures found so far are in {store}.[/]")
-    ok = all(r.ok for r in reports) and len(reports) == len(planned)
+    _exit_check(reports, len(planned), store, output_format)
+
+
+def _check_supervised(targets, inputs, budget, max_examples, seed, store, output_format, reference, precision_digits,
+                      memory_limit, options) -> None:
+    """`check` with the targets in a supervised worker: a target that exits, crashes or hangs is a finding."""
+    from gradfuzz.durations import parse_duration
+    from gradfuzz.store import FailureStore, StoreError
+    from gradfuzz.supervisor import CheckRequestError, Supervisor, check_in_worker, parse_size
+
+    try:
+        seconds, limit = parse_duration(budget), parse_size(memory_limit)
+    except ValueError as error:
+        _fail(str(error))
+    reports, planned = [], None
+    try:
+        with Supervisor(memory_limit=limit) as supervisor:
+            supervisor.start()  # TensorFlow loads in the worker while the store is checked
+            with FailureStore(store) as failure_store:
+                failure_store.ensure_writable()
+            reports, planned = check_in_worker(
+                supervisor, targets, inputs=inputs, reference=reference, precision_digits=precision_digits, budget=seconds,
+                max_examples=max_examples, seed=seed, store=store, options=options,
+                progress=lambda name: _progress(name, output_format),
+                on_report=lambda report: _print_report(report) if output_format == "text" else None)
+    except (CheckRequestError, StoreError) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        stderr.print(f"[yellow]Interrupted: the failures found so far are in {store}.[/]")
+    _exit_check(reports, planned, store, output_format)
+
+
+def _supervisor():
+    """A `gradfuzz.supervisor.Supervisor` running user code in a worker process, or (GRADFUZZ_IN_PROCESS=1) None."""
+    import contextlib
+
+    from gradfuzz.supervisor import Supervisor, in_process
+
+    if in_process():
+        return contextlib.nullcontext()
+    supervisor = Supervisor()
+    supervisor.start()  # the worker imports TensorFlow while this process reads the store
+    return supervisor
+
+
+def _exit_check(reports, planned, store, output_format) -> None:
+    ok = all(r.ok for r in reports) and len(reports) == planned
     if output_format == "json":
         document = {"ok": ok, "store": str(store), "targets": [r.to_json() for r in reports]}
         click.echo(json.dumps(document, indent=2, allow_nan=False, default=str))
@@ -135,14 +190,17 @@ def _read_store(store: Path):
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def replay(store, target_filter, since, repeat, trust_store, output_format) -> None:
     """Re-run every stored failure from its stored bits; report reproduced, fixed or flaky."""
+    supervising = _supervisor()  # first: its worker imports TensorFlow while this process does
     from gradfuzz.replay import Replayer, parse_since, replay_store
     from gradfuzz.store import FailureStore, StoreError
+    from gradfuzz.supervisor import SupervisedReplayer
 
     try:
         since_time = parse_since(since) if since else None
-        with FailureStore(store) as failure_store:
+        with FailureStore(store) as failure_store, supervising as supervisor:
             results, problems = replay_store(failure_store, target_filter=target_filter, since=since_time, repeat=repeat,
-                                             replayer=Replayer(trust_store=trust_store))
+                                             replayer=Replayer(trust_store=trust_store) if supervisor is None else
+                                             SupervisedReplayer(supervisor, trust_store=trust_store))
     except (StoreError, ValueError) as error:
         _fail(str(error))
     for problem in problems:
@@ -234,11 +292,14 @@ def report(store, html_path, trust_store) -> None:
     """An HTML report: one section per distinct bug, with a plot along the failing input."""
     from gradfuzz.html_report import render
     from gradfuzz.replay import Replayer
+    from gradfuzz.supervisor import picture_in_worker
     from gradfuzz.triage import triage as group
 
     groups = [g for g in group(_read_store(store).failures) if g.status == "open"]
     try:
-        html_path.write_text(render(groups, str(store), Replayer(trust_store=trust_store)))
+        with _supervisor() as supervisor:  # each plot is drawn in the worker (a crashing target costs its plot only)
+            picture = None if supervisor is None else picture_in_worker(supervisor, trust_store)
+            html_path.write_text(render(groups, str(store), Replayer(trust_store=trust_store), picture=picture))
     except OSError as error:
         _fail(f"Cannot write {html_path}: {error.strerror or error}.")
     stdout.print(f"Report of {len(groups)} open bug(s) written to {html_path}.")
@@ -292,6 +353,7 @@ def export_tests(store, output) -> None:
               help="Import whatever code the records name (default: only the working directory's and TensorFlow's).")
 def gate(config_path, budget, junit_path, trust_store) -> None:
     """Release gate: replay every open failure and fuzz every target; exit 0 only if all is clean."""
+    supervising = _supervisor()  # first: its worker imports TensorFlow while this process does
     from gradfuzz.config import ConfigError, load_config
     from gradfuzz.durations import parse_duration
     from gradfuzz.gate import junit_xml, run_gate
@@ -300,8 +362,8 @@ def gate(config_path, budget, junit_path, trust_store) -> None:
     try:
         config = load_config(config_path)
         seconds = parse_duration(budget) if budget else (config.budget or 1800.0)
-        with StoreLock(config.store, f"gradfuzz gate {config_path}"):
-            result = run_gate(config, seconds, trust_store=trust_store)
+        with StoreLock(config.store, f"gradfuzz gate {config_path}"), supervising as supervisor:
+            result = run_gate(config, seconds, trust_store=trust_store, supervisor=supervisor)
     except (ConfigError, ValueError, StoreError) as error:
         _fail(str(error))
     if junit_path is not None:

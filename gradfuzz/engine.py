@@ -42,6 +42,7 @@ from gradfuzz.values import (
     TargetRaised,
     summarize_error,
 )
+from gradfuzz.watchdog import beacon
 
 
 @dataclass
@@ -437,6 +438,8 @@ class Evaluator:
 
     def evaluate(self, batch: Batch) -> Evaluation:
         """Evaluate one batch; raises `TargetRaised` if the target raises at run time."""
+        beacon("batched evaluation", size=batch.size, inputs=[np.asarray(a[0]) for a in batch.inputs],
+               cotangents=[np.asarray(v[0]) for v in batch.cotangents])
         try:
             with tf.device(self.device):
                 raw = self._compiled(
@@ -453,6 +456,8 @@ class Evaluator:
                 self.jit = False
                 self._compiled = self._compile()
                 return self.evaluate(batch)
+            raise TargetRaised("batched evaluation", error) from error
+        except SystemExit as error:  # the target's sys.exit, met while tracing
             raise TargetRaised("batched evaluation", error) from error
         self.stats.calls += 1
 
@@ -486,20 +491,22 @@ def probe(target: Target, specs: Sequence[ArgSpec], example: Sequence[np.ndarray
     recorded in the `Structure`, not raised, because they are findings.
     """
     xs = [tf.constant(x) for x in example]
+    beacon("forward", target=target.name, inputs=[np.asarray(x) for x in example])  # a supervisor's last known input
     try:
         # Watching accessed variables finds the trainable tf.Variables the target reads:
         # their gradients (grad_fn's ``variables=``) are checked like arguments.
         with tf.GradientTape() as tape:
             tape.watch(xs)
             ys = _float_outputs(target.fn(*xs))
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # a target's sys.exit is its failure, not the end of the check
         raise TargetRaised("forward", error) from error
     if not ys:
         raise TargetRaised("forward", TypeError("the target returned no floating-point tensor to differentiate"))
     target.variables = [v for v in tape.watched_variables() if v.trainable and v.dtype.is_floating]
+    beacon("custom gradient" if target.has_custom_gradient else "gradient")
     try:
         grads = tape.gradient(ys, [*xs, *target.variables], output_gradients=[tf.ones_like(y) for y in ys])
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         raise TargetRaised("custom gradient" if target.has_custom_gradient else "gradient", error) from error
     return Structure(
         output_dtypes=tuple(y.dtype.name for y in ys),

@@ -43,19 +43,30 @@ class GateResult:
         return not self.reproduced and not self.new_failures and not self.errors
 
 
-def run_gate(config: CampaignConfig, budget: float, *, trust_store: bool = False) -> GateResult:
+def run_gate(config: CampaignConfig, budget: float, *, trust_store: bool = False, supervisor=None) -> GateResult:
+    """With a `gradfuzz.supervisor.Supervisor`, replays and checks run in its worker process."""
+    from gradfuzz.supervisor import SupervisedReplayer, check_target_in_worker
+
     started = time.monotonic()
     result = GateResult()
     with FailureStore(config.store) as store:
         if (config.store / "failures").is_dir():
             # The config's targets are trusted code; other names a record holds are not, unless --trust-store.
             named = frozenset(f"{t.target}" for t in config.targets)
-            replayer = Replayer(trust_store=trust_store, trusted_names=named)
+            replayer = Replayer(trust_store=trust_store, trusted_names=named) if supervisor is None else \
+                SupervisedReplayer(supervisor, trust_store=trust_store, trusted_names=named)
             replayed, result.problems = replay_store(store, replayer=replayer)
             # Failures fixed before this gate and still fixed are history, not test cases.
             result.replayed = [r for r in replayed if not (r.failure.status == RecordStatus.FIXED and not r.failing)]
         remaining = max(budget - (time.monotonic() - started), 1.0)
         for target_config, seconds in zip(config.targets, config.budgets(remaining)):
+            if supervisor is not None:  # loaded, planned and checked in the worker
+                reports, error = check_target_in_worker(supervisor, target_config.target, target_config.inputs, seconds,
+                                                        seed=config.seed, store=config.store)
+                result.fuzzed += reports
+                if error is not None:
+                    result.errors.append((target_config.target, error))
+                continue
             try:
                 planned = plan_checks([CheckRequest(tuple(load_targets(target_config.target)), target_config.inputs, seconds)])
             except (TargetError, SpecError) as error:

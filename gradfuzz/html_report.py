@@ -147,21 +147,22 @@ def _picture(replayer: Replayer, group: TriageGroup) -> str:
     return f"<img alt='{html.escape(title)}' src='data:image/png;base64,{encoded}'>"
 
 
-def render(groups: list[TriageGroup], store: str, replayer: Replayer | None = None) -> str:
+def render(groups: list[TriageGroup], store: str, replayer: Replayer | None = None, picture=None) -> str:
+    """``picture(group)`` draws a section's plot (default `_picture` here; the CLI draws each in a supervised worker)."""
     replayer = replayer or Replayer()
     sections = []
     for number, group in enumerate(groups, 1):
         record = group.representative
         try:
-            picture = _picture(replayer, group)
+            picture_html = picture(group) if picture is not None else _picture(replayer, group)
         except Exception as error:  # one target whose plot fails must not cost the others their sections
-            picture = (f"<p class='note'>No plot: drawing it raised {html.escape(type(error).__name__)}: "
+            picture_html = (f"<p class='note'>No plot: drawing it raised {html.escape(type(error).__name__)}: "
                        f"{html.escape(str(error)[:300])}. The numbers above are from the store.</p>")
         values = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in _numbers(record, group))
         sections.append(
             f"<section><h2>{number}. <span class='cat'>{html.escape(group.category)}</span> in "
             f"<code>{html.escape(group.target)}</code></h2>"
-            f"<p>{html.escape(record.explanation)}</p><table>{values}</table>{picture}</section>"
+            f"<p>{html.escape(record.explanation)}</p><table>{values}</table>{picture_html}</section>"
         )
     body = "\n".join(sections) or "<p>No stored failures.</p>"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -41,6 +41,7 @@ from gradfuzz.expansion import PLAN_FIELDS, POOL_CAPACITY, Expansion, expansion_
 from gradfuzz.oracle import TOLERANCES, GradientScale
 from gradfuzz.plans import Plan
 from gradfuzz.values import Batch, OutOfMemory, summarize_error
+from gradfuzz.watchdog import beacon
 
 # The screen computes the oracle's tolerance; halving it keeps the screen strictly inside the
 # oracle's, whatever last bits the oracle's own evaluation of the example rounds differently.
@@ -153,6 +154,8 @@ class Screen:
         """Expand ``plan`` into ``size`` examples on the evaluator's device and screen them in the same
         call: only the plan goes in, and only the summary and the candidate examples come back."""
         expansion = self.expansion
+        # Expanded on the device: a supervisor gets the plan, and its first row from the host (only when supervised).
+        beacon("screened batch", size=size, plan=plan, example=lambda: expansion.expand(plan, 1, pool))
         with tf.device(self.evaluator.device):
             pool_tensors, count = expansion.pool_tensors(pool)
             return self._run(size, lambda: self._planned(tf.constant(plan_vector(plan)), tf.constant(size, tf.int64),

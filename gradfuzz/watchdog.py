@@ -4,7 +4,11 @@ blocking py_function) must not take the budget with it.
 Calls run in a daemon worker thread while the caller waits at most a limit. A Python thread cannot
 be killed, so a call that does not return is abandoned with its thread (it ends with the process) and
 `Hang` is raised; the run records a finding and goes on. Waiting on an event keeps Ctrl-C prompt in
-the main thread.
+the main thread. A target's ``sys.exit`` (SystemExit) or KeyboardInterrupt raised in the worker
+thread is the target's doing, not a request to end the process: it comes back as `TargetRaised`.
+
+`beacon` tells a supervising process (`gradfuzz.supervisor`) what is about to run, so a worker that
+dies in native code leaves its last input behind; outside a supervised worker it does nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +17,30 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from gradfuzz.values import TargetRaised
 
 T = TypeVar("T")
+_abandoned = 0  # threads left stuck in a call that hung (they end with the process)
+_beacon: Callable[[dict[str, Any]], None] | None = None
+
+
+def abandoned_threads() -> int:
+    """How many calls this process abandoned in a hang: a supervised worker that has any is replaced."""
+    return _abandoned
+
+
+def set_beacon(send: Callable[[dict[str, Any]], None] | None) -> None:
+    """Install (or remove, with None) the function `beacon` calls: a supervised worker's pipe."""
+    global _beacon
+    _beacon = send
+
+
+def beacon(stage: str, **facts: Any) -> None:
+    """Announce what is about to run (the stage, and when cheap its inputs) to a supervising process."""
+    if _beacon is not None:
+        _beacon({"stage": stage, **facts})
 
 MIN_SECONDS = 10.0  # a batch is a hang only after this long …
 SLOWEST_FACTOR = 20.0  # … and this many times the slowest batch that returned
@@ -67,11 +92,18 @@ class Watchdog:
         started = time.monotonic()
         self._jobs.put((call, outcome, done))
         if not done.wait(limit):
+            global _abandoned
+            _abandoned += 1
             self._jobs = None  # abandon the stuck thread (it ends with the process)
             raise Hang(limit)
         self.slowest = max(self.slowest, time.monotonic() - started)
         if "error" in outcome:
-            raise outcome["error"]  # type: ignore[misc]
+            error = outcome["error"]
+            if isinstance(error, (SystemExit, KeyboardInterrupt)):
+                # Raised by the target in the worker thread (Ctrl-C reaches the main thread only): recorded, never
+                # re-raised here, where it would end the whole process with the target's exit code.
+                raise TargetRaised("evaluation", error) from error
+            raise error  # type: ignore[misc]
         return outcome["value"]  # type: ignore[return-value]
 
 

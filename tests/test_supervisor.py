@@ -1,0 +1,168 @@
+"""Issue #27: the fuzzer survives anything the target does — targets run in a supervised process.
+
+Before: a gradient calling sys.exit(0) or os._exit(0) made `check`, `replay` and `gate` exit 0 with
+nothing recorded; one blocking inside a TensorFlow op kept `check` running past 400 s; a segfault ended
+the command with the signal. Each fault target (tests/targets/faults.py) now gives exit code 1 within
+the budget plus 60 s, an `exception` record with its input in the store, and a replay that fails.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gradfuzz.store import FailureStore
+from gradfuzz.supervisor import WorkerLost, parse_size
+from gradfuzz.values import TargetRaised
+from gradfuzz.watchdog import Hang, Watchdog, abandoned_threads
+from tests.conftest import REPO, TARGETS
+
+BUDGET = 3.0
+LIMIT = BUDGET + 60.0  # a check returns within its budget plus a minute, whatever the target does
+MEMORY = "4G"  # the worker's address space for the target that allocates without bound
+
+
+def gradfuzz(*args: str, cwd, env: dict | None = None, timeout: float = 300.0) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "gradfuzz.cli", *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env={**os.environ, "CI": "true", "PYTHONPATH": str(REPO), **(env or {})})
+    return result, time.monotonic() - started
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A working directory holding the fault targets (replay imports only the working directory's code)."""
+    shutil.copy(TARGETS / "faults.py", tmp_path / "faults.py")
+    return tmp_path
+
+
+# -- fast: the pieces ----------------------------------------------------------------------------------
+
+
+def test_a_targets_sys_exit_in_a_watchdog_thread_is_an_exception_not_the_end_of_the_process():
+    """Before: the watchdog re-raised SystemExit in the caller, so the whole check exited with code 0."""
+    with Watchdog() as watchdog:
+        with pytest.raises(TargetRaised) as raised:
+            watchdog.run(lambda: sys.exit(0), limit=10)
+        assert isinstance(raised.value.error, SystemExit)
+        with pytest.raises(TargetRaised):
+            watchdog.run(lambda: (_ for _ in ()).throw(KeyboardInterrupt()), limit=10)
+        assert watchdog.run(lambda: 7, limit=10) == 7, "the watchdog goes on after a target's exit"
+
+
+def test_a_hang_is_counted_so_a_supervised_worker_retires():
+    import threading
+
+    before = abandoned_threads()
+    stuck = threading.Event()
+    with Watchdog() as watchdog, pytest.raises(Hang):
+        watchdog.run(stuck.wait, limit=0.2)
+    stuck.set()
+    assert abandoned_threads() == before + 1
+
+
+def test_a_lost_worker_is_an_exception_finding_that_names_the_signal_and_keeps_the_input():
+    lost = WorkerLost("signal", -signal.SIGSEGV, 1.5, {"seed": 7},
+                      {"stage": "custom gradient", "inputs": [np.float64(0.25)]})
+    finding = lost.finding("ops.py:op")
+    assert finding.category == "exception" and finding.signature == "exception|SIGSEGV"
+    assert "died with SIGSEGV" in finding.explanation and "custom gradient" in finding.explanation
+    assert [float(x) for x in finding.inputs] == [0.25] and finding.seed == 7
+    exited = WorkerLost("exit", 0, 1.0, {}, {"stage": "forward", "inputs": [np.float64(1.0)]})
+    assert "exit code 0" in exited.describe() and exited.finding("t").signature == "exception|ProcessExit"
+    hung = WorkerLost("deadline", None, 63.0, {}, {"stage": "batched evaluation", "size": 64, "inputs": [np.float64(2.0)]})
+    finding = hung.finding("t")
+    assert finding.signature == "exception|Hang" and finding.evidence["hang_seconds"] == 63.0
+    assert "batch's first" in finding.explanation, "a batch's culprit is not claimed to be known"
+    assert "out-of-memory" in WorkerLost("signal", -signal.SIGKILL, 1.0).describe()
+
+
+def test_memory_sizes():
+    assert parse_size("4G") == 4 * 2**30 and parse_size("512m") == 512 * 2**20 and parse_size(None) is None
+    with pytest.raises(ValueError):
+        parse_size("lots")
+
+
+# -- the command line against each fault ----------------------------------------------------------------
+
+FAULTS = {  # target → what the store's record says
+    "exits": "SystemExit",
+    "os_exits": "exit code 0",
+    "blocks": "did not return",
+    "segfaults": "SIGSEGV",
+    "allocates": "MemoryError",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_check_and_replay_survive_the_fault_and_fail(project, fault):
+    env = {"GRADFUZZ_MEMORY_LIMIT": MEMORY} if fault == "allocates" else {}
+    check, seconds = gradfuzz("check", f"faults.py:{fault}", "--input", "float64[]", "--budget", f"{BUDGET:.0f}s",
+                              "--store", "S", "--seed", "1", cwd=project, env=env, timeout=LIMIT + 120)
+    assert check.returncode == 1, (check.stdout, check.stderr[-3000:])
+    assert seconds < LIMIT, f"check took {seconds:.0f} s"
+    records = FailureStore(project / "S").read().failures
+    assert records and all(r.category == "exception" for r in records)
+    assert any(FAULTS[fault] in r.explanation for r in records), [r.explanation for r in records]
+    assert all(len(r.inputs) == 1 and np.shape(r.inputs[0]) == () for r in records), "the input is stored"
+
+    replay, seconds = gradfuzz("replay", "S", "--format", "json", cwd=project, env=env, timeout=LIMIT + 120)
+    assert replay.returncode == 1, (replay.stdout, replay.stderr[-3000:])
+    assert seconds < LIMIT, f"replay took {seconds:.0f} s"
+    assert '"reproduced"' in replay.stdout
+
+
+@pytest.mark.slow
+def test_the_gate_fails_on_a_target_that_exits_or_crashes_and_on_their_stored_failures(project):
+    """Before: a gate whose store held reproducing failures, plus a target calling os._exit(0), exited 0."""
+    first, _ = gradfuzz("check", "faults.py:os_exits", "--input", "float64[]", "--budget", "3s", "--store", "store",
+                        cwd=project)
+    assert first.returncode == 1
+    (project / "gate.toml").write_text('store = "store"\nseed = 1\n'
+                                       '[[targets]]\ntarget = "faults.py:os_exits"\ninputs = ["float64[]"]\n'
+                                       '[[targets]]\ntarget = "faults.py:segfaults"\ninputs = ["float64[]"]\n')
+    gate, seconds = gradfuzz("gate", "gate.toml", "--budget", "6s", "--junit", "junit.xml", cwd=project)
+    assert gate.returncode == 1, (gate.stdout, gate.stderr[-3000:])
+    assert "Gate FAILED: 1 stored failure(s) reproduce, 2 target(s) with new failures" in gate.stdout
+    assert seconds < 6 + 2 * 60, f"gate took {seconds:.0f} s"
+    junit = (project / "junit.xml").read_text()
+    assert junit.count("<failure") == 3 and "SIGSEGV" in junit
+
+
+@pytest.mark.slow
+def test_report_html_draws_every_other_plot_when_one_target_crashes(project):
+    """A crashing target costs its own plot only (the plots run in the worker)."""
+    shutil.copy(REPO / "examples" / "seed_ops.py", project / "ops.py")
+    for target in ("faults.py:segfaults", "ops.py:my_op"):
+        gradfuzz("check", target, "--input", "float64[]", "--max-examples", "512", "--seed", "1", "--store", "S", cwd=project)
+    report, _ = gradfuzz("report", "S", "--html", "r.html", cwd=project)
+    assert report.returncode == 0, report.stderr[-3000:]
+    page = (project / "r.html").read_text()
+    assert "data:image/png;base64" in page, "the healthy target's plot is drawn"
+
+
+@pytest.mark.slow
+def test_gradfuzz_check_isolate_survives_a_segfault(tmp_path):
+    """The Python API runs in the user's process unless isolate=True, which uses the supervisor."""
+    import gradfuzz
+
+    report = gradfuzz.check(f"{TARGETS / 'faults.py'}:segfaults", inputs=["float64[]"], budget="3s", store=tmp_path / "S",
+                            isolate=True)
+    assert not report.ok and report.failures[0].category == "exception"
+    assert "SIGSEGV" in report.failures[0].explanation
+    assert FailureStore(tmp_path / "S").read().failures
+
+
+@pytest.mark.slow
+def test_a_healthy_target_still_passes_and_many_targets_share_one_worker(project):
+    shutil.copy(REPO / "examples" / "seed_ops.py", project / "ops.py")
+    check, _ = gradfuzz("check", "ops.py:my_op_fixed", "ops.py:branched_op", "--max-examples", "256", "--seed", "2",
+                        "--format", "json", cwd=project)
+    assert check.returncode == 0, (check.stdout, check.stderr[-3000:])
+    assert '"verdict": "pass"' in check.stdout
