@@ -42,7 +42,7 @@ import numpy as np
 
 from gradfuzz.config import CampaignConfig
 from gradfuzz.executors import Executor, Slice, SliceResult, TargetRef
-from gradfuzz.store import FailureStore, environment, fsync_directory
+from gradfuzz.store import FailureStore, StoreError, deleted_store_message, environment, fsync_directory
 
 CHECKPOINT = "campaign.json"
 CHECKPOINT_VERSION = 1
@@ -391,8 +391,11 @@ class Campaign:
         if len(self.history) > HISTORY_POINTS:
             self.history = self.history[::2]
 
-    def checkpoint(self) -> None:
-        """Write campaign.json atomically (temp file, fsync, rename)."""
+    def checkpoint(self, *, running: bool = False) -> None:
+        """Write campaign.json atomically (temp file, fsync, rename). ``running``: the driver made the store, so a
+        store missing now was deleted meanwhile, a `StoreError` (writing would create it again, as if nothing were lost)."""
+        if running and not self.store.is_dir():
+            raise StoreError(deleted_store_message(self.store, sum(len(s.kinds) for s in self.targets)))
         _write_atomically(self.store / CHECKPOINT, json.dumps(self.to_json(), indent=2, default=str, allow_nan=False))
 
     @property
@@ -430,7 +433,7 @@ def run_campaign(campaign: Campaign, executor: Executor, *, stop_requested: Call
                     submitted = True
                 if submitted:  # the checkpoint names every slice in flight, so --resume can re-run it
                     campaign.in_flight = executor.in_flight()
-                    campaign.checkpoint()
+                    campaign.checkpoint(running=True)
             elif stop_sent_at is None:
                 executor.stop()
                 stop_sent_at = time.monotonic()
@@ -442,7 +445,7 @@ def run_campaign(campaign: Campaign, executor: Executor, *, stop_requested: Call
             campaign.in_flight = executor.in_flight()
             if results:
                 campaign.sample()
-                campaign.checkpoint()
+                campaign.checkpoint(running=True)
                 for result in results:
                     if on_result is not None:
                         on_result(campaign, result)
@@ -457,7 +460,7 @@ def run_campaign(campaign: Campaign, executor: Executor, *, stop_requested: Call
     campaign.status = CampaignStatus.INTERRUPTED if stop_requested() else CampaignStatus.FINISHED
     campaign.elapsed_before, campaign.session_started = campaign.elapsed, time.monotonic()
     campaign.sample(final=True)
-    campaign.checkpoint()
+    campaign.checkpoint(running=True)
     return campaign
 
 

@@ -118,6 +118,20 @@ def _only_new_failures(error: BaseException) -> bool:
     return cause is not None and _only_new_failures(cause)
 
 
+def _store_error_in(error: BaseException):
+    """The store's own error (a full disk) inside what Hypothesis raised, if any: a write that failed, then
+    failed again differently ("failed earlier"), reaches us as a FlakyFailure group, not as itself."""
+    from gradfuzz.store import StoreError
+
+    if isinstance(error, StoreError):
+        return error
+    for inner in getattr(error, "exceptions", None) or ():
+        found = _store_error_in(inner)
+        if found is not None:
+            return found
+    return None
+
+
 def _raise_new_failure(signature: str, plan: Plan, evaluation: Evaluation, judgement: Judgement) -> None:
     # One raise site: Hypothesis tells bugs apart by where they are raised.
     raise _NewFailure(signature, plan, evaluation, judgement)
@@ -227,6 +241,11 @@ class TargetCheck:
             # still fuzzes for half of it: else a target that is slow to get ready never gets going.
             self.deadline = time.monotonic() + self.budget / 2
         self._fuzz_in_rounds()
+        if self.empty_is_error and 0 < self.examples <= self.skipped and self.findings.first_failure is None:
+            # Every input outside the forward's domain: no gradient was checked, so this is no pass.
+            self.report.error = (f"every one of the {self.examples:,} examples was outside the forward's domain (it returned "
+                                 "NaN or ±inf, or raised), so no gradient was checked. Give each argument a range where "
+                                 "the forward is defined, e.g. -i 'float64[]@0.1..100' (a spec's @LO..HI) for a logarithm.")
         if self.empty_is_error and self.examples == 0 and self.findings.first_failure is None:
             # Passing on no evidence would be a false "pass": say why nothing ran.
             self.report.error = (f"no example was evaluated: getting ready (probing, choosing how to batch the target, "
@@ -272,6 +291,9 @@ class TargetCheck:
                 # Shrinking could not replay a new failure (e.g. a target that is itself
                 # nondeterministic): keep the unshrunk representative already collected.
                 # Anything else is a bug in gradfuzz and must not pass silently.
+                stored = _store_error_in(error)
+                if stored is not None:
+                    raise stored from None  # the store failed: the run ends with the store's message
                 if not _only_new_failures(error):
                     raise
             round_number += 1

@@ -39,7 +39,8 @@ def main() -> None:
 @click.option("--input", "-i", "inputs", multiple=True, metavar="SPEC",
               help="One per positional argument, e.g. 'float32[3,5]@-50..50'; 'float32[n,3]' (n = 3, 1, 0) and "
                    "'float32[*]' (broadcastable shapes) check several shapes. Default: the specs declared with @gradfuzz.inputs.")
-@click.option("--budget", default=None, help="Time per target: 30s, 5m, 1h (default 30s; with --max-examples, only a 10m safety net).")
+@click.option("--budget", default=None, callback=lambda c, p, v: _duration(c, p, v),
+              help="Time per target: 30s, 5m, 1h (default 30s; with --max-examples, only a 10m safety net).")
 @click.option("--max-examples", type=click.IntRange(min=1), default=None,
               help="Stop a target after exactly this many examples (shared by its shape variants).")
 @click.option("--seed", type=int, default=None, help="Seed for a reproducible run.")
@@ -95,7 +96,7 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
         _fail(str(error))
     reports = []
     try:
-        with FailureStore(store) as failure_store:
+        with FailureStore(store) as failure_store, _stdout_to_stderr(output_format == "json"):
             failure_store.ensure_writable()
             for plan in planned:
                 with _progress(plan.target.name, output_format) as update:
@@ -346,12 +347,15 @@ def export_tests(store, output) -> None:
 
 @main.command()
 @click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--budget", default=None, help="Total time (default: the config's budget, else 30m).")
+@click.option("--budget", default=None, callback=lambda c, p, v: _duration(c, p, v),
+              help="Total time (default: the config's budget, else 30m).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a JUnit XML report for CI systems.")
 @click.option("--trust-store", is_flag=True,
               help="Import whatever code the records name (default: only the working directory's and TensorFlow's).")
-def gate(config_path, budget, junit_path, trust_store) -> None:
+@click.option("--create-store", is_flag=True,
+              help="Create the config's store if it does not exist (a first gate); without it a missing store is an error.")
+def gate(config_path, budget, junit_path, trust_store, create_store) -> None:
     """Release gate: replay every open failure and fuzz every target; exit 0 only if all is clean."""
     supervising = _supervisor()  # first: its worker imports TensorFlow while this process does
     from gradfuzz.config import ConfigError, load_config
@@ -361,6 +365,9 @@ def gate(config_path, budget, junit_path, trust_store) -> None:
 
     try:
         config = load_config(config_path)
+        if not config.store.exists() and not create_store:  # a misspelled store would pass, replaying nothing
+            raise StoreError(f"The store {config.store} (store = ... in {config_path}) does not exist, so there is nothing "
+                             "to replay: fix the path, or pass --create-store for the first gate on a new store.")
         seconds = parse_duration(budget) if budget else (config.budget or 1800.0)
         with StoreLock(config.store, f"gradfuzz gate {config_path}"), supervising as supervisor:
             result = run_gate(config, seconds, trust_store=trust_store, supervisor=supervisor)
@@ -384,7 +391,8 @@ def gate(config_path, budget, junit_path, trust_store) -> None:
 
 @main.command()
 @click.argument("config_path", metavar="CONFIG.toml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--budget", default=None, help="Total wall-clock time: 90s, 30m, 8h (default: the config's budget, else 10m).")
+@click.option("--budget", default=None, callback=lambda c, p, v: _duration(c, p, v),
+              help="Total wall-clock time: 90s, 30m, 8h (default: the config's budget, else 10m).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray workers (default: one per GPU, else one per CPU). The local executor has one.")
 @click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default=None,
@@ -392,7 +400,7 @@ def gate(config_path, budget, junit_path, trust_store) -> None:
 @click.option("--address", default=None, metavar="ADDR",
               help="Join this Ray cluster (host:6379, or ray://host:10001); implies --executor ray.")
 @click.option("--resume", is_flag=True, help="Continue the campaign checkpointed in the store (after a crash or Ctrl-C).")
-@click.option("--slice", "slice_length", default=None,
+@click.option("--slice", "slice_length", default=None, callback=lambda c, p, v: _duration(c, p, v),
               help="Length of one unit of work on a worker (default: budget/4 per target, between 3 s and 30 s).")
 @click.option("--working-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Upload this directory to the Ray workers (a cluster whose nodes lack your code).")
@@ -437,6 +445,9 @@ def campaign(config_path, budget, workers, executor_name, address, resume, slice
     _print_campaign(state)
     if state.failed:
         sys.exit(EXIT_FAILURES)
+    if state.status == "finished" and not state.errors and not sum(s.examples for s in state.targets):
+        _fail(f"The campaign checked no example: its budget ({state.budget:g} s) left no slice of at least 1 s to run, "
+              "or every slice ended before its first example. Give it a larger --budget (e.g. 10m).")
     if state.errors:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_INTERRUPTED if state.status == "interrupted" else EXIT_OK)
@@ -463,8 +474,10 @@ def _set_aside_unfinished(store: Path) -> None:
 def _make_executor(name: str, targets, workers, address, working_dir):
     from gradfuzz.executors import LocalExecutor, RayExecutor
 
-    if name == "local":
-        return LocalExecutor(targets)
+    if name == "local":  # its slices in a supervised worker process (GRADFUZZ_IN_PROCESS=1: in this one)
+        from gradfuzz.supervisor import SupervisedLocalExecutor, in_process
+
+        return LocalExecutor(targets) if in_process() else SupervisedLocalExecutor(targets)
     try:
         return RayExecutor(targets, workers=workers, address=address, working_dir=working_dir)
     except (ConnectionError, RuntimeError, ValueError) as error:
@@ -669,7 +682,7 @@ def store_verify(store) -> None:
         read = FailureStore(store).read()
     except StoreError as error:
         _fail(str(error))
-    segments = sorted(p.name for p in (store / "failures").glob("*.arrow*")) if (store / "failures").is_dir() else []
+    segments = sorted(p.name for p in (store / "failures").glob("*.arrow*") if p.is_file()) if (store / "failures").is_dir() else []
     open_count = sum(f.status != "fixed" for f in read.failures)
     stdout.print(f"{store}: {len(segments)} segment(s), {len(read.failures)} failure record(s) readable "
                  f"({open_count} open, {len(read.failures) - open_count} fixed).")
@@ -681,9 +694,56 @@ def store_verify(store) -> None:
 # -- output -------------------------------------------------------------------------------
 
 
+def _duration(context, parameter, value):
+    """A --budget or --slice in seconds: at least 1 s (a shorter one checks nothing), else a usage error naming the fix."""
+    from gradfuzz.config import MIN_BUDGET
+    from gradfuzz.durations import parse_duration
+
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    if not seconds >= MIN_BUDGET:
+        raise click.BadParameter(f"{value} is too short to check anything: give at least {MIN_BUDGET:g}s, "
+                                 f"e.g. {parameter.opts[0]} 30s.")
+    return seconds
+
+
 def _fail(message: str) -> None:
     stderr.print(f"[bold red]gradfuzz: error:[/] {escape(message)}")
     sys.exit(EXIT_ERROR)
+
+
+class _stdout_to_stderr:
+    """While checking for ``--format json``: file descriptor 1 (the target's print, C code's printf) goes to
+    stderr, so stdout holds the JSON document alone."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.saved = enabled, None
+
+    def __enter__(self):
+        if self.enabled:
+            import os
+
+            sys.stdout.flush()
+            try:
+                self.saved = os.dup(1)
+                os.dup2(2, 1)
+            except OSError:  # no descriptors to redirect (an embedding host): leave them
+                self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            import os
+
+            sys.stdout.flush()
+            os.dup2(self.saved, 1)
+            os.close(self.saved)
+            self.saved = None
+        return False
 
 
 class _progress:

@@ -135,6 +135,11 @@ def test_local_campaign_records_checkpoints_and_replays(cli, tmp_path):
         (["--resume"], None, "No campaign to resume"),
         ([], 'target = "nowhere/missing.py:f"', "missing.py"),
         ([], 'target = "x.py:f"\ncolour = "red"', ":5: unknown key 'colour'"),
+        # issue #27: before, --budget 0s meant the default 600 s, and a budget or slice under 1 s dispatched
+        # nothing and reported "finished: 0 examples" with exit 0
+        (["--budget", "0s"], None, "0s is too short to check anything: give at least 1s, e.g. --budget 30s"),
+        (["--budget", "0.5s"], None, "0.5s is too short to check anything"),
+        (["--slice", "0.2s"], None, "0.2s is too short to check anything: give at least 1s, e.g. --slice 30s"),
     ],
 )
 def test_campaign_usage_errors_exit_2_with_what_to_do(cli, tmp_path, args, block, message):
@@ -304,3 +309,28 @@ def test_a_local_slice_that_hangs_is_abandoned_and_the_campaign_finishes(tmp_pat
     assert hangs and hangs[0]["target"].endswith("hangs_in_python") and "--seed" in hangs[0]["reproduce"]
     assert campaign.status == "finished" and executor.replaced >= 1
     assert campaign.targets[1].slices >= 1, "the other target still ran"
+
+
+def test_a_store_deleted_mid_campaign_says_so_and_is_not_recreated(tmp_path):
+    """Before: appends went on into the unlinked segment, the checkpoint recreated the directory, and
+    the end said the records "stay readable in the unsealed stream" — in a directory that was gone."""
+    import shutil
+
+    from gradfuzz.campaign import resolve_targets, run_campaign
+    from gradfuzz.config import load_config
+    from gradfuzz.executors import LocalExecutor
+    from gradfuzz.store import StoreError
+
+    config = load_config(two_targets(tmp_path))
+    refs = resolve_targets(config)
+    campaign = Campaign.create(config, refs, budget=30, slice_seconds=2)
+
+    def delete_the_store(state, result):
+        shutil.rmtree(state.store, ignore_errors=True)
+
+    with pytest.raises(StoreError) as raised:
+        run_campaign(campaign, LocalExecutor([ref for ref, _, _ in refs]), on_result=delete_the_store)
+    message = str(raised.value)
+    assert f"The store {config.store} was deleted while this run was writing to it" in message
+    assert "stay readable" not in message
+    assert not config.store.exists(), "the checkpoint did not create the store again"

@@ -66,6 +66,8 @@ def test_clean_target_exits_zero_with_a_text_report(cli):
         ([f"{PLANTED}:grad_raises", "-i", "float32[]", "-i", "float32[]"], "takes 1 positional argument(s) but 2"),
         ([f"{PLANTED}:grad_raises"], "no input specs"),
         ([f"{PLANTED}:grad_raises", "-i", "float32[]", "--budget", "soon"], "Cannot read the duration"),
+        # issue #27: before, --budget 0s checked for 0 s and passed on no evidence
+        ([f"{PLANTED}:grad_raises", "-i", "float32[]", "--budget", "0s"], "0s is too short to check anything: give at least 1s, e.g. --budget 30s"),
     ],
 )
 def test_bad_input_is_exit_2_with_a_message_that_says_what_to_do(cli, args, message):
@@ -205,3 +207,59 @@ def test_replay_imports_only_the_working_directorys_code_unless_the_store_is_tru
     assert not marker.exists(), "nothing outside the working directory was imported"
     trusted = cli("replay", str(tmp_path / "s"), "--trust-store", "--format", "json")
     assert marker.exists() and {r["status"] for r in json.loads(trusted.stdout)["results"]} == {"reproduced"}
+
+
+# -- issue #27: fail closed ------------------------------------------------------------------------
+
+_LOG = "import tensorflow as tf\n\n\ndef log(x):\n    return tf.math.log(x)\n"
+
+
+def test_a_check_whose_every_example_is_outside_the_domain_is_an_error_not_a_pass(cli, tmp_path):
+    """log on [-10, -1]: every forward is NaN, every example skipped. Before: verdict pass, exit 0."""
+    (tmp_path / "logs.py").write_text(_LOG)
+    result = cli("check", "logs.py:log", "-i", "float64[3]@-10..-1", "--max-examples", "256", "--seed", "1", "--format", "json")
+    assert result.exit_code != 0
+    (report,) = json.loads(result.stdout)["targets"]
+    assert report["verdict"] == "error" and report["skipped_outside_domain"] == report["examples"] == 256
+    assert "outside the forward's domain" in report["error"] and "@LO..HI" in report["error"]
+    fine = cli("check", "logs.py:log", "-i", "float64[3]@0.5..10", "--max-examples", "256", "--seed", "1", "--format", "json")
+    assert fine.exit_code == 0, fine.output
+
+
+def test_a_full_disk_during_check_is_exit_2_with_the_store_message(cli, tmp_path, monkeypatch):
+    """Writes fail with ENOSPC once fuzzing found something. Before: the StoreError was raised inside
+    Hypothesis, which reported a FlakyFailure (an ExceptionGroup traceback) and the command exited 1."""
+    import errno
+
+    import gradfuzz.store as store_module
+
+    monkeypatch.setenv("GRADFUZZ_IN_PROCESS", "1")  # the monkeypatch lives in this process
+
+    def full(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(store_module.os, "fsync", full)
+    result = cli("check", f"{EXAMPLES}/seed_ops.py:my_op", "-i", "float64[]", "--max-examples", "4096", "--seed", "5",
+                 "--store", str(tmp_path / "store"))
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "Writing to the store segment" in message and "No space left on device" in message
+    assert "Free space on that disk (or pass another --store DIR), then run again." in message
+    assert "Traceback" not in result.output and "FlakyFailure" not in result.output
+
+
+_NOISY = ("import os\nimport tensorflow as tf\n\n\ndef noisy(x):\n    print('noise ' * 350_000)  # 2 MB per trace\n"
+          "    os.write(1, b'{\"not\": \"the report\"}\\n')\n    return tf.sin(x)\n")
+
+
+def test_json_output_stays_valid_when_the_target_prints_to_stdout(tmp_path):
+    """Before: 2 MB of the target's print() (and a C-level write to fd 1) went into the JSON on stdout."""
+    (tmp_path / "noisy.py").write_text(_NOISY)
+    result = subprocess.run([sys.executable, "-m", "gradfuzz.cli", "check", "noisy.py:noisy", "-i", "float64[]",
+                             "--max-examples", "256", "--seed", "1", "--format", "json", "--store", str(tmp_path / "s")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "GRADFUZZ_IN_PROCESS": "1", "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads(result.stdout)
+    assert document["ok"] and document["targets"][0]["target"] == "noisy.py:noisy"
+    assert "noise noise" in result.stderr, "the target's output is kept, on stderr"

@@ -309,7 +309,7 @@ def test_gate_fails_on_reproduced_or_new_failures_and_passes_when_clean(cli, tmp
     shutil.copy(EXAMPLES / "seed_ops.py", tmp_path / "ops.py")
     (tmp_path / "gate.toml").write_text('store = "gate-store"\nseed = 3\n[[targets]]\ntarget = "ops.py:my_op"\n'
                                         '[[targets]]\ntarget = "ops.py:my_op_fixed"\nweight = 0.5\n')
-    first = cli("gate", "gate.toml", "--budget", "6s", "--junit", "junit.xml")
+    first = cli("gate", "gate.toml", "--budget", "6s", "--junit", "junit.xml", "--create-store")
     assert first.exit_code == 1
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     assert int(suite.get("failures")) == 1 and int(suite.get("tests")) == 2
@@ -358,3 +358,16 @@ def test_export_of_a_target_name_over_255_characters(tmp_path):
     partitions = [p.name for p in (tmp_path / "out").iterdir()]
     assert len(partitions) == 2 and all(len(name.encode()) <= 255 for name in partitions)
     assert sorted(pandas.read_parquet(tmp_path / "out")["target"]) == sorted(long_names)
+
+
+def test_a_gate_on_a_missing_store_is_an_error_and_creates_nothing(cli, tmp_path):
+    """A misspelled store: before, the gate printed "No stored failures", created the directory and
+    PASSED without replaying anything."""
+    (tmp_path / "ops.py").write_text("import tensorflow as tf\n\n\ndef sine(x):\n    return tf.sin(x)\n")
+    (tmp_path / "gate.toml").write_text('store = "gate-stroe"\n[[targets]]\ntarget = "ops.py:sine"\ninputs = ["float64[]"]\n')
+    result = cli("gate", "gate.toml", "--budget", "2s")
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "The store gate-stroe (store = ... in gate.toml) does not exist" in message and "--create-store" in message
+    assert not (tmp_path / "gate-stroe").exists()
+    assert cli("gate", "gate.toml", "--budget", "0s").exit_code == 2, "a gate's --budget is checked like check's"
