@@ -319,6 +319,7 @@ class SegmentWriter:
         fsync_directory(directory)
         self.rows = 0
         self.broken: BaseException | None = None  # a failed write: nothing more is appended after it
+        self.failure: str | None = None  # what the failed write said (the error to see first, also when closing)
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -335,9 +336,10 @@ class SegmentWriter:
             os.fsync(self._sink.fileno())
         except OSError as error:
             self.broken = error
-            raise StoreError(f"Writing to the store segment {self.stream_path} failed: {error.strerror or error}. "
-                             f"The {self.rows} record(s) written before are kept. Free space on that disk (or pass "
-                             "another --store DIR), then run again.") from error
+            self.failure = (f"Writing to the store segment {self.stream_path} failed: {error.strerror or error}. "
+                            f"The {self.rows} record(s) written before are kept. Free space on that disk (or pass "
+                            "another --store DIR), then run again.")
+            raise StoreError(self.failure) from error
         self.rows += len(rows)
 
     def seal(self) -> Path | None:
@@ -414,6 +416,7 @@ class FailureStore:
         """Seal every writer, even if one fails (its stream stays readable); then raise the first error."""
         errors = []
         deleted = [writer for writer in self._writers.values() if writer.rows and not writer.stream_path.exists()]
+        failed = [writer.failure for writer in self._writers.values() if writer.failure is not None]
         for writer in self._writers.values():
             try:
                 writer.seal()
@@ -423,8 +426,11 @@ class FailureStore:
         if deleted:  # nothing "stays readable" in a directory that is gone
             raise StoreError(deleted_store_message(self.root, sum(writer.rows for writer in deleted)))
         if errors:
-            raise StoreError(f"Sealing a store segment failed ({errors[0]}); its records stay readable in the "
-                             "unsealed stream (.arrows).") from errors[0]
+            sealing = (f"Sealing a store segment failed ({errors[0]}); its records stay readable in the unsealed stream "
+                       "(.arrows)")
+            # A write that failed first (a full disk) is the cause to see, and says what to do.
+            raise StoreError(f"{failed[0]} ({sealing}.)" if failed else
+                             f"{sealing}. Check the disk (free space, or pass another --store DIR), then run again.") from errors[0]
 
     def __enter__(self) -> FailureStore:
         return self

@@ -263,3 +263,26 @@ def test_json_output_stays_valid_when_the_target_prints_to_stdout(tmp_path):
     document = json.loads(result.stdout)
     assert document["ok"] and document["targets"][0]["target"] == "noisy.py:noisy"
     assert "noise noise" in result.stderr, "the target's output is kept, on stderr"
+
+
+def test_a_full_disk_in_the_supervised_worker_is_exit_2_too(tmp_path):
+    """The same on a real full disk (a 64 KiB tmpfs, root only), with the check in its supervised worker:
+    before, the worker's StoreError became the report's error text (exit 1), or a seal error that
+    hid it."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        (disk / "filler").write_bytes(bytes(52_000))
+        result = subprocess.run([sys.executable, "-m", "gradfuzz.cli", "check", "examples/seed_ops.py:my_op", "-i", "float64[]",
+                                 "--max-examples", "20000", "--seed", "5", "--format", "json", "--store", str(disk / "store")],
+                                cwd=REPO, capture_output=True, text=True, timeout=600,
+                                env={k: v for k, v in os.environ.items() if k != "GRADFUZZ_IN_PROCESS"})
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2, message[-3000:]
+    assert "No space left on device. The 0 record(s) written before are kept. Free space on that disk" in message
