@@ -340,6 +340,10 @@ def check_in_worker(supervisor: Supervisor, names: Sequence[str], *, inputs: Seq
             except WorkerLost as lost:
                 report = lost_check_report(lost, plan, store, run_id)
             except WorkerFailed as failed:
+                if failed.kind == "StoreError":  # the store failed (a full disk): exit 2 with its message, as in process
+                    from gradfuzz.store import StoreError
+
+                    raise StoreError(failed.message) from None
                 report = CheckReport(target=plan["target"], specs=tuple(parse_spec(s) for s in plan["specs"]),
                                      error=f"{failed.message} (in gradfuzz's worker:\n{failed.details})")
         reports.append(report)
@@ -378,10 +382,6 @@ def lost_check_report(lost: WorkerLost, plan: dict, store: str | Path | None, ru
 def _finding_of(record: StoredFailure) -> Finding:
     return Finding(target=record.target, category=record.category, explanation=record.explanation, **_FAILURE_KIND,
                    inputs=list(record.inputs), cotangents=list(record.cotangents), tangents=list(record.tangents),
-                if failed.kind == "StoreError":  # the store failed (a full disk): exit 2 with its message, as in process
-                    from gradfuzz.store import StoreError
-
-                    raise StoreError(failed.message) from None
                    custom=list(record.custom), reference=list(record.reference), reference_name=record.reference_name,
                    argument=record.argument, element=record.element, custom_value=record.custom_value,
                    reference_value=record.reference_value, abs_error=record.abs_error, rel_error=record.rel_error,
