@@ -252,13 +252,16 @@ _NOISY = ("import os\nimport tensorflow as tf\n\n\ndef noisy(x):\n    print('noi
           "    os.write(1, b'{\"not\": \"the report\"}\\n')\n    return tf.sin(x)\n")
 
 
-def test_json_output_stays_valid_when_the_target_prints_to_stdout(tmp_path):
-    """Before: 2 MB of the target's print() (and a C-level write to fd 1) went into the JSON on stdout."""
+@pytest.mark.parametrize("in_process", ["1", ""])
+def test_json_output_stays_valid_when_the_target_prints_to_stdout(tmp_path, in_process):
+    """Before: 2 MB of the target's print() (and a C-level write to fd 1) went into the JSON on stdout.
+    In process and in the supervised worker alike."""
     (tmp_path / "noisy.py").write_text(_NOISY)
+    env = {k: v for k, v in os.environ.items() if k != "GRADFUZZ_IN_PROCESS"}
     result = subprocess.run([sys.executable, "-m", "gradfuzz.cli", "check", "noisy.py:noisy", "-i", "float64[]",
                              "--max-examples", "256", "--seed", "1", "--format", "json", "--store", str(tmp_path / "s")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "GRADFUZZ_IN_PROCESS": "1", "PYTHONPATH": str(REPO)})
+                            env={**env, "PYTHONPATH": str(REPO), **({"GRADFUZZ_IN_PROCESS": "1"} if in_process else {})})
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(result.stdout)
     assert document["ok"] and document["targets"][0]["target"] == "noisy.py:noisy"
