@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import random
 import signal
+import socket
 import sys
 import threading
 import time
@@ -186,6 +187,9 @@ class Supervisor:
         self.memory_limit = memory_limit if memory_limit is not None else parse_size(os.environ.get("GRADFUZZ_MEMORY_LIMIT"))
         self._process: Any = None
         self._connection: Any = None
+        self._stop: Any = None  # an event the worker watches: end the running job early
+        self._stopping = False
+        self._job: _Job | None = None
         self._ready = False
         self.workers_started = 0
         self.workers_lost = 0
@@ -202,16 +206,20 @@ class Supervisor:
             return
         context = multiprocessing.get_context("spawn")
         parent_end, child_end = context.Pipe()
-        process = context.Process(target=_worker_main, args=(child_end, self.memory_limit), name="gradfuzz-worker", daemon=True)
+        self._stop = context.Event()
+        if self._stopping:
+            self._stop.set()
+        process = context.Process(target=_worker_main, args=(child_end, self.memory_limit, os.getpid(), self._stop),
+                                  name="gradfuzz-worker", daemon=True)
         process.start()
         child_end.close()
-        self._process, self._connection, self._ready = process, parent_end, False
+        self._process, self._connection, self._ready, self._job = process, parent_end, False, None
         self.workers_started += 1
 
     def close(self) -> None:
         """Ask the worker to end; kill it if it does not."""
         process, connection = self._process, self._connection
-        self._process = self._connection = None
+        self._process = self._connection = self._job = None
         if process is None:
             return
         try:
@@ -238,67 +246,97 @@ class Supervisor:
     def _await_ready(self) -> None:
         if self._ready:
             return
-        deadline = time.monotonic() + START_SECONDS
+        self._job = _Job(time.monotonic() + START_SECONDS, time.monotonic(), None)
         try:
-            self._receive(deadline, {}, None)
+            while not self.poll(START_SECONDS)[0]:
+                pass
         except WorkerLost as lost:
             raise WorkerFailed("WorkerStart", f"the gradfuzz worker process could not start: it {lost.describe()}") from None
         self._ready = True
+
+    def request_stop(self) -> None:
+        """Ask the running job (and any later one) to end early, keeping what it found (a campaign's clean stop)."""
+        self._stopping = True
+        if self._stop is not None:
+            self._stop.set()
 
     def call(self, kind: str, seconds: float, *, on_progress: Callable[[dict], None] | None = None, **arguments: Any) -> Any:
         """Run job ``kind`` in the worker and return its result, within ``seconds`` of sending it.
 
         Raises `WorkerLost` (the worker ended, or was killed at the deadline; a new one starts on the
         next call) or `WorkerFailed` (the job raised)."""
+        self.send(kind, seconds, on_progress=on_progress, **arguments)
+        while True:
+            done, value = self.poll(seconds)
+            if done:
+                return value
+
+    def send(self, kind: str, seconds: float, *, on_progress: Callable[[dict], None] | None = None, **arguments: Any) -> None:
+        """Start job ``kind`` (one at a time); `poll` for its result."""
         self.start()
         self._await_ready()
-        job: dict[str, Any] = {}
+        self._job = _Job(time.monotonic() + seconds, time.monotonic(), on_progress)
         self._connection.send((kind, arguments))
-        return self._receive(time.monotonic() + seconds, job, on_progress, started=time.monotonic())
 
-    def _receive(self, deadline: float, job: dict, on_progress: Callable[[dict], None] | None,
-                 started: float | None = None) -> Any:
-        started = started if started is not None else time.monotonic()
-        last: dict[str, Any] = {}
-        connection, process = self._connection, self._process
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def poll(self, timeout: float) -> tuple[bool, Any]:
+        """Wait up to ``timeout`` for the job's result: (True, result), or (False, None) if it is still running.
+        Raises `WorkerLost` or `WorkerFailed` as `call` does (the job is then over)."""
+        job, connection, process = self._job, self._connection, self._process
+        until = min(time.monotonic() + timeout, job.deadline)
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            now = time.monotonic()
+            if now >= job.deadline:
+                self._job = None
                 self._kill()
                 self.workers_lost += 1
-                raise WorkerLost("deadline", None, time.monotonic() - started, job, last)
+                raise WorkerLost("deadline", None, now - job.started, job.facts, job.last)
             try:
-                ready = connection.poll(min(remaining, 0.25))
+                ready = connection.poll(max(0.0, min(until - now, 0.25)))
                 message = connection.recv() if ready else None
             except (EOFError, OSError):
                 message, ready = None, True  # the worker's end closed: it is gone
             if message is None:
                 if ready or not process.is_alive():
+                    self._job = None
                     exitcode = self._kill()
                     self.workers_lost += 1
                     how = "signal" if exitcode is not None and exitcode < 0 else "exit"
-                    raise WorkerLost(how, exitcode, time.monotonic() - started, job, last)
+                    raise WorkerLost(how, exitcode, time.monotonic() - job.started, job.facts, job.last)
+                if time.monotonic() >= until:
+                    return False, None
                 continue
             tag, payload = message
             if tag == "job":
-                job.clear()
-                job.update(payload)
+                job.facts = dict(payload)
             elif tag == "beacon":
                 if "inputs" not in payload and payload.get("stage") in ("custom gradient", "gradient"):
-                    payload = {**last, **payload}  # the probe's second half: same input
-                last = payload
+                    payload = {**job.last, **payload}  # the probe's second half: same input
+                job.last = payload
             elif tag == "progress":
-                if on_progress is not None:
-                    on_progress(payload)
-            elif tag == "ready":
-                return payload
-            elif tag == "result":
-                value, retiring = payload
+                if job.on_progress is not None:
+                    job.on_progress(payload)
+            elif tag in ("ready", "result"):
+                self._job = None
+                value, retiring = payload if tag == "result" else (payload, False)
                 if retiring:  # it abandoned a stuck thread: let it end, start afresh next time
                     self.close()
-                return value
+                return True, value
             elif tag == "raised":
+                self._job = None
                 raise WorkerFailed(*payload)
+
+
+@dataclass
+class _Job:
+    deadline: float
+    started: float
+    on_progress: Callable[[dict], None] | None
+    facts: dict[str, Any] = field(default_factory=dict)  # the job's own announcement: target, specs, seed, run id
+    last: dict[str, Any] = field(default_factory=dict)  # the last beacon
 
 
 # -- the jobs, as the command line runs them -------------------------------------------------------------
@@ -490,14 +528,96 @@ def check_target_in_worker(supervisor: Supervisor, name: str, specs: Sequence[st
     return reports, None
 
 
+class SupervisedLocalExecutor:
+    """`gradfuzz.executors.LocalExecutor`'s face for a local campaign, its slices run one at a time in a
+    supervised worker process (`gradfuzz.executors.Worker` there, kept warm across slices). A worker that
+    dies running a slice gives the slice an `exception` finding (its records) and is replaced; one past
+    `executors.overrun_limit` is killed and the slice reported hung, as the local executor reports it."""
+
+    name = "local"
+
+    def __init__(self, targets: list, overrun_grace: float | None = None, *, memory_limit: int | None = None):
+        from gradfuzz.executors import OVERRUN_GRACE
+
+        self.targets = targets
+        self.overrun_grace = OVERRUN_GRACE if overrun_grace is None else overrun_grace
+        self.supervisor = Supervisor(memory_limit=memory_limit)
+        self.supervisor.start()
+        self.supervisor._await_ready()  # TensorFlow imported before the campaign's clock starts
+        self._queue: list = []
+        self._running: Any = None  # the slice in flight
+        self.replaced = 0
+        self.worker_info = [{"worker": self.worker, "pid": self.supervisor._process.pid, "host": socket.gethostname(),
+                             "device": "", "gpu_ids": [], "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}]
+
+    @property
+    def worker(self) -> str:
+        process = self.supervisor._process
+        return f"{socket.gethostname()}:{process.pid if process is not None else '-'} (supervised)"
+
+    @property
+    def workers_alive(self) -> int:
+        return 1
+
+    def capacity(self) -> int:
+        return 1 - len(self._queue) - (self._running is not None)
+
+    def submit(self, work: Any) -> None:
+        self._queue.append(work)
+
+    def in_flight(self) -> list:
+        return list(self._queue) + ([self._running] if self._running is not None else [])
+
+    def results(self, timeout: float) -> list:
+        from gradfuzz.executors import SliceResult, overrun_limit
+
+        if self._running is None and self._queue:
+            work = self._queue.pop(0)
+            self.supervisor.send("slice", overrun_limit(work, self.overrun_grace), work=work, ref=self.targets[work.target])
+            self._running = work
+        if self._running is None:
+            time.sleep(min(timeout, 0.05))
+            return []
+        work = self._running
+        try:
+            done, result = self.supervisor.poll(timeout)
+        except WorkerLost as lost:
+            self._running = None
+            self.replaced += 1
+            if lost.how == "deadline":
+                return [SliceResult(work, self.worker, hung=True, seconds=lost.seconds, crashed=(
+                    f"hang: the slice ran {lost.seconds:.0f} s of its {work.seconds:g} s budget; its worker process was "
+                    f"killed (the target's {lost.stage}) and the next slice runs on a fresh one"))]
+            ref = self.targets[work.target]
+            facts = lost.job or {}
+            row = failure_row(lost.finding(ref.name), target=ref.name, fingerprint=facts.get("fingerprint", ""),
+                              specs=facts.get("specs", list(ref.inputs)), run_id=work.run_id)
+            return [SliceResult(work, self.worker, examples=1, seconds=lost.seconds, records=[row])]
+        except WorkerFailed as failed:
+            self._running = None
+            return [SliceResult(work, self.worker, error=f"checking {self.targets[work.target].name} failed: {failed.message}")]
+        if not done:
+            return []
+        self._running = None
+        return [result]
+
+    def stop(self) -> None:
+        self.supervisor.request_stop()
+
+    def shutdown(self) -> None:
+        self._queue.clear()
+        self.supervisor.close()
+
+
 # -- the worker side -------------------------------------------------------------------------------------
 
 
-def _worker_main(connection: Any, memory_limit: int | None) -> None:  # pragma: no cover - runs in the child
+def _worker_main(connection: Any, memory_limit: int | None, parent: int, stop: Any) -> None:  # pragma: no cover - the child
     """The worker: import TensorFlow once, then run jobs until told to stop; always end with os._exit."""
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it ends the worker)
+        _end_with(parent)
         try:  # the parent's stdout is its own (a JSON document): the target's prints and printf go to stderr
             os.dup2(2, 1)
         except OSError:
@@ -522,7 +642,7 @@ def _worker_main(connection: Any, memory_limit: int | None) -> None:  # pragma: 
         checker.PROBE_HANG_SECONDS = WORKER_PROBE_HANG_SECONDS
         set_beacon(lambda facts: send(("beacon", _portable(facts))))
         send(("ready", os.getpid()))
-        state: dict[str, Any] = {}
+        state: dict[str, Any] = {"stop": stop}
         while True:
             try:
                 job = connection.recv()
@@ -549,6 +669,23 @@ def _worker_main(connection: Any, memory_limit: int | None) -> None:  # pragma: 
             sys.stderr.flush()
         finally:
             os._exit(code)  # abandoned TensorFlow threads cannot abort (or block) the exit
+
+
+def _end_with(parent: int) -> None:  # pragma: no cover - runs in the child
+    """Die with the parent: a `gradfuzz check` killed with SIGKILL must not leave its worker fuzzing on."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (AttributeError, OSError):
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="gradfuzz-parent-watch", daemon=True).start()
 
 
 def _portable(facts: dict) -> dict:
@@ -645,4 +782,22 @@ def _job_picture(state: dict, send: Callable, *, group: Any, trust_store: bool) 
     return _picture(_replayer(state, trust_store, frozenset()), group)
 
 
-_JOBS: dict[str, Callable[..., Any]] = {"plan": _job_plan, "check": _job_check, "replay": _job_replay, "picture": _job_picture}
+def _job_slice(state: dict, send: Callable, *, work: Any, ref: Any) -> Any:
+    if "worker" not in state:
+        from gradfuzz.executors import Worker
+
+        worker = state["worker"] = Worker()
+        stop = state["stop"]
+        threading.Thread(target=lambda: (stop.wait(), worker.stop()), name="gradfuzz-stop", daemon=True).start()
+    worker = state["worker"]
+    try:
+        target, specs = worker._load(ref)
+        send(("job", {"target": target.name, "fingerprint": target.fingerprint, "specs": [str(s) for s in specs],
+                      "seed": work.seed, "run_id": work.run_id}))
+    except Exception:  # `run` reports it
+        pass
+    return worker.run(work, ref)
+
+
+_JOBS: dict[str, Callable[..., Any]] = {"plan": _job_plan, "check": _job_check, "replay": _job_replay, "picture": _job_picture,
+                                        "slice": _job_slice}

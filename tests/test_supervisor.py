@@ -166,3 +166,58 @@ def test_a_healthy_target_still_passes_and_many_targets_share_one_worker(project
                         "--format", "json", cwd=project)
     assert check.returncode == 0, (check.stdout, check.stderr[-3000:])
     assert '"verdict": "pass"' in check.stdout
+
+
+@pytest.mark.slow
+def test_a_local_campaign_records_a_crashing_target_and_goes_on(project):
+    """Local campaigns run their slices in a supervised worker: a segfault is a finding, the worker replaced."""
+    shutil.copy(REPO / "examples" / "seed_ops.py", project / "ops.py")
+    (project / "c.toml").write_text('store = "store"\nseed = 1\n'
+                                    '[[targets]]\ntarget = "faults.py:segfaults"\ninputs = ["float64[]"]\n'
+                                    '[[targets]]\ntarget = "ops.py:my_op_fixed"\ninputs = ["float64[]"]\n')
+    campaign, _ = gradfuzz("campaign", "c.toml", "--budget", "20s", "--slice", "4s", cwd=project)
+    assert campaign.returncode == 1, (campaign.stdout, campaign.stderr[-3000:])
+    records = FailureStore(project / "store").read().failures
+    assert [r.signature for r in records] == ["exception|SIGSEGV"]
+    assert records[0].run_id.endswith("/0/0") and np.shape(records[0].inputs[0]) == ()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_command_takes_its_worker_with_it(project):
+    """A `check` killed with SIGKILL must not leave its worker fuzzing on for the rest of the budget."""
+    process = subprocess.Popen([sys.executable, "-m", "gradfuzz.cli", "check", "faults.py:blocks", "--input", "float64[]",
+                                "--budget", "10m", "--store", "S"], cwd=project, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 120
+    while not (workers := _children(process.pid)):
+        assert process.poll() is None and time.monotonic() < deadline, "no worker started"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "the worker outlived its command"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for its reaper)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
