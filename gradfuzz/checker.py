@@ -28,10 +28,12 @@ from hypothesis.errors import HypothesisException
 
 from gradfuzz.batching import example_bounded_batch
 from gradfuzz.boundaries import bisect, differing_pairs
+from gradfuzz.categories import Category, Family
 from gradfuzz.diagnosis import describe_in_derivatives
 from gradfuzz.engine import probe, second_order_missing
 from gradfuzz.expansion import PLAN_FIELDS, Expansion, expansion_for
 from gradfuzz.findings import Findings, failure_signatures
+from gradfuzz.judging import Judge
 from gradfuzz.oracle import FAILURE, Judgement, check_contract
 from gradfuzz.plans import Plan, tangents
 from gradfuzz.probes import (
@@ -48,6 +50,7 @@ from gradfuzz.probes import (
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.screen import JudgingQuota, ScreenResult
 from gradfuzz.shrinking import shrink_elements
+from gradfuzz.simplicity import simplicity
 from gradfuzz.spec import ArgSpec
 from gradfuzz.store import FailureStore, RecordStatus
 from gradfuzz.strategies import plans
@@ -185,7 +188,7 @@ class TargetCheck:
         self._shrink_until = 0.0
         self._pace = (0.0, 0)  # the last batch: when it started, its size (the sizer's clock)
         self.store: FailureStore | None = None  # given: each failure is appended as soon as it is found
-        self._written: set[tuple[int, str, str]] = set()  # (id(), category, explanation) of what the store holds
+        self._written: set[tuple] = set()  # (id(), category, explanation, count) of what the store holds
         self._ids_written: set[str] = set()  # every record id appended by this run
         self._groups_seen = 0
 
@@ -251,6 +254,7 @@ class TargetCheck:
             self.report.error = (f"no example was evaluated: getting ready (probing, choosing how to batch the target, "
                                  f"tracing) took {self.warmup:.1f} s of the {self.budget:.0f} s budget. Give it a larger budget.")
         self.judge.relabel_branches(self.findings)
+        confirm_as_replayed(self.findings, self.judge, self.watchdog)
         describe_in_derivatives(self.findings, self.evaluator)
         self.report.engine = self._engine_facts()
         return self._finish(self.evaluator.device)
@@ -503,7 +507,8 @@ class TargetCheck:
             return
         found = [g.representative for g in self.findings.groups.values()
                  if g.representative.kind == "failure"
-                 and (id(g.representative), g.representative.category, g.representative.explanation) not in self._written]
+                 and (id(g.representative), g.representative.category, g.representative.explanation,
+                      max(1, round(g.count))) not in self._written]
         for finding in found:
             finding.count = max(1, round(self.findings.groups[finding.signature].count))
         rows = self._records(found, self.evaluator.device if hasattr(self, "evaluator") else "")
@@ -530,6 +535,40 @@ class TargetCheck:
                 self.store.mark(record_id, RecordStatus.SUPERSEDED)
             report.stored = len(final)  # records written = records read
         return report
+
+
+def confirm_as_replayed(findings: Findings, judge: Judge, watchdog: Watchdog | None = None) -> None:
+    """Keep as a value failure's examples only those that fail the same way judged as replay judges
+    them (a batch of one, `Judge.example`): a batched kernel may round a cancelling grad_fn's last bits
+    otherwise, and a stored example must reproduce. The group keeps its count; when no example
+    confirms, it keeps its representative (the run's evidence stands, and says so in the count)."""
+    for group in findings.groups.values():
+        category = group.representative.category
+        if not category.is_failure or category.family is not Family.VALUE:
+            continue
+        confirmed = []
+        for example in group.examples():
+            if not example.cotangents:
+                continue
+
+            def replayed(e: Finding = example, c: Category = category) -> tuple:
+                return judge.example(e.inputs, e.cotangents, e.tangents, c)
+
+            try:
+                _, failing = watchdog.run(replayed) if watchdog is not None else replayed()
+            except Exception:  # raising or hanging here is recorded where those inputs are drawn themselves
+                continue
+            if any(category.absorbs(v.category) for v in failing):
+                confirmed.append(example)
+        if not confirmed:
+            continue
+        kept = {id(f) for f in confirmed}  # (identity: findings hold arrays)
+        if id(group.representative) not in kept:
+            group.representative = min(confirmed, key=lambda f: simplicity(f.inputs))
+            group.representative.category = category
+        if id(group.worst) not in kept:
+            group.worst = max(confirmed, key=lambda f: np.nan_to_num(f.abs_error, nan=-1.0))
+        group.regions = {label: f for label, f in group.regions.items() if id(f) in kept}
 
 
 def _nbytes(*groups: Sequence[np.ndarray]) -> int:

@@ -142,8 +142,7 @@ def _reference_element(evaluator: Evaluator, inputs, cotangents, tangents, argum
     flat = moved[argument].reshape(-1)
     flat[element] = value
     moved[argument] = flat.reshape(np.shape(inputs[argument]))
-    batch = Batch([m[None] for m in moved], [np.asarray(v)[None] for v in cotangents],
-                  [np.asarray(w, dtype=np.float64)[None] for w in tangents])
+    batch = Batch.of_example(moved, cotangents, tangents)
     try:
         evaluation = evaluator.evaluate(batch)
     except TargetRaised:

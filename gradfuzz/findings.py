@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gradfuzz.categories import Category, Kind
-from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, FAILURE, Judgement, Verdict, explain
+from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, CLAIM_MARGIN, FAILURE, Judgement, Verdict, explain
 from gradfuzz.plans import Plan
 from gradfuzz.regions import region_label, region_labels
 from gradfuzz.report import CheckReport, Finding
@@ -55,6 +55,17 @@ def group_indices(judgement: Judgement, outcome: int | None = None) -> dict[str,
 
 def failure_signatures(judgement: Judgement) -> set[str]:
     return set(group_indices(judgement, FAILURE))
+
+
+def confident(indices: np.ndarray, judgement: Judgement) -> np.ndarray:
+    """The examples of ``indices`` past `CLAIM_MARGIN`, or all of them when none is (`Findings.collect`
+    counts every example; it picks the ones to show among these)."""
+    margin = judgement.evidence.get("margin")
+    if margin is None:
+        return indices
+    with np.errstate(invalid="ignore"):
+        sure = indices[~(np.asarray(margin)[indices] < CLAIM_MARGIN)]  # NaN (not finite) counts as sure
+    return sure if sure.size else indices
 
 
 def simplest_of(indices: np.ndarray, ranks: tuple[np.ndarray, np.ndarray]) -> int:
@@ -148,10 +159,13 @@ class Findings:
         new = []
         ranks = batch_simplicity(evaluation.batch.inputs)
         for signature, indices in group_indices(judgement).items():
+            # The examples a failure shows and stores are ones it claims with a margin (error well past
+            # the tolerance), so they fail again on replay, whatever kernel rounds their last bits.
+            count = float(len(indices) if weights is None else np.sum(weights[indices]))
+            indices = confident(indices, judgement)
             simplest = judgement.verdict(simplest_of(indices, ranks))
             errors = np.nan_to_num(judgement.abs_error[indices], nan=-1.0)
             worst = judgement.verdict(int(indices[np.argmax(errors)]))
-            count = float(len(indices) if weights is None else np.sum(weights[indices]))
             group = self.groups.get(signature)
             if group is None:
                 representative = self.finding(simplest, evaluation, plan, seed)
@@ -200,6 +214,7 @@ class Findings:
             return
         indices = group_indices(judgement).get(signature)
         if indices is not None:
+            indices = confident(indices, judgement)
             ranks = batch_simplicity(evaluation.batch.inputs)
             best = simplest_of(indices, ranks)
             if (int(ranks[0][best]), float(ranks[1][best])) <= simplicity(group.representative.inputs):
@@ -263,17 +278,17 @@ class Findings:
 
     def records(self, failures: Sequence[Finding], *, fingerprint: str, device: str, run_id: str,
                 reference_target: str, variables: Sequence[tuple[str, np.ndarray]] = (),
-                written: set[tuple[int, str, str]] | None = None) -> list[dict]:
+                written: set[tuple] | None = None) -> list[dict]:
         """Store rows for ``failures`` (from `fill`): each group's representative, worst and regions;
         ``variables`` (name, value) are the target's weights, stored with every row. Examples whose
-        ``(id(), category, explanation)`` is in ``written`` (stored while the run went on) are left out, new ones added."""
+        ``(id(), category, explanation, count)`` is in ``written`` (stored while the run went on) are left out, new ones added."""
         groups = {g.representative.signature: g for g in self.groups.values()}
         rows = []
         for finding in failures:
             group = groups.get(finding.signature)
             for example in group.examples() if group is not None else [finding]:
                 if written is not None:  # (a group relabelled or described since is written again, in its final form)
-                    key = (id(example), finding.category, example.explanation)
+                    key = (id(example), finding.category, example.explanation, finding.count)
                     if key in written:
                         continue
                     written.add(key)

@@ -175,6 +175,26 @@ class Judge:
     def second_order(self, evaluation: Evaluation, missing: Sequence[int]) -> tuple[Evaluation, Judgement]:
         return judge_second_order_batch(self.evaluator, evaluation, missing)
 
+    def example(self, inputs: Sequence[np.ndarray], cotangents: Sequence[np.ndarray], tangents: Sequence[np.ndarray],
+                stored: Category | None = None) -> tuple[Evaluation, list]:
+        """Judge one example as replay does (a batch of one, its own cotangent and tangent): the
+        evaluation and its failing verdicts, with the second order where ``stored`` is `higher-order`
+        and the branch look where it is `branch` (a wrong-side value then reads as `branch`).
+        Raises `TargetRaised` when the target raises there."""
+        from gradfuzz.engine import second_order_missing
+
+        evaluation = self.evaluator.evaluate(Batch.of_example(inputs, cotangents, tangents))
+        failing = self.batch(evaluation).failures
+        if stored == Category.HIGHER_ORDER and self.evaluator.order == 2:
+            failing += self.second_order(evaluation, second_order_missing(self.target, list(inputs)))[1].failures
+        if stored == Category.BRANCH:
+            for v in failing:
+                if v.category.branch_candidate and v.argument is not None and self.branch_look(
+                        v.category, inputs, cotangents, tangents, evaluation.custom[v.argument][0], v.reference,
+                        v.argument, v.element) is not None:
+                    v.category = Category.BRANCH
+        return evaluation, failing
+
     def branch_look(self, category, inputs, cotangents, tangents, custom, reference_value, argument, element):
         """The boundary across which the custom value is the derivative (`diagnosis.branch_look`), or None."""
         from gradfuzz.diagnosis import branch_look

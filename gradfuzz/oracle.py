@@ -58,6 +58,7 @@ SINGULAR_GROWTH = 1.5  # a pole's difference quotients grow ~2Ã— per halving (âˆ
 KINK_JUMP_RELATIVE = 1e-3  # a gradient jump this small against the example's largest element is smooth variation
 STRADDLE_RELATIVE = 1e-6  # a settled one-sided jump this large (relative) is a kink within the step
 FD_SAFETY = 4.0  # multiples of the difference error estimate that count as agreement
+CLAIM_MARGIN = 4.0  # examples shown and stored for a failure are, where the run has them, this far past the tolerance
 
 
 @dataclass(frozen=True)
@@ -610,7 +611,7 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
         outcome=outcome, category=category, argument=np.where(located, worst_at[:, 0], -1),
         element=np.where(located, worst_at[:, 1], -1), custom=np.real(values[:, 0]), reference=np.real(values[:, 1]),
         reference_name=reference_name, abs_error=errors[:, 0], rel_error=errors[:, 1], ulp_error=errors[:, 2],
-        evidence={**_evidence(custom_ip, fd, reference_ip=reference_ip), "forward_jvp": jvp},
+        evidence={**_evidence(custom_ip, fd, reference_ip=reference_ip), "forward_jvp": jvp, "margin": worst_ratio},
         worst_ulps=float(ulps.max()) if ulps.size else 0.0,
         kink=fd.kink, scale=scale,
     )
@@ -661,7 +662,8 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
     return Judgement(
         outcome=outcome, category=category, argument=np.full(size, -1), element=np.full(size, -1),
         custom=np.asarray(custom_ip, dtype=np.float64), reference=fd.central, reference_name=np.full(size, name, dtype=object),
-        abs_error=gap, rel_error=rel, ulp_error=ulps, evidence={**_evidence(custom_ip, fd), "forward_jvp": jvp},
+        abs_error=gap, rel_error=rel, ulp_error=ulps,
+        evidence={**_evidence(custom_ip, fd), "forward_jvp": jvp, "margin": gap / np.maximum(allowed, np.finfo(float).tiny)},
         worst_ulps=float(finite.max()) if finite.size else 0.0, kink=fd.kink,
     )
 

@@ -26,7 +26,7 @@ from gradfuzz.diagnosis import (
     nondeterministic,
 )
 from gradfuzz.durations import parse_duration
-from gradfuzz.engine import Evaluator, probe, second_order_missing
+from gradfuzz.engine import Evaluator, probe
 from gradfuzz.oracle import check_contract
 from gradfuzz.spec import SpecError, parse_specs
 from gradfuzz.store import FailureStore, RecordStatus, StoredFailure
@@ -251,8 +251,7 @@ def _replay_one(failure: StoredFailure, target: Target | str, warm: WarmCache) -
         return _result(failure, now or [Category.SHAPE], f"the target's output shapes changed to {shapes_now}")
     order = 2 if failure.category == Category.HIGHER_ORDER else 1
     judge = warm.judge(target, specs, structure, order=order)
-    batch = Batch([x[None] for x in inputs], [np.asarray(v)[None] for v in failure.cotangents],
-                  [np.asarray(w, dtype=np.float64)[None] for w in failure.tangents])
+    batch = Batch.of_example(inputs, failure.cotangents, failure.tangents)
     if failure.category == Category.NONDETERMINISM:  # repeat the observation that made it one
         mode = _nondeterminism_mode(failure)
         try:
@@ -266,22 +265,10 @@ def _replay_one(failure: StoredFailure, target: Target | str, warm: WarmCache) -
         return _result(failure, [*now, *([Category.NONDETERMINISM] if differs else [])],
                        "the custom gradient still differs between evaluations" if differs else "")
     try:
-        evaluation = judge.evaluator.evaluate(batch)
+        _, failing = judge.example(inputs, failure.cotangents, failure.tangents, Category.parse(failure.category))
     except TargetRaised as raised:
         return _result(failure, [*now, Category.EXCEPTION], f"the {raised.stage} raised {summarize_error(raised.error)}")
-    judgement = judge.batch(evaluation)  # variables included
-    failing = judgement.failures
-    if order == 2:
-        failing += judge.second_order(evaluation, second_order_missing(target, inputs))[1].failures
     categories = {*now, *(v.category for v in failing)}
-    # The run labelled it `branch` after a second look across nearby boundaries: the Judge takes the same look.
-    if failure.category == Category.BRANCH:
-        for v in failing:
-            if v.category.branch_candidate and v.argument is not None and judge.branch_look(
-                    v.category, inputs, failure.cotangents, failure.tangents, evaluation.custom[v.argument][0], v.reference,
-                    v.argument, v.element) is not None:
-                categories.discard(v.category)
-                categories.add(Category.BRANCH)
     now = sorted(categories)
     detail = ""
     if failing:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradfuzz.findings import Findings, group_indices
+from gradfuzz.findings import Findings, confident, group_indices
 from gradfuzz.judging import Judge
 from gradfuzz.oracle import FAILURE
 from gradfuzz.plans import Plan
@@ -55,6 +55,9 @@ def shrink_elements(findings: Findings, judge: Judge, signature: str, plan: Plan
         judgement = judge.batch(evaluation)
         still = group_indices(judgement, FAILURE).get(signature)
         if still is None:
+            break
+        still = confident(still, judgement)  # shrink towards examples claimed with a margin, not marginal ones
+        if not still.size:
             break
         best = min(still, key=lambda i: shrink_order([x[i] for x in batch.inputs]))
         if shrink_order([x[best] for x in batch.inputs]) >= shrink_order(current.inputs):

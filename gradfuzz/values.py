@@ -60,6 +60,12 @@ class Batch:
     def size(self) -> int:
         return int(self.inputs[0].shape[0]) if self.inputs else 0
 
+    @classmethod
+    def of_example(cls, inputs: Sequence[np.ndarray], cotangents: Sequence[np.ndarray], tangents: Sequence[np.ndarray]) -> Batch:
+        """A batch of one stored or shown example (tangents float64, complex128 for complex arguments)."""
+        return cls([np.asarray(x)[None] for x in inputs], [np.asarray(v)[None] for v in cotangents],
+                   [np.asarray(w, dtype=np.complex128 if np.iscomplexobj(w) else np.float64)[None] for w in tangents])
+
     def select(self, index: np.ndarray | slice | int) -> Batch:
         take = (lambda a: a[index : index + 1]) if isinstance(index, int) else (lambda a: a[index])
         return Batch([take(a) for a in self.inputs], [take(a) for a in self.cotangents], [take(a) for a in self.tangents])
