@@ -29,6 +29,8 @@ def check(
     reference: Callable | str | None = None,
     precision_digits: float | None = None,
     isolate: bool = False,
+    atol: float = 0.0,
+    rtol: float = 0.0,
 ) -> CheckReport:
     """Fuzz the gradient of ``fn`` and return a `CheckReport`.
 
@@ -56,6 +58,13 @@ def check(
     how many decimal digits a right formula may lose at the argument's dtype before it is a
     ``precision`` failure (the same grad_fn agrees with autodiff at float64; see ARCHITECTURE.md).
 
+    ``atol`` and ``rtol`` (default 0: the oracle's own tolerance alone) widen what passes, as in
+    ``np.allclose``: in each example, a gradient element that differs from the reference by at most
+    ``atol + rtol * max|reference gradient of the example|`` is never a failure (for plain TF
+    functions, the gradient against differences gets that much per element of the direction). Use
+    them for a gradient that is deliberately approximate to a known accuracy; a wrong shape, dtype,
+    None or NaN still fails.
+
     ``isolate=True`` runs the check in a supervised child process, as the command line does
     (`gradfuzz.supervisor`): a target that exits, crashes, hangs or exhausts memory becomes an
     ``exception`` finding instead of taking your process with it. ``fn`` (and ``reference``) must then
@@ -66,7 +75,10 @@ def check(
     >>> report.ok
     True
     """
+    _check_tolerance(atol, rtol)
     if isolate:
+        if atol or rtol:
+            raise TypeError("gradfuzz.check: atol/rtol are not supported with isolate=True yet; check in process.")
         from gradfuzz.supervisor import check_isolated
 
         return check_isolated(fn, inputs=inputs, budget=budget, max_examples=max_examples, seed=seed, store=store,
@@ -76,6 +88,7 @@ def check(
     target = with_reference(load_target(fn) if isinstance(fn, str) else describe_callable(fn), reference)
     if precision_digits is not None:
         target.precision_digits = float(precision_digits)
+    target.atol, target.rtol = float(atol), float(rtol)
     request = CheckRequest((target,), None if inputs is None else tuple(inputs), parse_duration(budget), max_examples)
     planned = plan_checks([request])
     failure_store = FailureStore(store) if store is not None else None
@@ -91,6 +104,13 @@ def check(
             failure_store.close()
 
 
+def _check_tolerance(atol: float, rtol: float) -> None:
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (0 <= value < float("inf")):
+            raise ValueError(f"{name}={value!r}: give a finite number >= 0 (0, the default, adds nothing to the "
+                             "oracle's own tolerance).")
+
+
 _WARM: list = []  # assert_gradient's one WarmCache (bounded), made on first use: a @given test traces once per shape
 
 
@@ -103,7 +123,8 @@ def _example_cache():
 
 
 def assert_gradient(fn: Callable, *inputs: object, reference: Callable | str | None = None, order: int = 1,
-                    seed: int = 0, precision_digits: float | None = None) -> CheckReport:
+                    seed: int = 0, precision_digits: float | None = None, atol: float = 0.0,
+                    rtol: float = 0.0) -> CheckReport:
     """Check ``fn``'s gradient at exactly ``inputs`` (arrays or tensors, one per argument) and raise
     `GradientCheckFailed` with the same verdicts and explanations a ``check`` run gives; return the
     one-example report when it passes. For your own Hypothesis tests::
@@ -117,17 +138,22 @@ def assert_gradient(fn: Callable, *inputs: object, reference: Callable | str | N
         def test_my_op_gradient(x):
             gradfuzz.assert_gradient(my_op, x)
 
-    ``seed`` draws the cotangent and the difference direction; ``reference``, ``order`` and
-    ``precision_digits`` as for `check`.
+    ``seed`` draws the cotangent and the difference direction; ``reference``, ``order``,
+    ``precision_digits``, ``atol`` and ``rtol`` as for `check` (``assert_gradient(fn, x, rtol=1e-6)``
+    accepts a gradient within 1e-6 of the largest gradient element, like ``torch.autograd.gradcheck``'s
+    ``atol``/``rtol``).
     """
+    __tracebackhide__ = True  # pytest shows the test's line and the message, not gradfuzz's source
     import numpy as np
 
     from gradfuzz.checker import check_example
     from gradfuzz.spec import parse_spec
 
+    _check_tolerance(atol, rtol)
     target = with_reference(describe_callable(fn), reference)
     if precision_digits is not None:
         target.precision_digits = float(precision_digits)
+    target.atol, target.rtol = float(atol), float(rtol)
     arrays = [np.asarray(x) for x in inputs]
     specs = []
     for position, array in enumerate(arrays):

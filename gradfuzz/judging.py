@@ -94,8 +94,9 @@ def _judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, p
     """Judge a batch; where it fails, look a few ULPs to either side before calling it a bug
     (a custom gradient at a kink may legitimately differ from autodiff). ``scale`` is the
     gradient scale of the batch the examples were picked from (see `judge`)."""
+    floor = user_floor(evaluation, target)
     judgement = judge(evaluation, evaluator.gradient_specs, evaluator.structure, has_reference=target.has_custom_gradient,
-                      scale=scale)
+                      scale=scale, floor=floor)
     # Approximations (small, smooth errors) are looked at again only where a kink is possible:
     # the differences see one, or an element sits on a point of interest. Re-evaluating every
     # example of a uniformly wrong gradient would quadruple the cost.
@@ -115,9 +116,26 @@ def _judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, p
     # Judge only the suspects again (with their neighbourhoods), on the batch's own scales.
     neighbours.indices = np.arange(indices.size)
     again = judge(select_evaluation(evaluation, indices), evaluator.gradient_specs, evaluator.structure,
-                  has_reference=target.has_custom_gradient, neighbours=neighbours, scale=scale or judgement.scale)
+                  has_reference=target.has_custom_gradient, neighbours=neighbours, scale=scale or judgement.scale,
+                  floor=None if floor is None else floor[indices])
     judgement.update(indices, again)
     return judgement
+
+
+def user_floor(evaluation: Evaluation, target: Target) -> np.ndarray | None:
+    """The user's tolerance per example (``check(atol=, rtol=)``): atol + rtol·(the largest finite
+    |gradient| of the example, reference or, for plain functions, TensorFlow's), or None."""
+    if not (target.atol or target.rtol):
+        return None
+    size = evaluation.batch.size
+    gradients = evaluation.reference if evaluation.reference is not None else evaluation.custom
+    largest = np.zeros(size)
+    with np.errstate(all="ignore"):
+        for g in gradients:
+            if g is not None and np.size(g):
+                magnitude = np.abs(np.asarray(g)).astype(np.float64).reshape(size, -1)
+                largest = np.maximum(largest, np.max(np.where(np.isfinite(magnitude), magnitude, 0.0), axis=1))
+    return target.atol + target.rtol * largest
 
 
 def judge_second_order_batch(evaluator: Evaluator, evaluation: Evaluation, missing: Sequence[int]) -> tuple[Evaluation, Judgement]:

@@ -419,7 +419,7 @@ def judge(evaluation: Evaluation, specs: Sequence[ArgSpec], structure: Structure
         return _judge_against_reference(evaluation, specs, structure, custom, w, custom_ip, fd, domain_ok, in_hull, at_kink,
                                         floor, scale)
     missing = [a for a, spec in enumerate(specs) if spec.differentiable and structure.gradient_dtypes[a] is None]
-    return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull, missing)
+    return _judge_against_differences(evaluation, specs, custom, w, custom_ip, fd, domain_ok, in_hull, missing, floor)
 
 
 def _prefer_clean_fine_differences(fd: _Differences, fine: _Differences, rows: np.ndarray, coarse_kink: np.ndarray) -> None:
@@ -617,9 +617,10 @@ def _judge_against_reference(ev, specs, structure, custom, w, custom_ip, fd, dom
     )
 
 
-def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, in_hull, missing=()) -> Judgement:
+def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, in_hull, missing=(), floor=None) -> Judgement:
     """Plain TF functions: their registered gradient against differences only. ``missing``: arguments
-    whose gradient is None (read as zero): a disagreement then is `missing-gradient`."""
+    whose gradient is None (read as zero): a disagreement then is `missing-gradient`. ``floor`` (per
+    example, per gradient element) allows floor·Σ|w| more in ⟨g, w⟩."""
     size = ev.batch.size
     info = _narrowest(specs)
     tol = TOLERANCES[info.name]
@@ -627,6 +628,8 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         scale = sum(np.sum(np.abs(c * t), axis=1) for c, t in zip(custom, w) if c is not None)
         scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), (size,))
         allowed = FD_SAFETY * fd.error + tol.floor_ulps * info.ulp(scale)
+        if floor is not None:
+            allowed = allowed + floor * sum(np.sum(np.abs(t), axis=1) for t in w)
         gap = np.abs(custom_ip - fd.central)
         rel = gap / np.maximum(np.abs(fd.central), info.tiny)
         ulps = gap / info.ulp(fd.central)

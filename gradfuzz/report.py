@@ -145,6 +145,7 @@ class CheckReport:
         return merged
 
     def raise_if_failed(self) -> None:
+        __tracebackhide__ = True  # a failing test shows its own line and this message, not gradfuzz's source
         if self.ok:
             return
         if self.error is not None:

@@ -87,6 +87,13 @@ class Target:
     reference_name: str = ""  # a user-supplied reference function's target name, if any
     surrogate: str | None = None  # why the gradient deliberately differs from the derivative (`surrogate`)
     precision_digits: float = PRECISION_DIGITS  # precision losses below this many digits pass (`check`)
+    atol: float = 0.0  # the user's escape hatch (`check(atol=, rtol=)`): per example, gaps up to
+    rtol: float = 0.0  # atol + rtol·(largest |gradient| of the example) are never failures
+
+    @property
+    def tolerances(self) -> tuple[float, float, float]:
+        """What a `Judge` reads from the target besides its function (part of its cache key)."""
+        return (self.precision_digits, self.atol, self.rtol)
 
     @property
     def has_custom_gradient(self) -> bool:

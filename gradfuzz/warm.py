@@ -33,6 +33,7 @@ class WarmCache:
     def __init__(self, max_items: int = MAX_ITEMS) -> None:
         self._items: OrderedDict[tuple, object] = OrderedDict()
         self.max_items = max_items
+        self._facts: OrderedDict[tuple, object] = OrderedDict()  # small data (structures, cotangents), bounded apart
 
     @staticmethod
     def key(target: Target, specs: Sequence[ArgSpec], *extra: object) -> tuple:
@@ -50,8 +51,13 @@ class WarmCache:
     def judge(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, *, jit: bool = False, order: int = 1) -> Judge:
         """The `Judge` for a target at these specs (its evaluator, points and branch signature kept warm)."""
         evaluator = self.evaluator(target, specs, structure, jit, order)
-        return self._get(self.key(target, specs, "judge", structure, jit, order),
-                         lambda: Judge(evaluator, self.points(target, specs), lambda: self.branches(target, specs, structure)))
+
+        def build() -> Judge:
+            made = Judge(evaluator, self.points(target, specs), lambda: self.branches(target, specs, structure))
+            made.target = target  # its tolerances: the evaluator may have been built for an earlier equal target
+            return made
+
+        return self._get(self.key(target, specs, "judge", structure, jit, order, target.tolerances), build)
 
     def evaluator(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, jit: bool, order: int) -> Evaluator:
         return self._get(self.key(target, specs, "evaluator", structure, jit, order),
@@ -71,6 +77,20 @@ class WarmCache:
     def screen(self, evaluator: Evaluator, points: Sequence[Sequence[float]]) -> Screen:
         key = self.key(evaluator.target, evaluator.specs, "screen", evaluator.structure, evaluator.order)
         return self._get(key, lambda: Screen(evaluator, points))
+
+    def fact(self, key: tuple, build: Callable[[], object] | None = None):
+        """Small data learnt once per target and signature (`check_example`'s probed structure, a seed's
+        cotangents), kept apart from the compiled work so that many seeds never evict a `Judge`; None
+        when unknown and no ``build``."""
+        if key in self._facts:
+            self._facts.move_to_end(key)
+            return self._facts[key]
+        if build is None:
+            return None
+        value = self._facts[key] = build()
+        while len(self._facts) > self.max_items:
+            self._facts.popitem(last=False)
+        return value
 
     def pool(self, target: Target, specs: Sequence[ArgSpec]) -> BoundaryPool:
         """Examples either side of branch switches found so far (kept across checks)."""
