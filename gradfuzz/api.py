@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -89,6 +90,7 @@ def check(
     if precision_digits is not None:
         target.precision_digits = float(precision_digits)
     target.atol, target.rtol = float(atol), float(rtol)
+    warm = _warm_for(fn, reference)  # a second check of this function reuses what the first traced and compiled
     request = CheckRequest((target,), None if inputs is None else tuple(inputs), parse_duration(budget), max_examples)
     planned = plan_checks([request])
     failure_store = FailureStore(store) if store is not None else None
@@ -96,7 +98,8 @@ def check(
         failure_store.ensure_writable()
     try:
         reports = [check_target(p.target, p.specs, budget=p.seconds, max_examples=p.max_examples, seed=seed, store=failure_store,
-                                shrink=shrink, batch_size=batch_size, jit=jit, order=order, modes=tuple(modes))
+                                shrink=shrink, batch_size=batch_size, jit=jit, order=order, modes=tuple(modes),
+                                warm=warm)
                    for p in planned]
         return reports[0] if len(reports) == 1 else CheckReport.merge(reports)
     finally:
@@ -111,15 +114,35 @@ def _check_tolerance(atol: float, rtol: float) -> None:
                              "oracle's own tolerance).")
 
 
-_WARM: list = []  # assert_gradient's one WarmCache (bounded), made on first use: a @given test traces once per shape
+FUNCTIONS_KEPT = 32  # functions whose compiled work `check` and `assert_gradient` keep (least recently used go first)
+FUNCTION_ITEMS = 128  # compiled things kept per function (shapes, structures, seeds' cotangents)
+# Per function object (and reference): its WarmCache and assert_gradient's Targets. Keyed by identity, with the
+# function held, so that two functions never share compiled work — two closures of one source (the same name and
+# fingerprint) are two functions — and an identity cannot be reused while its entry lives.
+_WARM: OrderedDict[tuple, tuple[object, object, object, dict]] = OrderedDict()
 
 
-def _example_cache():
+def _identity(value: object) -> object:
+    return value if value is None or isinstance(value, str) else ("id", id(value))
+
+
+def _entry(fn: object, reference: object) -> tuple:
     from gradfuzz.warm import WarmCache
 
-    if not _WARM:
-        _WARM.append(WarmCache())
-    return _WARM[0]
+    key = (_identity(fn), _identity(reference))
+    if key in _WARM:
+        _WARM.move_to_end(key)
+        return _WARM[key]
+    entry = _WARM[key] = (fn, reference, WarmCache(FUNCTION_ITEMS), {})
+    while len(_WARM) > FUNCTIONS_KEPT:
+        _WARM.popitem(last=False)
+    return entry
+
+
+def _warm_for(fn: object, reference: object = None):
+    """The process-wide `WarmCache` of one function (and reference): `check` and `assert_gradient` reuse what an
+    earlier call on the same function traced and compiled (a @given test traces once per shape)."""
+    return _entry(fn, reference)[2]
 
 
 def assert_gradient(fn: Callable, *inputs: object, reference: Callable | str | None = None, order: int = 1,
@@ -150,10 +173,15 @@ def assert_gradient(fn: Callable, *inputs: object, reference: Callable | str | N
     from gradfuzz.spec import parse_spec
 
     _check_tolerance(atol, rtol)
-    target = with_reference(describe_callable(fn), reference)
-    if precision_digits is not None:
-        target.precision_digits = float(precision_digits)
-    target.atol, target.rtol = float(atol), float(rtol)
+    _, _, warm, targets = _entry(fn, reference)
+    tolerances = (precision_digits, float(atol), float(rtol))
+    if tolerances not in targets:  # described once per function and tolerances (its fingerprint reads the source)
+        target = with_reference(describe_callable(fn), reference)
+        if precision_digits is not None:
+            target.precision_digits = float(precision_digits)
+        target.atol, target.rtol = float(atol), float(rtol)
+        targets[tolerances] = target
+    target = targets[tolerances]
     arrays = [np.asarray(x) for x in inputs]
     specs = []
     for position, array in enumerate(arrays):
@@ -163,7 +191,7 @@ def assert_gradient(fn: Callable, *inputs: object, reference: Callable | str | N
         except ValueError as error:
             raise TypeError(f"assert_gradient: argument {position} has dtype {array.dtype.name}, which gradfuzz cannot "
                             f"check ({error}); pass float16/bfloat16/float32/float64/complex or int/bool arrays.") from None
-    report = check_example(target, specs, arrays, seed=seed, order=order, warm=_example_cache())
+    report = check_example(target, specs, arrays, seed=seed, order=order, warm=warm)
     if not report.ok and report.error is None:
         given = ", ".join(np.array2string(np.asarray(x), precision=9, threshold=8) for x in arrays)
         lines = [f"{report.target}: the gradient fails at the given input ({given}); each failure is shown at the "

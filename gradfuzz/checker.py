@@ -576,32 +576,45 @@ def _nbytes(*groups: Sequence[np.ndarray]) -> int:
 
 
 def check_example(target: Target, specs: Sequence[ArgSpec], inputs: Sequence[np.ndarray], *, seed: int = 0,
-                  order: int = 1, warm: WarmCache | None = None) -> CheckReport:
+                  order: int = 1, warm: WarmCache | None = None, probed: bool = True) -> CheckReport:
     """Check one given example (``gradfuzz.assert_gradient``): the contract, then the same engine,
     oracle and diagnosis as a fuzzing run, on exactly these inputs with a cotangent and tangent drawn
     from ``seed``. A report of one example, with the same findings and explanations a run gives.
-    ``warm`` (a cache the caller keeps) holds the compiled `Judge` across calls."""
+    ``warm`` (a cache the caller keeps) holds the compiled `Judge` across calls, and the structure the
+    first call probed (``probed=False`` probes again)."""
+    warm = warm if warm is not None else WarmCache()
     findings = Findings(target.name, tuple(specs))
     report = CheckReport(target=target.name, specs=tuple(specs))
     inputs = [np.asarray(x, dtype=spec.numpy_dtype) for x, spec in zip(inputs, specs)]
+    # Warm: the structure an earlier call's eager probe learnt (outputs, None gradients, the contract) stands
+    # for this one, so the example goes straight to the compiled evaluator; anything it raises is asked of the
+    # probe again below, so an exception is named as a first call names it. Eager targets are always probed.
+    known = warm.fact(WarmCache.key(target, specs, "structure", order)) if probed else None
     try:
-        structure = probe(target, specs, inputs)
+        structure = known if known is not None else probe(target, specs, inputs)
     except TargetRaised as raised:
         record_exception(findings, raised, inputs, seed)
         report.examples = 1
         return findings.fill(report)
     for violation in check_contract(specs, structure):
         record_contract(findings, violation, inputs, seed)
-    judge = (warm or WarmCache()).judge(target, specs, structure, order=order)  # compiled once per target and shape
+    judge = warm.judge(target, specs, structure, order=order)  # compiled once per target and shape
     evaluator = judge.evaluator
+    if known is None and not evaluator.stats.strategy.startswith("eager"):
+        warm.fact(WarmCache.key(target, specs, "structure", order), lambda: structure)
     findings.gradient_specs = evaluator.gradient_specs
     findings.points = judge.points
     outputs = list(zip(structure.output_shapes, structure.output_dtypes))
-    _, cotangents = expansion_for(specs, findings.points, outputs).expand(Plan(seed=seed), 1)  # the first row's
-    batch = Batch([x[None] for x in inputs], cotangents, tangents(np.random.default_rng([seed, 2]), [x[None] for x in inputs]))
+    # The first row's cotangents depend on the seed and the outputs only: expanded once per seed.
+    cotangents = warm.fact(WarmCache.key(target, specs, "cotangents", structure, seed), lambda: expansion_for(
+        specs, findings.points, outputs).expand(Plan(seed=seed), 1)[1])
+    batch = Batch([x[None] for x in inputs], [v.copy() for v in cotangents],
+                  tangents(np.random.default_rng([seed, 2]), [x[None] for x in inputs]))
     try:
         evaluation = evaluator.evaluate(batch)
     except TargetRaised as raised:
+        if known is not None:  # the probe was skipped: judge this example as a first call would
+            return check_example(target, specs, inputs, seed=seed, order=order, warm=warm, probed=False)
         record_exception(findings, raised, inputs, seed, cotangents=batch.cotangents, tangents=batch.tangents)
         report.examples = 1
         return findings.fill(report)
