@@ -79,3 +79,41 @@ def test_a_failing_assert_gradient_in_pytest_shows_the_test_not_gradfuzzs_source
     for source_line in ("raise GradientCheckFailed", "report.raise_if_failed()", "__tracebackhide__"):
         assert source_line not in out, out
     assert "gradfuzz/api.py" not in out and "gradfuzz/report.py" not in out, out
+
+
+def test_exported_tests_write_inputs_as_exact_literals_and_replay_what_needs_more(tmp_path):
+    import ast
+
+    import ml_dtypes
+
+    from gradfuzz.regression import literal, tensor, write_tests
+    from gradfuzz.store import StoredFailure
+
+    values = [np.float64(0.1) + np.float64(0.2), np.float32(1e-45), np.float16(0.1), np.float32(np.nan),
+              np.array([[1.5, -2.0], [3.0, np.inf]], np.float32), np.zeros((0, 3), np.float32), np.array([1, 2], np.int32),
+              np.arange(20.0), np.array([1 + 2j], np.complex64), np.array([1.5], ml_dtypes.bfloat16)]
+    for value in values:
+        text = literal(value)
+        back = np.asarray(eval(text, {"np": np, "tensor": tensor, "float": float}))
+        assert (back.dtype, back.shape, back.tobytes()) == (value.dtype, value.shape, np.asarray(value).tobytes()), text
+    assert literal(np.float32(0.1)) == "np.float32(0.1)" and literal(np.float64(-0.5)) == "np.float64(-0.5)"
+    assert literal(np.arange(20.0)).startswith("tensor('float64', [20], ")
+
+    def failure(category, *inputs, **fields):
+        return StoredFailure(id=f"{category}0000000", target="ops.py:f", category=category, specs=[],
+                             inputs=list(inputs), cotangents=[np.float64(1.0)], tangents=[np.float64(1.0)], **fields)
+
+    path = tmp_path / "test_out.py"
+    write_tests([failure("mismatch", np.float32(2.5), np.array([1.0, 0.5], np.float32)),
+                 failure("higher-order", np.float64(1.0), np.float64(2.0)),
+                 failure("approximation", np.float64(3.0), np.float64(4.0), reference_target="ops.py:plain"),
+                 failure("exception", np.float64(1.0)),
+                 failure("mismatch", np.float64(1.0), variable_names=["w"], variables=[np.ones(2)])], path, ".gradfuzz")
+    source = path.read_text()
+    ast.parse(source)
+    assert "@pytest.mark.parametrize('x, y', [\n    pytest.param(np.float32(2.5), np.array([1.0, 0.5], dtype=np.float32)" in source
+    assert "gradfuzz.assert_gradient(f, x, y)\n" in source
+    assert "gradfuzz.assert_gradient(f, x, y, order=2)" in source
+    assert "gradfuzz.assert_gradient(f, x, y, reference='ops.py:plain')" in source
+    assert source.count("pytest.param(") == 3 and "REPLAYED_CASES = json.loads(" in source  # exception, a layer's weights
+    assert '\\"variables\\"' in source and '\\"category\\": \\"exception\\"' in source

@@ -371,3 +371,24 @@ def test_a_gate_on_a_missing_store_is_an_error_and_creates_nothing(cli, tmp_path
     assert "The store gate-stroe (store = ... in gate.toml) does not exist" in message and "--create-store" in message
     assert not (tmp_path / "gate-stroe").exists()
     assert cli("gate", "gate.toml", "--budget", "0s").exit_code == 2, "a gate's --budget is checked like check's"
+
+
+def test_exported_tests_read_like_tests_a_person_wrote(cli, store_with_bugs, tmp_path):
+    """Before: the inputs were hex bits inside a JSON string and the test called check_case(case)."""
+    import ast
+    import os
+
+    work = tmp_path / "copy"
+    shutil.copytree(store_with_bugs, work)
+    os.chdir(work)
+    assert cli("export-tests", "-o", "test_regressions.py").exit_code == 0
+    source = (work / "test_regressions.py").read_text()
+    ast.parse(source)
+    assert "my_op = exported_target('ops.py:my_op')" in source
+    assert "gradfuzz.assert_gradient(my_op, x)" in source and "gradfuzz.assert_gradient(two_bugs, x)" in source
+    assert "pytest.param(np.float64(" in source, source
+    assert "bits" not in source.split('"""', 2)[2] and "json" not in source and "-0.0" not in source, source
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_regressions.py"],
+                         cwd=work, capture_output=True, text=True, timeout=600)
+    cases = source.count("pytest.param(")
+    assert run.returncode == 1 and f"{cases} failed" in run.stdout and "passed" not in run.stdout, run.stdout[-3000:]
