@@ -66,6 +66,7 @@ def main() -> None:
 def check(targets, inputs, budget, max_examples, seed, store, output_format, no_shrink, batch_size, jit, order, reference,
           modes, precision_digits, memory_limit=None) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
+    _validate_check(targets, inputs, reference, modes)  # before anything imports TensorFlow: a usage error in a second
     from gradfuzz.supervisor import in_process
 
     if not in_process():  # the targets run in a supervised worker process (gradfuzz/supervisor.py)
@@ -111,6 +112,47 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     except KeyboardInterrupt:
         stderr.print(f"[yellow]Interrupted: the failures found so far are in {store}.[/]")
     _exit_check(reports, len(planned), store, output_format)
+
+
+CHECK_MODES = ("eager", "function", "xla")  # gradfuzz.diagnosis.MODES, named here: validating imports no TensorFlow
+
+
+def _target_problem(name: str, what: str = "Target") -> str | None:
+    """What is wrong with a target name that can be told without importing anything: no module or file named,
+    a file that does not exist, a module name that is not one (whether a module imports is the worker's to say)."""
+    module_part, _, _ = name.partition(":")
+    if not module_part.strip():
+        return f"{what} {name!r} names no module or file. Use 'pkg.module:attr' or 'path/file.py:attr'."
+    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
+        if not Path(module_part).is_file():
+            return f"No such file: {module_part!r} (relative to {Path.cwd()}). Check the path of the target."
+        return None
+    if not all(part.isidentifier() for part in module_part.split(".")):
+        return (f"{what} {name!r}: {module_part!r} is neither a module name nor a Python file. Use 'pkg.module:attr' "
+                "or 'path/file.py:attr'.")
+    return None
+
+
+def _validate_check(targets, inputs, reference, modes) -> None:
+    """`check`'s arguments, specs and target names, checked before TensorFlow is imported (here or in the worker):
+    a mistyped spec or path is a usage error (exit 2) at once, naming the fix."""
+    from gradfuzz.spec import SpecError, spec_variants
+
+    unknown = [m.strip() for m in modes.split(",") if m.strip() and m.strip() not in CHECK_MODES]
+    if unknown:
+        _fail(f"Unknown execution mode(s) {', '.join(unknown)}: choose from {', '.join(CHECK_MODES)}, "
+              "e.g. --modes eager,function,xla.")
+    problems = [_target_problem(name) for name in targets]
+    if reference is not None:
+        problems.append(_target_problem(reference, "The reference"))
+    for problem in problems:
+        if problem is not None:
+            _fail(problem)
+    if inputs:
+        try:
+            spec_variants(tuple(inputs))
+        except (SpecError, ValueError) as error:
+            _fail(str(error))
 
 
 def _check_supervised(targets, inputs, budget, max_examples, seed, store, output_format, reference, precision_digits,

@@ -7,9 +7,9 @@ bfloat16 comes from ``ml_dtypes``, which TensorFlow itself depends on.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-import ml_dtypes
 import numpy as np
 
 
@@ -40,6 +40,8 @@ class DTypeInfo:
 
 
 def _info(name: str, dtype: np.dtype, bits: type) -> DTypeInfo:
+    import ml_dtypes
+
     finfo = ml_dtypes.finfo(dtype)
     return DTypeInfo(
         name=name,
@@ -53,12 +55,40 @@ def _info(name: str, dtype: np.dtype, bits: type) -> DTypeInfo:
     )
 
 
-DTYPES: dict[str, DTypeInfo] = {
-    "float16": _info("float16", np.float16, np.uint16),
-    "bfloat16": _info("bfloat16", ml_dtypes.bfloat16, np.uint16),
-    "float32": _info("float32", np.float32, np.uint32),
-    "float64": _info("float64", np.float64, np.uint64),
-}
+def _bfloat16() -> DTypeInfo:
+    import ml_dtypes
+
+    return _info("bfloat16", ml_dtypes.bfloat16, np.uint16)
+
+
+class _Table(Mapping):
+    """The dtype table, each entry made on first use: bfloat16's needs ``ml_dtypes``, whose import takes most
+    of a second, and the command line answers a usage error before that (names and membership need no entry)."""
+
+    def __init__(self, makers: dict[str, Callable[[], DTypeInfo]]) -> None:
+        self._makers, self._made = makers, {}
+
+    def __getitem__(self, name: str) -> DTypeInfo:
+        if name not in self._made:
+            self._made[name] = self._makers[name]()
+        return self._made[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._makers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
+
+
+DTYPES: Mapping[str, DTypeInfo] = _Table({
+    "float16": lambda: _info("float16", np.float16, np.uint16),
+    "bfloat16": _bfloat16,
+    "float32": lambda: _info("float32", np.float32, np.uint32),
+    "float64": lambda: _info("float64", np.float64, np.uint64),
+})
 
 
 # Complex dtypes: each component is judged at its real dtype's precision.

@@ -28,7 +28,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import pyarrow as pa
 
@@ -135,6 +134,8 @@ def _unit(dtype: np.dtype) -> int:
 
 def _numpy_dtype(name: str) -> np.dtype:
     if name == "bfloat16":
+        import ml_dtypes  # (its import takes most of a second: only when a record holds bfloat16)
+
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
 

@@ -92,3 +92,26 @@ def test_check_reuses_compiled_work_per_function_and_never_across_functions(coun
     assert len(count_evaluators) == 1  # the second check of the function traced nothing new
     other = gradfuzz.check(_scaled_square(3.0), inputs=["float64[3]"], max_examples=64, seed=0, shrink=False)
     assert len(count_evaluators) == 2 and not other.ok  # same name and source, another function
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["check", "no/such/file.py:f", "--input", "float64[]"], "No such file: 'no/such/file.py'"),
+    (["check", "examples/seed_ops.py:my_op", "--input", "float64[3"], "Malformed input spec 'float64[3'"),
+    (["check", "examples/seed_ops.py:my_op", "--modes", "fast"], "Unknown execution mode(s) fast"),
+    (["check", "examples/seed_ops.py:my_op", "--reference", "gone.py:f"], "No such file: 'gone.py'"),
+    (["check", ":my_op"], "names no module or file"),
+])
+def test_cli_usage_errors_come_before_tensorflow_and_the_worker(arguments, message):
+    """A mistyped spec or path is exit 2 naming the fix, before TensorFlow (or ml_dtypes, most of a second) is
+    imported and before a worker process is started."""
+    import subprocess
+    import sys
+
+    program = ("import sys\nfrom gradfuzz.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+               "    print('exit', e.code, sorted(m for m in ('tensorflow', 'ml_dtypes', 'gradfuzz.supervisor') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", program, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "exit 2 []", done.stdout + done.stderr
+    assert message in " ".join(done.stderr.split()), done.stderr
