@@ -56,7 +56,7 @@ from gradfuzz.store import FailureStore, StoredFailure, failure_row
 GRACE_SECONDS = 60.0  # a check may overrun its budget by max(this, budget) (warm-up: probing, tracing) before it is killed
 START_SECONDS = 300.0  # a fresh worker imports TensorFlow and gradfuzz within this
 LOAD_SECONDS = 300.0  # loading and planning the targets (imports the user's modules)
-REPLAY_SECONDS = 120.0  # one record's replay (its probe alone is a hang after 30 s, `replay.REPLAY_HANG_SECONDS`)
+REPLAY_SECONDS = 90.0  # one record's replay (its probe alone is a hang after 30 s, `replay.REPLAY_HANG_SECONDS`)
 PLOT_SECONDS = 120.0  # one plot of `report --html`
 WORKER_PROBE_HANG_SECONDS = 30.0  # in a warm worker TensorFlow is up: a first eager call stuck this long (or the budget) hangs
 PROGRESS_EVERY = 0.5  # seconds between progress messages from a check
@@ -65,9 +65,13 @@ _FAILURE_KIND = {"kind": "failure"} if "kind" in {f.name for f in fields(Finding
 USAGE_ERRORS = frozenset({"TargetError", "SpecError", "ValueError", "ConfigError"})  # the user's to fix: exit 2
 
 
+WORKER_ENVIRONMENT = "GRADFUZZ_SUPERVISED_WORKER"  # set in a worker: what it runs does not start workers of its own
+
+
 def in_process() -> bool:
-    """``GRADFUZZ_IN_PROCESS=1``: the command line runs user code in its own process, as before supervision."""
-    return os.environ.get("GRADFUZZ_IN_PROCESS", "").strip() not in ("", "0")
+    """``GRADFUZZ_IN_PROCESS=1``: the command line runs user code in its own process, as before supervision
+    (as it does inside a worker)."""
+    return os.environ.get("GRADFUZZ_IN_PROCESS", "").strip() not in ("", "0") or WORKER_ENVIRONMENT in os.environ
 
 
 def parse_size(text: str | None) -> int | None:
@@ -489,6 +493,9 @@ def check_isolated(fn: Any, *, inputs: Sequence[Any] | None = None, budget: str 
     from gradfuzz.durations import parse_duration
     from gradfuzz.target import TargetError
 
+    if WORKER_ENVIRONMENT in os.environ:  # a target module that checks itself when imported would start workers forever
+        raise TargetError("gradfuzz.check(..., isolate=True) was called while a supervised worker imported a target's "
+                          "module: guard the call with `if __name__ == '__main__':`.")
     names = [_importable_name(x) if x is not None else None for x in (fn, reference)]
     if store is not None:
         with FailureStore(store) as failure_store:
@@ -617,6 +624,7 @@ def _worker_main(connection: Any, memory_limit: int | None, parent: int, stop: A
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it ends the worker)
+        os.environ[WORKER_ENVIRONMENT] = str(parent)
         _end_with(parent)
         try:  # the parent's stdout is its own (a JSON document): the target's prints and printf go to stderr
             os.dup2(2, 1)

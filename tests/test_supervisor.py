@@ -96,6 +96,7 @@ FAULTS = {  # target → what the store's record says
     "blocks": "did not return",
     "segfaults": "SIGSEGV",
     "allocates": "MemoryError",
+    "killed": "SIGKILL",  # as by the out-of-memory killer
 }
 
 
@@ -116,6 +117,18 @@ def test_check_and_replay_survive_the_fault_and_fail(project, fault):
     assert replay.returncode == 1, (replay.stdout, replay.stderr[-3000:])
     assert seconds < LIMIT, f"replay took {seconds:.0f} s"
     assert '"reproduced"' in replay.stdout
+
+
+@pytest.mark.slow
+def test_a_target_that_stops_the_whole_interpreter_is_killed_at_the_deadline(project):
+    """A C call holding the GIL stops the in-process watchdog too: the parent's deadline (budget + 60 s) ends it."""
+    check, seconds = gradfuzz("check", "faults.py:holds_gil", "--input", "float64[]", "--budget", "3s", "--store", "S",
+                              cwd=project, timeout=300)
+    assert check.returncode == 1, (check.stdout, check.stderr[-3000:])
+    assert seconds < BUDGET + 60 + 45, f"check took {seconds:.0f} s (the deadline counts from the job, after TensorFlow's import)"
+    (record,) = FailureStore(project / "S").read().failures
+    assert record.signature == "exception|Hang" and record.evidence["hang_seconds"] >= 60
+    assert np.shape(record.inputs[0]) == () and "custom gradient" in record.explanation
 
 
 @pytest.mark.slow
@@ -221,3 +234,17 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.slow
+def test_the_checking_command_never_imports_tensorflow_or_the_target(project):
+    """The parent only supervises: TensorFlow and the user's module are imported in the worker alone."""
+    script = ("import sys\nsys.modules['tensorflow'] = None  # importing it here would fail\n"
+              "from gradfuzz.cli import main\n"
+              "try:\n    main(['check', 'faults.py:segfaults', '--input', 'float64[]', '--budget', '3s', '--store', 'S'])\n"
+              "except SystemExit as exit_:\n"
+              "    loaded = [m for m, v in sys.modules.items() if v is not None and (m.startswith('tensorflow') or 'faults' in m)]\n"
+              "    print('exit', exit_.code, loaded)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.stdout.strip().splitlines()[-1] == "exit 1 []", (result.stdout[-2000:], result.stderr[-2000:])

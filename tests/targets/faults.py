@@ -6,6 +6,7 @@ probe meets it. `allocates` grows without bound: run it only under a memory limi
 
 import ctypes
 import os
+import signal
 import sys
 import threading
 
@@ -48,11 +49,23 @@ def _allocate(value):
         held.append(np.ones(2**27))
 
 
+def _killed(value):
+    os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer ends a process
+    return value
+
+
+def _hold_the_interpreter(value):
+    ctypes.PyDLL(None).sleep(100_000)  # a C call that keeps the GIL: no watchdog thread of this process can run
+    return value
+
+
 exits = _faulty(_exit)  # sys.exit(0) in the gradient
 os_exits = _faulty(_os_exit)  # os._exit(0) in the gradient
 blocks = _faulty(lambda dy, x: dy * tf.numpy_function(_block, [x], x.dtype))
 segfaults = _faulty(lambda dy, x: dy * tf.numpy_function(_segfault, [x], x.dtype))
 allocates = _faulty(lambda dy, x: dy * tf.numpy_function(_allocate, [x], x.dtype))
+killed = _faulty(lambda dy, x: dy * tf.numpy_function(_killed, [x], x.dtype))
+holds_gil = _faulty(lambda dy, x: dy * tf.numpy_function(_hold_the_interpreter, [x], x.dtype))  # only a deadline ends it
 
 
 def exits_in_numpy_function(x):
