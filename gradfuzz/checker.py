@@ -143,6 +143,10 @@ def _raise_new_failure(signature: str, plan: Plan, evaluation: Evaluation, judge
 EAGER_FIRST_BATCH = 16  # examples in a first eager batch: a Python call each
 HANG_ISOLATION_BUDGET = 15.0  # seconds past a hang that looking for the culprit example may take
 PROBE_HANG_SECONDS = 60.0  # the first eager call may take this long (or the budget) before it is a hang
+# A verdict whatever the budget: a check (not a campaign slice) whose warm-up (probing, tracing, compiling) ate its
+# budget still judges this many examples (or its max_examples), for at most MINIMUM_GRACE seconds past the budget.
+MINIMUM_EXAMPLES = 256
+MINIMUM_GRACE = 30.0
 
 
 class TargetCheck:
@@ -252,7 +256,10 @@ class TargetCheck:
         if self.empty_is_error and self.examples == 0 and self.findings.first_failure is None:
             # Passing on no evidence would be a false "pass": say why nothing ran.
             self.report.error = (f"no example was evaluated: getting ready (probing, choosing how to batch the target, "
-                                 f"tracing) took {self.warmup:.1f} s of the {self.budget:.0f} s budget. Give it a larger budget.")
+                                 f"tracing) took {self.warmup:.1f} s of the {self.budget:.0f} s budget, and no batch "
+                                 f"finished within {MINIMUM_GRACE:.0f} s past it. Give it a larger budget "
+                                 f"(--budget {max(60, 4 * round(self.warmup + self.budget)):.0f}s, or budget= in Python), "
+                                 "or smaller inputs.")
         self.judge.relabel_branches(self.findings)
         confirm_as_replayed(self.findings, self.judge, self.watchdog)
         describe_in_derivatives(self.findings, self.evaluator)
@@ -264,7 +271,13 @@ class TargetCheck:
             return True
         if self.should_stop is not None and self.should_stop():
             return True
-        return time.monotonic() >= self.deadline or (self.max_examples is not None and self.examples >= self.max_examples)
+        if self.max_examples is not None and self.examples >= self.max_examples:
+            return True
+        now = time.monotonic()
+        if now >= self.deadline and self.empty_is_error and self.examples < MINIMUM_EXAMPLES \
+                and now < self.deadline + MINIMUM_GRACE and self.findings.first_failure is None:
+            return False  # the budget went on getting ready: judge a minimum before giving a verdict
+        return now >= self.deadline
 
     def _fuzz_in_rounds(self) -> None:
         n_points = max(len(p) for p in self.points)

@@ -1,7 +1,8 @@
 """The ``gradfuzz`` command line.
 
 Exit codes: 0 nothing failed, 1 failures found (or reproduced), 2 usage,
-target, spec or store error — with a message that says what to do; 130 a
+target, spec or store error, or (``check``, nothing failing) a target that could
+not be checked — with a message that says what to do; 130 a
 campaign stopped by Ctrl-C before its budget with nothing found.
 """
 
@@ -100,7 +101,8 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
         with FailureStore(store) as failure_store, _stdout_to_stderr(output_format == "json"):
             failure_store.ensure_writable()
             for plan in planned:
-                with _progress(plan.target.name, output_format) as update:
+                with _progress(plan.target.name, output_format, (seconds or 30.0) if budget or not max_examples else None,
+                               max_examples) as update:
                     report = check_target(plan.target, plan.specs, budget=plan.seconds, max_examples=plan.max_examples, seed=seed,
                                           store=failure_store, shrink=not no_shrink, batch_size=batch_size, jit=jit,
                                           order=int(order), modes=mode_list, on_progress=update)
@@ -175,7 +177,8 @@ def _check_supervised(targets, inputs, budget, max_examples, seed, store, output
             reports, planned = check_in_worker(
                 supervisor, targets, inputs=inputs, reference=reference, precision_digits=precision_digits, budget=seconds,
                 max_examples=max_examples, seed=seed, store=store, options=options,
-                progress=lambda name: _progress(name, output_format),
+                progress=lambda name: _progress(name, output_format, (seconds or 30.0) if budget or not max_examples else None,
+                                                max_examples),
                 on_report=lambda report: _print_report(report) if output_format == "text" else None)
     except (CheckRequestError, StoreError) as error:
         _fail(str(error))
@@ -204,7 +207,9 @@ def _exit_check(reports, planned, store, output_format) -> None:
         click.echo(json.dumps(document, indent=2, allow_nan=False, default=str))
     else:
         _print_summary(reports, store)
-    sys.exit(EXIT_OK if ok else EXIT_FAILURES)
+    # 1 is for failures found; a target that could not be checked (an error verdict: why is printed) is 2.
+    failed = any(r.failures for r in reports) or planned is None or len(reports) < planned
+    sys.exit(EXIT_OK if ok else EXIT_FAILURES if failed or not any(r.error for r in reports) else EXIT_ERROR)
 
 
 STORE_ARGUMENT = click.argument("store", required=False, type=click.Path(file_okay=False, path_type=Path), default=Path(".gradfuzz"))
@@ -612,7 +617,9 @@ def _campaign_table(state) -> Table:
     for s in state.targets:
         label = s.ref.name if names.count(s.ref.name) == 1 else f"{s.ref.name} ({', '.join(i.split('@')[0] for i in s.ref.inputs)})"
         failures = ", ".join(f"{c}: {n:,}" for c, n in s.failures_by_category().items()) or "-"
-        status = "[red]error[/]" if s.error else ("[red]fail[/]" if s.kinds else "[green]ok[/]")
+        # A target no slice checked an example of has no verdict: 'not run', never 'ok'.
+        status = "[red]error[/]" if s.error else ("[red]fail[/]" if s.kinds else "[green]ok[/]" if s.examples
+                                                   else "[yellow]not run[/]")
         table.add_row(escape(label), f"{s.examples:,}", f"{s.rate:,.0f}", str(s.slices), f"{100 * s.seconds / total:.0f}%",
                       escape(failures), str(len(s.notes)), status)
     return table
@@ -789,23 +796,39 @@ class _stdout_to_stderr:
 
 
 class _progress:
-    """A transient progress line on stderr (only on a terminal, only for text output)."""
+    """A transient progress line on stderr (only on a terminal, only for text output), from the first second:
+    elapsed and remaining time, examples checked, findings — and the warm-up (probing, tracing, compiling) shown
+    as such until the first batch. Re-rendered by rich several times a second, between the check's updates too."""
 
-    def __init__(self, name: str, output_format: str):
+    def __init__(self, name: str, output_format: str, budget: float | None = None, max_examples: int | None = None):
         self.enabled = output_format == "text" and stderr.is_terminal
-        self.name = name
+        self.name, self.budget, self.max_examples = name, budget, max_examples
+        self.started, self.report = None, None
+
+    def __rich__(self) -> str:
+        import time
+
+        elapsed = time.monotonic() - (self.started or time.monotonic())
+        clock = f"{elapsed:.0f} s" + (f" of {self.budget:.0f} s, {max(0.0, self.budget - elapsed):.0f} s left"
+                                      if self.budget else "")
+        report = self.report
+        if report is None or not report.examples:
+            return f"{escape(self.name)}: warming up (probing, tracing, compiling) — {clock}"
+        examples = f"{report.examples:,}" + (f" of {self.max_examples:,}" if self.max_examples else "")
+        return (f"{escape(self.name)}: {clock} — {examples} examples checked ({report.examples_per_second:,.0f}/s), "
+                f"{len(report.failures)} finding(s)")
 
     def __enter__(self):
         if not self.enabled:
             return None
-        self.status = stderr.status(f"fuzzing {self.name}")
+        import time
+
+        self.started = time.monotonic()
+        self.status = stderr.status(self)
         self.status.__enter__()
 
         def update(report) -> None:
-            self.status.update(
-                f"fuzzing {escape(self.name)}: {report.examples:,} examples, "
-                f"{report.examples_per_second:,.0f}/s, {len(report.failures)} failure kind(s)"
-            )
+            self.report = report
 
         return update
 
@@ -830,6 +853,10 @@ def _print_report(report) -> None:
         + (f", {report.skipped:,} outside the domain" if report.skipped else ""),
         soft_wrap=True,
     )
+    if report.error is not None:  # no verdict on the gradient: say why, and what to pass
+        stdout.print(f"  [red]could not be checked:[/] {escape(report.error)}", soft_wrap=True)
+    if report.warmup_seconds >= 1.0:
+        stdout.print(f"  [dim]warm-up (probing, tracing, compiling): {report.warmup_seconds:.1f} s, before the examples[/]")
     if (report.engine.get("screen") or {}).get("used"):
         # Counts (×N) below are of examples the oracle judged in full.
         stdout.print(f"  [dim]screen: {report.disagreed:,} examples disagreed with autodiff, {report.judged:,} judged in full[/]")

@@ -28,11 +28,17 @@ def test_a_gradient_computed_in_numpy_runs_eagerly_and_is_judged(name, expected)
     assert primary(report) == expected, [(f.category, f.explanation[:300]) for f in report.failures]
 
 
-def test_a_run_that_evaluates_nothing_is_no_pass():
-    """A budget spent getting ready leaves no evidence: the report says so instead of passing."""
+def test_a_run_that_evaluates_nothing_is_no_pass(monkeypatch):
+    """A budget spent getting ready still judges a minimum of examples (issue #29); when not even that fits in the
+    grace past the budget, there is no evidence: the report says so, and what to pass, instead of passing."""
+    import gradfuzz.checker
+
+    report = gradfuzz.check(any_kind.bessel_i0, budget=0.001, seed=5)
+    assert report.ok and report.examples >= gradfuzz.checker.MINIMUM_EXAMPLES
+    monkeypatch.setattr(gradfuzz.checker, "MINIMUM_GRACE", 0.0)
     report = gradfuzz.check(any_kind.bessel_i0, budget=0.001, seed=5)
     assert report.examples == 0 and not report.ok and report.verdict == "error"
-    assert "no example was evaluated" in report.error and "larger budget" in report.error
+    assert "no example was evaluated" in report.error and "larger budget (--budget" in report.error
 
 
 @pytest.mark.slow

@@ -115,3 +115,82 @@ def test_cli_usage_errors_come_before_tensorflow_and_the_worker(arguments, messa
     done = subprocess.run([sys.executable, "-c", program, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1] == "exit 2 []", done.stdout + done.stderr
     assert message in " ".join(done.stderr.split()), done.stderr
+
+
+# -- a verdict whatever the budget -----------------------------------------------------------------
+
+
+def test_a_budget_eaten_by_warm_up_still_judges_a_minimum_of_examples():
+    """The first call (the eager probe) takes longer than the whole 1 s budget. Before: 0 examples, an error."""
+    import time
+
+    from gradfuzz.checker import MINIMUM_EXAMPLES
+
+    calls = []
+
+    @tf.custom_gradient
+    def slow_to_get_ready(x):
+        if not calls:
+            time.sleep(1.2)  # Python: runs on the first call only (the probe), never inside a batch
+        calls.append(1)
+        return tf.sin(x), lambda dy: dy * tf.cos(x)
+
+    report = gradfuzz.check(slow_to_get_ready, inputs=["float64[3]"], budget=1.0, seed=0)
+    assert report.error is None and report.verdict == "pass", report.error
+    assert report.examples >= MINIMUM_EXAMPLES and report.warmup_seconds > 1.0
+
+
+_LOG = "import tensorflow as tf\n\n\ndef log(x):\n    return tf.math.log(x)\n"
+
+
+def test_an_error_verdict_is_explained_in_text_and_is_not_exit_1(cli, tmp_path, monkeypatch):
+    """Every example outside the domain: no verdict on the gradient. Before: the reason only in JSON, exit 1 (the
+    code for failures found)."""
+    monkeypatch.setenv("GRADFUZZ_IN_PROCESS", "1")
+    (tmp_path / "logs.py").write_text(_LOG)
+    result = cli("check", "logs.py:log", "-i", "float64[3]@-10..-1", "--max-examples", "256", "--seed", "1")
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.stdout.split())
+    assert "ERROR" in text and "could not be checked: every one of the 256 examples was outside the forward's domain" in text
+    assert "@LO..HI" in text
+
+
+def test_progress_shows_warm_up_then_examples_elapsed_remaining_and_findings():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from gradfuzz.cli import _progress
+
+    progress = _progress("examples/seed_ops.py:my_op", "text", budget=30.0)
+    progress.started = __import__("time").monotonic()
+
+    def shown() -> str:
+        console = Console(width=200, record=True)
+        console.print(progress)
+        return console.export_text()
+
+    assert "warming up (probing, tracing, compiling)" in shown() and "s left" in shown()
+    progress.report = SimpleNamespace(examples=4096, examples_per_second=2048.0, failures=[None])
+    text = shown()
+    assert "4,096 examples checked" in text and "1 finding(s)" in text and "of 30 s" in text and "s left" in text
+
+
+def test_a_campaign_target_that_never_ran_is_not_run_never_ok():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from gradfuzz.cli import _campaign_table
+
+    def target(name, examples):
+        return SimpleNamespace(ref=SimpleNamespace(name=name, inputs=("float64[]",)), seconds=float(examples > 0),
+                               examples=examples, rate=0.0, slices=int(examples > 0), error=None, kinds={}, notes={},
+                               failures_by_category=dict)
+
+    state = SimpleNamespace(id="c", elapsed=1.0, budget=2.0, remaining=1.0, incidents=[],
+                            targets=[target("ran.py:f", 1024), target("starved.py:g", 0)])
+    console = Console(width=250, record=True)
+    console.print(_campaign_table(state))
+    rows = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if line.count("│") > 2}
+    assert "ok" in rows["ran.py:f"] and "not run" in rows["starved.py:g"] and " ok " not in rows["starved.py:g"]
