@@ -275,7 +275,8 @@ class TargetCheck:
             return True
         now = time.monotonic()
         if now >= self.deadline and self.empty_is_error and self.examples < MINIMUM_EXAMPLES \
-                and now < self.deadline + MINIMUM_GRACE and self.findings.first_failure is None:
+                and now < self.deadline + MINIMUM_GRACE and self.findings.first_failure is None \
+                and not any(g.representative.kind == "failure" for g in self.findings.groups.values()):
             return False  # the budget went on getting ready: judge a minimum before giving a verdict
         return now >= self.deadline
 
