@@ -90,7 +90,9 @@ def check(
     if precision_digits is not None:
         target.precision_digits = float(precision_digits)
     target.atol, target.rtol = float(atol), float(rtol)
-    warm = _warm_for(fn, reference)  # a second check of this function reuses what the first traced and compiled
+    # A second check of this function reuses what the first traced and compiled. A name is keyed by the function
+    # it loads: a module imports once (reused), a file afresh per load (an edit anywhere in it is seen).
+    warm = _warm_for(target.fn if isinstance(fn, str) else fn, reference)
     request = CheckRequest((target,), None if inputs is None else tuple(inputs), parse_duration(budget), max_examples)
     planned = plan_checks([request])
     failure_store = FailureStore(store) if store is not None else None

@@ -194,3 +194,14 @@ def test_a_campaign_target_that_never_ran_is_not_run_never_ok():
     console.print(_campaign_table(state))
     rows = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if line.count("│") > 2}
     assert "ok" in rows["ran.py:f"] and "not run" in rows["starved.py:g"] and " ok " not in rows["starved.py:g"]
+
+
+def test_check_of_a_file_target_sees_an_edit_outside_the_function(tmp_path, monkeypatch):
+    """A file is loaded afresh per check, so the process-wide cache never serves the old module's function."""
+    monkeypatch.chdir(tmp_path)
+    source = ("import tensorflow as tf\n\nSCALE = {scale}\n\n\n@tf.custom_gradient\ndef f(x):\n"
+              "    return x * x, lambda dy: dy * SCALE * x\n")
+    (tmp_path / "scaled.py").write_text(source.format(scale=2.0))
+    assert gradfuzz.check("scaled.py:f", inputs=["float64[2]"], max_examples=64, seed=0, shrink=False).ok
+    (tmp_path / "scaled.py").write_text(source.format(scale=3.0))
+    assert not gradfuzz.check("scaled.py:f", inputs=["float64[2]"], max_examples=64, seed=0, shrink=False).ok
