@@ -438,8 +438,7 @@ class Evaluator:
 
     def evaluate(self, batch: Batch) -> Evaluation:
         """Evaluate one batch; raises `TargetRaised` if the target raises at run time."""
-        beacon("batched evaluation", size=batch.size, inputs=[np.asarray(a[0]) for a in batch.inputs],
-               cotangents=[np.asarray(v[0]) for v in batch.cotangents])
+        beacon("batched evaluation", size=batch.size, batch=batch)  # a supervisor's last known inputs
         try:
             with tf.device(self.device):
                 raw = self._compiled(

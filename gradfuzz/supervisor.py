@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,9 @@ REPLAY_SECONDS = 90.0  # one record's replay (its probe alone is a hang after 30
 PLOT_SECONDS = 120.0  # one plot of `report --html`
 WORKER_PROBE_HANG_SECONDS = 30.0  # in a warm worker TensorFlow is up: a first eager call stuck this long (or the budget) hangs
 PROGRESS_EVERY = 0.5  # seconds between progress messages from a check
+ROWS_BYTES = 2**20  # a batch this small travels whole with its beacon, so a crash in it can be isolated to one example
+ISOLATE_SECONDS = 60.0  # probing a crashed batch's examples one at a time, in a fresh worker
+ISOLATE_EXAMPLE_SECONDS = 5.0  # each (a hang while isolating is the culprit too)
 # A finding's kind is a field in older trees and follows from its category in newer ones: name it only where it is one.
 _FAILURE_KIND = {"kind": "failure"} if "kind" in {f.name for f in fields(Finding)} else {}
 USAGE_ERRORS = frozenset({"TargetError", "SpecError", "ValueError", "ConfigError"})  # the user's to fix: exit 2
@@ -114,6 +117,7 @@ class WorkerLost(Exception):
     seconds: float  # since the job was sent
     job: dict[str, Any] = field(default_factory=dict)  # the job's own announcement: target, specs, seed, run id
     last: dict[str, Any] = field(default_factory=dict)  # the last thing announced: stage, inputs, plan
+    isolated: WorkerLost | None = None  # the loss again, probing the batch's examples one at a time (`isolate`)
 
     def __post_init__(self) -> None:
         super().__init__(self.describe())
@@ -162,6 +166,11 @@ class WorkerLost(Exception):
         size = int(last.get("size") or 1)
         where = ("while evaluating this input" if size <= 1 else
                  f"during a {stage} of {size} examples; the input shown is the batch's first (the culprit was not isolated)")
+        isolated = self.isolated
+        if isolated is not None:  # probed one at a time in a fresh worker, this example alone ended it again
+            inputs = [np.asarray(x) for x in isolated.last.get("inputs") or inputs]
+            where = (f"during a {stage} of {size} examples; evaluated alone (in a fresh process) this example "
+                     f"{isolated.describe()} too")
         if self.how == "deadline":
             explanation = (f"The target's {stage} {self.describe()}: the supervising process ended its worker after "
                            f"{self.seconds:.0f} s, {where}. Look for a loop whose exit condition these inputs never meet "
@@ -215,7 +224,15 @@ class Supervisor:
             self._stop.set()
         process = context.Process(target=_worker_main, args=(child_end, self.memory_limit, os.getpid(), self._stop),
                                   name="gradfuzz-worker", daemon=True)
-        process.start()
+        # The worker needs nothing of this process's main script: spawn would run it again there (a script read
+        # from stdin cannot be; one that checks its targets at import would do it again), so it is hidden meanwhile.
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
         child_end.close()
         self._process, self._connection, self._ready, self._job = process, parent_end, False, None
         self.workers_started += 1
@@ -380,7 +397,7 @@ def check_in_worker(supervisor: Supervisor, names: Sequence[str], *, inputs: Seq
                                          store=None if store is None else str(store), seed=run_seed, run_id=run_id,
                                          options=options or {})
             except WorkerLost as lost:
-                report = lost_check_report(lost, plan, store, run_id)
+                report = lost_check_report(isolate(supervisor, lost), plan, store, run_id)
             except WorkerFailed as failed:
                 if failed.kind == "StoreError":  # the store failed (a full disk): exit 2 with its message, as in process
                     from gradfuzz.store import StoreError
@@ -392,6 +409,29 @@ def check_in_worker(supervisor: Supervisor, names: Sequence[str], *, inputs: Seq
         if on_report is not None:
             on_report(report)
     return reports, len(planned)
+
+
+def isolate(supervisor: Supervisor, lost: WorkerLost) -> WorkerLost:
+    """A worker lost during a batch whose rows it announced: probe them one at a time in a fresh worker
+    (each under a short watchdog); the row that ends that worker too (or hangs there) is the culprit,
+    set as ``lost.isolated``. A loss at the deadline is not retried (it would cost the deadline again)."""
+    rows, facts = lost.last.get("rows"), lost.job or {}
+    if lost.how == "deadline" or not rows or len(rows[0]) <= 1 or not facts.get("target") or not facts.get("specs"):
+        return lost
+    try:
+        found = supervisor.call("isolate", ISOLATE_SECONDS, target=facts["target"], reference=facts.get("reference_target", ""),
+                                specs=facts["specs"], rows=rows)
+    except WorkerLost as again:
+        if again.how != "deadline" and again.last.get("inputs") is not None:  # the row being probed (its own beacons)
+            lost.isolated = again
+    except WorkerFailed:
+        pass
+    else:
+        if found is not None:  # it hung alone (the watchdog of a probe): the culprit, though the batch crashed
+            row = found[0]
+            lost.isolated = WorkerLost("deadline", None, ISOLATE_EXAMPLE_SECONDS, facts,
+                                       {"stage": "isolating", "inputs": [np.asarray(a[row]) for a in rows]})
+    return lost
 
 
 def lost_check_report(lost: WorkerLost, plan: dict, store: str | Path | None, run_id: str) -> CheckReport:
@@ -597,7 +637,7 @@ class SupervisedLocalExecutor:
                     f"killed (the target's {lost.stage}) and the next slice runs on a fresh one"))]
             ref = self.targets[work.target]
             facts = lost.job or {}
-            row = failure_row(lost.finding(ref.name), target=ref.name, fingerprint=facts.get("fingerprint", ""),
+            row = failure_row(isolate(self.supervisor, lost).finding(ref.name), target=ref.name, fingerprint=facts.get("fingerprint", ""),
                               specs=facts.get("specs", list(ref.inputs)), run_id=work.run_id)
             return [SliceResult(work, self.worker, examples=1, seconds=lost.seconds, records=[row])]
         except WorkerFailed as failed:
@@ -710,6 +750,12 @@ def _portable(facts: dict) -> dict:
             facts["cotangents"] = [np.asarray(v[0]) for v in cotangents]
         except Exception:
             pass
+    batch = facts.pop("batch", None)
+    if batch is not None:  # a host batch: its first example, and every row when small enough to isolate the culprit later
+        facts["inputs"] = [np.asarray(a[0]) for a in batch.inputs]
+        facts["cotangents"] = [np.asarray(v[0]) for v in batch.cotangents]
+        if sum(np.asarray(a).nbytes for a in batch.inputs) <= ROWS_BYTES:
+            facts["rows"] = [np.array(a) for a in batch.inputs]
     plan = facts.get("plan")
     if plan is not None and dataclasses.is_dataclass(plan):
         facts["plan"] = json.dumps(dataclasses.asdict(plan))
@@ -807,5 +853,29 @@ def _job_slice(state: dict, send: Callable, *, work: Any, ref: Any) -> Any:
     return worker.run(work, ref)
 
 
+def _job_isolate(state: dict, send: Callable, *, target: str, reference: str, specs: list[str], rows: list) -> Any:
+    """Probe each row alone (a fresh worker): returns (row, "hang") for one that hangs; a crash ends this process,
+    and the last beacon ("isolating", its inputs) names the row."""
+    from gradfuzz.engine import probe
+    from gradfuzz.spec import parse_specs
+    from gradfuzz.target import load_target, with_reference
+    from gradfuzz.values import TargetRaised
+    from gradfuzz.watchdog import Hang, Watchdog, beacon
+
+    loaded = with_reference(load_target(target), reference or None)
+    arg_specs = parse_specs(specs)
+    with Watchdog() as watchdog:
+        for row in range(len(rows[0])):
+            example = [np.asarray(a[row]) for a in rows]
+            beacon("isolating", row=row, inputs=example)
+            try:
+                watchdog.run(lambda example=example: probe(loaded, arg_specs, example), ISOLATE_EXAMPLE_SECONDS)
+            except Hang:
+                return row, "hang"
+            except TargetRaised:
+                continue  # raising is recorded when such an input is drawn on its own
+    return None
+
+
 _JOBS: dict[str, Callable[..., Any]] = {"plan": _job_plan, "check": _job_check, "replay": _job_replay, "picture": _job_picture,
-                                        "slice": _job_slice}
+                                        "slice": _job_slice, "isolate": _job_isolate}

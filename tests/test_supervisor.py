@@ -120,6 +120,20 @@ def test_check_and_replay_survive_the_fault_and_fail(project, fault):
 
 
 @pytest.mark.slow
+def test_a_crash_in_a_batch_is_isolated_to_the_example_that_crashes(project):
+    """A batch that kills the worker is probed one example at a time in a fresh worker: the record holds the
+    culprit, so replay reproduces it (the batch's first example alone would replay as fixed)."""
+    check, _ = gradfuzz("check", "faults.py:segfaults_below", "--input", "float64[]@-60..100", "--budget", "5s",
+                        "--store", "S", "--seed", "4", cwd=project)
+    assert check.returncode == 1, (check.stdout, check.stderr[-3000:])
+    (record,) = FailureStore(project / "S").read().failures
+    assert record.signature == "exception|SIGSEGV" and float(record.inputs[0]) < -50, record.explanation
+    assert "evaluated alone" in record.explanation
+    replay, _ = gradfuzz("replay", "S", "--format", "json", cwd=project)
+    assert replay.returncode == 1 and '"reproduced"' in replay.stdout
+
+
+@pytest.mark.slow
 def test_a_target_that_stops_the_whole_interpreter_is_killed_at_the_deadline(project):
     """A C call holding the GIL stops the in-process watchdog too: the parent's deadline (budget + 60 s) ends it."""
     check, seconds = gradfuzz("check", "faults.py:holds_gil", "--input", "float64[]", "--budget", "3s", "--store", "S",

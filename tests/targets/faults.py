@@ -49,6 +49,12 @@ def _allocate(value):
         held.append(np.ones(2**27))
 
 
+def _segfault_below(value):
+    if np.any(value < -50):  # only part of the domain: the first probe passes, a batch crashes
+        ctypes.string_at(0)
+    return value
+
+
 def _killed(value):
     os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer ends a process
     return value
@@ -64,6 +70,7 @@ os_exits = _faulty(_os_exit)  # os._exit(0) in the gradient
 blocks = _faulty(lambda dy, x: dy * tf.numpy_function(_block, [x], x.dtype))
 segfaults = _faulty(lambda dy, x: dy * tf.numpy_function(_segfault, [x], x.dtype))
 allocates = _faulty(lambda dy, x: dy * tf.numpy_function(_allocate, [x], x.dtype))
+segfaults_below = _faulty(lambda dy, x: dy * tf.numpy_function(_segfault_below, [x], x.dtype))  # x < -50 only
 killed = _faulty(lambda dy, x: dy * tf.numpy_function(_killed, [x], x.dtype))
 holds_gil = _faulty(lambda dy, x: dy * tf.numpy_function(_hold_the_interpreter, [x], x.dtype))  # only a deadline ends it
 
