@@ -78,12 +78,10 @@ def check(
     """
     _check_tolerance(atol, rtol)
     if isolate:
-        if atol or rtol:
-            raise TypeError("gradfuzz.check: atol/rtol are not supported with isolate=True yet; check in process.")
         from gradfuzz.supervisor import check_isolated
 
         return check_isolated(fn, inputs=inputs, budget=budget, max_examples=max_examples, seed=seed, store=store,
-                              reference=reference, precision_digits=precision_digits,
+                              reference=reference, precision_digits=precision_digits, atol=atol, rtol=rtol,
                               options={"shrink": shrink, "batch_size": batch_size, "jit": jit, "order": order,
                                        "modes": tuple(modes)})
     target = with_reference(load_target(fn) if isinstance(fn, str) else describe_callable(fn), reference)

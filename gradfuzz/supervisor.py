@@ -370,14 +370,15 @@ class CheckRequestError(Exception):
 def check_in_worker(supervisor: Supervisor, names: Sequence[str], *, inputs: Sequence[str] = (), reference: str | None = None,
                     precision_digits: float | None = None, budget: float | None = None, max_examples: int | None = None,
                     seed: int | None = None, store: str | Path | None = None, options: dict | None = None,
-                    progress: Callable[[str], Any] | None = None,
+                    progress: Callable[[str], Any] | None = None, atol: float = 0.0, rtol: float = 0.0,
                     on_report: Callable[[CheckReport], None] | None = None) -> tuple[list[CheckReport], int]:
     """`gradfuzz check` in the worker: load and plan the targets there, then check each planned target
     as its own job. A worker lost during a check gives that check an `exception` finding (written to
     ``store``) and a fresh worker for the next. Returns the reports and how many checks were planned.
     ``progress(name)`` is a context manager yielding an update callback (the CLI's progress line)."""
     request = {"names": list(names), "inputs": list(inputs), "reference": reference, "precision_digits": precision_digits,
-               "budget": budget, "max_examples": max_examples, "modes": list((options or {}).get("modes", ()))}
+               "budget": budget, "max_examples": max_examples, "modes": list((options or {}).get("modes", ())),
+               "atol": float(atol), "rtol": float(rtol)}
     try:
         planned = supervisor.call("plan", LOAD_SECONDS, request=request)
     except WorkerFailed as failed:
@@ -528,7 +529,7 @@ def picture_in_worker(supervisor: Supervisor, trust_store: bool) -> Callable[[An
 def check_isolated(fn: Any, *, inputs: Sequence[Any] | None = None, budget: str | float | None = None,
                    max_examples: int | None = None, seed: int | None = None, store: str | Path | None = None,
                    reference: Any = None, precision_digits: float | None = None, options: dict | None = None,
-                   memory_limit: int | None = None) -> CheckReport:
+                   memory_limit: int | None = None, atol: float = 0.0, rtol: float = 0.0) -> CheckReport:
     """`gradfuzz.check(..., isolate=True)`: the check in a supervised worker; the report as in process."""
     from gradfuzz.durations import parse_duration
     from gradfuzz.target import TargetError
@@ -544,7 +545,8 @@ def check_isolated(fn: Any, *, inputs: Sequence[Any] | None = None, budget: str 
         try:
             reports, _ = check_in_worker(supervisor, [names[0]], inputs=[str(s) for s in inputs or ()], reference=names[1],
                                          precision_digits=precision_digits, budget=parse_duration(budget),
-                                         max_examples=max_examples, seed=seed, store=store, options=options)
+                                         max_examples=max_examples, seed=seed, store=store, options=options, atol=atol,
+                                         rtol=rtol)
         except CheckRequestError as error:
             raise TargetError(str(error)) from None
     return reports[0] if len(reports) == 1 else CheckReport.merge(reports)
@@ -775,9 +777,10 @@ def _planned(state: dict, request: dict) -> list:
             raise ValueError(f"Unknown execution mode(s) {', '.join(unknown)}: choose from {', '.join(MODES)}, "
                              "e.g. --modes eager,function,xla.")
         loaded = [with_reference(t, request["reference"]) for name in request["names"] for t in load_targets(name)]
-        if request["precision_digits"] is not None:
-            for target in loaded:
+        for target in loaded:
+            if request["precision_digits"] is not None:
                 target.precision_digits = request["precision_digits"]
+            target.atol, target.rtol = request.get("atol", 0.0), request.get("rtol", 0.0)
         state["planned"][key] = plan_checks(CheckRequest((t,), tuple(request["inputs"]) or None, request["budget"],
                                                          request["max_examples"]) for t in loaded)
     return state["planned"][key]

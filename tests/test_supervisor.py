@@ -262,3 +262,14 @@ def test_the_checking_command_never_imports_tensorflow_or_the_target(project):
     result = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.stdout.strip().splitlines()[-1] == "exit 1 []", (result.stdout[-2000:], result.stderr[-2000:])
+
+
+@pytest.mark.slow
+def test_isolate_keeps_the_users_tolerances(project, monkeypatch):
+    import gradfuzz
+
+    shutil.copy(REPO / "examples" / "seed_ops.py", project / "ops.py")
+    monkeypatch.chdir(project)
+    loose = gradfuzz.check("ops.py:my_op", inputs=["float64[]"], max_examples=512, seed=1, isolate=True, atol=0.001)
+    strict = gradfuzz.check("ops.py:my_op", inputs=["float64[]"], max_examples=512, seed=1, isolate=True)
+    assert loose.ok and [f.category for f in strict.failures] == ["approximation"]
