@@ -4,8 +4,10 @@
 
 Writes a scratch store of N failure records (20 targets, 4 categories, 8 regions, raw-bit tensors
 as a run writes them) and a campaign.json, serves it, and times the first page load (the store is
-read and triaged), a second one (cached: the store did not change) and one JSON state request.
-Prints a table and a last line ``dashboard: records=N first_ms=A cached_ms=B state_ms=C``.
+read and triaged in the background: the page comes at once and says so), the time until the bug
+list is complete (the state request the page's script makes next waits for the read), a second
+page load (cached: the store did not change) and one JSON state request. Prints a table and a last
+line ``dashboard: records=N first_ms=A complete_ms=B cached_ms=C state_ms=D``.
 """
 
 from __future__ import annotations
@@ -68,14 +70,19 @@ def main() -> None:
     server = make_server(DashboardState(root), port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    first, size = timed(base + "/")
-    cached, _ = timed(base + "/")
+    started = time.perf_counter()
+    first, size = timed(base + "/")  # the page at once: the store is read in the background
+    timed(base + "/api/state")  # what the page's script asks next: it waits for the store's first read
+    complete = 1000 * (time.perf_counter() - started)
+    cached, cached_size = timed(base + "/")
     state, state_size = timed(base + "/api/state")
-    print(f"{'request':<28} {'ms':>8} {'bytes':>10}")
-    print(f"{'page, store read':<28} {first:>8.0f} {size:>10,}")
-    print(f"{'page, cached':<28} {cached:>8.0f} {size:>10,}")
-    print(f"{'/api/state, cached':<28} {state:>8.0f} {state_size:>10,}")
-    print(f"dashboard: records={args.records} first_ms={first:.0f} cached_ms={cached:.0f} state_ms={state:.0f}")
+    print(f"{'request':<36} {'ms':>8} {'bytes':>10}")
+    print(f"{'page, first (store being read)':<36} {first:>8.0f} {size:>10,}")
+    print(f"{'bug list complete (first read)':<36} {complete:>8.0f}")
+    print(f"{'page, cached':<36} {cached:>8.0f} {cached_size:>10,}")
+    print(f"{'/api/state, cached':<36} {state:>8.0f} {state_size:>10,}")
+    print(f"dashboard: records={args.records} first_ms={first:.0f} complete_ms={complete:.0f} cached_ms={cached:.0f} "
+          f"state_ms={state:.0f}")
     server.shutdown()
 
 

@@ -363,13 +363,15 @@ def dashboard(store, port, host, trust_store) -> None:
     """A live web page for a running or finished campaign: throughput and findings over time, bugs, incidents."""
     from gradfuzz.dashboard import DashboardState, make_server
 
-    if not Path(store).is_dir():
-        _fail(f"No gradfuzz store at {store}: run a campaign first, or pass the store directory.")
+    if Path(store).exists() and not Path(store).is_dir():
+        _fail(f"{store} is not a directory; a gradfuzz store is a directory (default .gradfuzz/).")
     try:
         server = make_server(DashboardState(Path(store), trust_store=trust_store), host, port)
     except OSError as error:
         _fail(f"Cannot serve on {host}:{port}: {error.strerror or error}. Pick another --port.")
     stdout.print(f"gradfuzz dashboard for {store}: http://{host}:{server.server_address[1]}/  (Ctrl-C stops it)")
+    if not Path(store).is_dir():  # start it beside a campaign that has not created its store yet
+        stdout.print(f"No store at {store} yet: the page waits for a campaign (or a check with --store) to create it.")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

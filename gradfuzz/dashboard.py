@@ -42,12 +42,15 @@ class DashboardState:
     store: Path
     trust_store: bool = False
     long_poll_seconds: float = LONG_POLL_SECONDS
-    _key: tuple = ()
+    _key: tuple | None = None  # the files last read (None: never read)
     _groups: list = field(default_factory=list)
     _problems: list[str] = field(default_factory=list)
     _plots: dict[int, bytes | str] = field(default_factory=dict)
     _bugs: list[dict] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _read_lock: threading.Lock = field(default_factory=threading.Lock)
+    _reading: threading.Event = field(default_factory=threading.Event)
+    _read_once: bool = False
     waiting: int = 0  # requests waiting for a new checkpoint (tests wait for this event)
 
     def campaign(self) -> dict[str, Any]:
@@ -56,36 +59,60 @@ class DashboardState:
         except (OSError, ValueError):
             return {}
 
-    def groups(self) -> list:
-        """Triage of the store, read again only when a segment file changed."""
+    def files(self) -> tuple:
+        """The store's segment files (names, sizes, mtimes): () while the store does not exist."""
+        try:
+            return tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                                for kind in ("failures", "status") for p in (self.store / kind).glob("*") if p.is_file()))
+        except OSError:  # a file removed while listed: read again next time
+            return (None,)
+
+    def groups(self, wait: bool = True) -> list | None:
+        """Triage of the store, read again only when a segment file changed. ``wait=False`` never
+        waits for a read: it returns what was read before (None before the first read) and reads in
+        the background, so the page comes up at once however large the store."""
+        key = self.files()
+        if key == self._key:
+            return self._groups
+        if not wait:
+            if not self._reading.is_set():
+                self._reading.set()
+                threading.Thread(target=self._read_in_background, daemon=True).start()
+            return self._groups if self._read_once else None
+        self._read(key)
+        return self._groups
+
+    def _read_in_background(self) -> None:
+        try:
+            self._read(self.files())
+        finally:
+            self._reading.clear()
+
+    def _read(self, key: tuple) -> None:
         from gradfuzz.store import FailureStore, StoreError
         from gradfuzz.triage import triage
 
-        key = tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
-                           for kind in ("failures", "status") for p in (self.store / kind).glob("*") if p.is_file())) \
-            if self.store.is_dir() else ()
-        with self._lock:
-            if key != self._key:
-                try:
-                    read = FailureStore(self.store).read()
-                    self._groups, self._problems = triage(read.failures), read.problems
-                except StoreError as error:
-                    self._groups, self._problems = [], [str(error)]
-                self._key = key
+        with self._read_lock:  # one read at a time; the state's own lock is not held meanwhile
+            if key == self._key:
+                return
+            try:
+                read = FailureStore(self.store).read()
+                groups, problems = triage(read.failures), read.problems
+            except StoreError as error:
+                groups, problems = [], [str(error)]
+            bugs = [_bug(n, g) for n, g in enumerate(groups, 1)]  # summarised once per change of the store
+            with self._lock:
+                self._groups, self._problems, self._bugs, self._key, self._read_once = groups, problems, bugs, key, True
                 self._plots.clear()
-                self._bugs = None
-            return self._groups
 
-    def to_json(self) -> dict[str, Any]:
-        groups = self.groups()
+    def to_json(self, wait: bool = True) -> dict[str, Any]:
+        groups = self.groups(wait)
         with self._lock:
-            if self._bugs is None:  # summarised once per change of the store
-                self._bugs = [{"number": n, "target": g.target, "category": g.category, "where": g.where, "runs": g.count,
-                               "examples_failing": g.examples, "status": g.status, "explanation": g.representative.explanation,
-                               "input": [short_value(x) for x in g.representative.inputs]}
-                              for n, g in enumerate(groups, 1)]
-            bugs = self._bugs
-        return {"campaign": self.campaign(), "bugs": bugs, "problems": self._problems}
+            bugs = self._bugs if groups is not None else None
+            problems = list(self._problems)
+        exists = self.store.is_dir()
+        return {"campaign": self.campaign(), "bugs": bugs, "problems": problems, "reading": bugs is None and exists,
+                "store_exists": exists}
 
     def plot(self, number: int) -> bytes | str:
         """PNG bytes of bug ``number``'s plot, or why there is none."""
@@ -93,9 +120,31 @@ class DashboardState:
         if not 1 <= number <= len(groups):
             return "no such bug"
         with self._lock:
-            if number not in self._plots:
-                self._plots[number] = _draw(groups[number - 1], self.trust_store)
-            return self._plots[number]
+            picture = self._plots.get(number)
+        if picture is None:  # drawn without the lock: a replay may take seconds
+            picture = _draw(groups[number - 1], self.trust_store)
+            with self._lock:
+                self._plots[number] = picture
+        return picture
+
+
+def no_plot(record) -> str | None:
+    """Why a record has no plot along a line (`html_report.line_profile`'s cheap checks), or None:
+    the page links only plots that can be drawn."""
+    if record.argument is None or not record.cotangents:
+        return "a contract or exception finding has no single failing element to plot"
+    specs = list(record.specs)
+    if record.argument >= len(specs) or str(specs[record.argument]).startswith("complex"):
+        return "plots are drawn for real arguments only"
+    return None
+
+
+def _bug(number: int, group) -> dict[str, Any]:
+    representative = group.representative  # computed once: the simplest of the group's records
+    why_not = no_plot(representative)
+    return {"number": number, "target": group.target, "category": group.category, "where": group.where, "runs": group.count,
+            "examples_failing": group.examples, "status": group.status, "explanation": representative.explanation,
+            "input": [short_value(x) for x in representative.inputs], "plot": why_not is None, "no_plot": why_not or ""}
 
 
 def _draw(group, trust_store: bool) -> bytes | str:
@@ -121,7 +170,7 @@ def make_server(state: DashboardState, host: str = "127.0.0.1", port: int = 8050
         def do_GET(self) -> None:
             url = urlparse(self.path)
             if url.path == "/":
-                self._send(200, "text/html; charset=utf-8", render_page(state).encode())
+                self._send(200, "text/html; charset=utf-8", render_page(state, wait=False).encode())
             elif url.path == "/api/state":
                 after = parse_qs(url.query).get("after", [None])[0]
                 if after is not None:
@@ -140,15 +189,28 @@ def make_server(state: DashboardState, host: str = "127.0.0.1", port: int = 8050
                 self._send(404, "text/plain; charset=utf-8", b"not found")
 
         def _send(self, code: int, kind: str, body: bytes) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+                self.close_connection = True  # the browser left (a closed tab, a reload): nothing to tell anyone
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address) -> None:
+            import sys
+
+            if isinstance(sys.exc_info()[1], ConnectionError):  # a browser that went away mid-request
+                return
+            super().handle_error(request, client_address)
+
+    server = Server((host, port), Handler)
+    threading.Thread(target=state.groups, daemon=True).start()  # read the store before the first request asks
     return server
 
 
@@ -157,8 +219,9 @@ def _wait_for_checkpoint(state: DashboardState, after: str) -> None:
     deadline = time.monotonic() + state.long_poll_seconds
     with state._lock:
         state.waiting += 1
-    try:
-        while time.monotonic() < deadline and state.campaign().get("updated", "") == after:
+    files = state.files()
+    try:  # a new checkpoint, or new records (a check writing to the store, the store being created)
+        while time.monotonic() < deadline and state.campaign().get("updated", "") == after and state.files() == files:
             time.sleep(POLL_INTERVAL)
     finally:
         with state._lock:
@@ -182,9 +245,10 @@ def _mapping(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def render_page(state: DashboardState) -> str:
-    """The page with its current numbers filled in (the script keeps them current)."""
-    data = state.to_json()
+def render_page(state: DashboardState, wait: bool = True) -> str:
+    """The page with its current numbers filled in (the script keeps them current). ``wait=False``
+    does not wait for the store's first read: the bug list then says it is being read."""
+    data = state.to_json(wait)
     campaign = _mapping(data["campaign"])
     targets = [t for t in campaign.get("targets", []) if isinstance(t, dict)] if isinstance(campaign.get("targets"), list) else []
     rows = "".join(
@@ -198,13 +262,20 @@ def render_page(state: DashboardState) -> str:
         f"<li><b class=cat>{html.escape(b['category'])}</b> in <code>{html.escape(b['target'])}</code>, {html.escape(b['where'])}"
         f" — {_count(b['examples_failing'])} examples failing in the {_count(b['runs'])} recorded run(s), "
         f"{html.escape(str(b['status']))}; simplest input "
-        f"<code>{html.escape(', '.join(b['input']))}</code> · <a href='/plot/{b['number']}.png'>plot</a>"
-        f"<p>{html.escape(b['explanation'])}</p></li>" for b in data["bugs"])
-    status = (f"campaign {html.escape(str(campaign.get('campaign', '?')))}: {html.escape(str(campaign.get('status', '?')))}, "
-              f"{_count(campaign.get('elapsed_seconds', 0))} s of {_count(campaign.get('budget_seconds', 0))} s, "
-              f"{_count(campaign.get('examples', 0))} examples checked") if campaign else "no campaign.json in this store yet"
+        f"<code>{html.escape(', '.join(b['input']))}</code> · "
+        + (f"<a href='/plot/{b['number']}.png'>plot</a>" if b["plot"] else f"no plot ({html.escape(b['no_plot'])})")
+        + f"<p>{html.escape(b['explanation'])}</p></li>" for b in data["bugs"] or [])
+    if campaign:
+        status = (f"campaign {html.escape(str(campaign.get('campaign', '?')))}: {html.escape(str(campaign.get('status', '?')))}, "
+                  f"{_count(campaign.get('elapsed_seconds', 0))} s of {_count(campaign.get('budget_seconds', 0))} s, "
+                  f"{_count(campaign.get('examples', 0))} examples checked")
+    elif not data["store_exists"]:
+        status = "no store here yet: waiting for a campaign (or a check with --store) to create it"
+    else:
+        status = "no campaign.json in this store yet (records from checks are listed below)"
+    empty = "<li>Reading the store…</li>" if data["reading"] else "<li>No failures recorded.</li>"
     return _PAGE.format(store=html.escape(str(state.store)), status=status, rows=rows or "<tr><td colspan=7>-</td></tr>",
-                        bugs=bugs or "<li>No failures recorded.</li>", state=_script_json(data),
+                        bugs=bugs or empty, state=_script_json(data),
                         updated=html.escape(str(campaign.get("updated", ""))))
 
 

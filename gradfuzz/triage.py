@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from gradfuzz.categories import Category
 from gradfuzz.regions import Region, describe
-from gradfuzz.simplicity import simplicity
+from gradfuzz.simplicity import batch_simplicity, simplicity
 from gradfuzz.store import StoredFailure
 
 
@@ -46,7 +46,8 @@ class TriageGroup:
     @property
     def representative(self) -> StoredFailure:
         """The simplest input: fewest non-zero elements, then the smallest magnitudes."""
-        return min(self.records, key=_simplicity)
+        ranks = _simplicities(self.records)
+        return self.records[min(range(len(ranks)), key=ranks.__getitem__)]
 
     @property
     def where(self) -> str:
@@ -114,13 +115,21 @@ def _coalesce(findings: list[list[StoredFailure]], smooth: bool) -> list[list[St
             i = parent[i]
         return i
 
+    # Findings touch when an interval of one meets an interval of the other (closed intervals), and
+    # all findings without a region touch. Connected components by one sweep along the line: an
+    # interval starting before the running end of the intervals before it meets one of them.
     spans = [_spans(records) for records in findings]
-    for i in range(len(findings)):
-        for j in range(i):
-            touch = (not spans[i] and not spans[j]) or any(
-                lo1 <= hi2 and lo2 <= hi1 for lo1, hi1 in spans[i] for lo2, hi2 in spans[j])
-            if touch:
-                parent[root(i)] = root(j)
+    unplaced = [i for i, s in enumerate(spans) if not s]
+    for i in unplaced[1:]:
+        parent[root(i)] = root(unplaced[0])
+    reach, last = float("-inf"), None
+    for low, high, i in sorted((low, high, i) for i, s in enumerate(spans) for low, high in s):
+        if last is not None and low <= reach:
+            parent[root(i)] = root(last)
+            reach = max(reach, high)
+        else:
+            reach = high
+        last = i
     merged: dict[int, list[StoredFailure]] = {}
     for i, records in enumerate(findings):
         merged.setdefault(root(i), []).extend(records)
@@ -129,3 +138,21 @@ def _coalesce(findings: list[list[StoredFailure]], smooth: bool) -> list[list[St
 
 def _simplicity(record: StoredFailure) -> tuple[int, float]:
     return simplicity(record.inputs) if record.inputs else (0, 0.0)
+
+
+def _simplicities(records: list[StoredFailure]) -> list[tuple[int, float]]:
+    """`_simplicity` of every record, computed a batch at a time for records whose inputs share
+    dtypes and shapes (the same numbers: each row is reduced as a batch of one is)."""
+    import numpy as np
+
+    ranks: list[tuple[int, float]] = [(0, 0.0)] * len(records)
+    alike: dict[tuple, list[int]] = {}
+    for k, record in enumerate(records):
+        if record.inputs:
+            alike.setdefault(tuple((np.asarray(x).dtype.str, np.shape(x)) for x in record.inputs), []).append(k)
+    for members in alike.values():
+        stacked = [np.stack([np.asarray(records[k].inputs[a]) for k in members]) for a in range(len(records[members[0]].inputs))]
+        nonzero, magnitude = batch_simplicity(stacked)
+        for row, k in enumerate(members):
+            ranks[k] = (int(nonzero[row]), float(magnitude[row]))
+    return ranks
