@@ -867,7 +867,7 @@ def _print_report(report) -> None:
         if finding.reference_name == "gradient contract":  # structural: no count of examples to speak of
             stdout.print(f"  [red]✗ {finding.category}[/] — the gradient contract; shown at input {shown}", soft_wrap=True)
         else:
-            stdout.print(f"  [red]✗ {finding.category}[/] — {finding.count:,} example(s) failing, in {escape(_where(finding))}; "
+            stdout.print(f"  [red]✗ {finding.category}[/] — {finding.count:,} example(s) failing {escape(_where(finding))}; "
                          f"simplest input {shown}", soft_wrap=True)
         stdout.print(f"    {escape(finding.explanation)}", soft_wrap=True)
     for finding in report.notes:
@@ -897,7 +897,17 @@ def _where(finding) -> str:
     from gradfuzz.regions import describe
 
     labels = [label for label in [*finding.regions_seen, finding.region] if label not in (None, "", "*")]
-    return describe(labels) if labels else "the inputs shown"
+    return in_words(describe(labels)) if labels else "at the input shown"
+
+
+def in_words(where: str) -> str:
+    """A region list as a phrase after "failing": "everywhere", "at 0", "in (0, 1)", "at 0, in (2, inf)"."""
+    if where in ("everywhere", "anywhere"):
+        return where
+    import re
+
+    pieces = re.findall(r"[\[(][^\])]*[\])]|[^,\s][^,]*", where)  # intervals hold a comma of their own
+    return ", ".join(f"at {piece[1:]}" if piece.startswith("=") else f"in {piece}" for piece in pieces)
 
 
 def _print_summary(reports, store: Path) -> None:

@@ -117,3 +117,13 @@ def test_exported_tests_write_inputs_as_exact_literals_and_replay_what_needs_mor
     assert "gradfuzz.assert_gradient(f, x, y, reference='ops.py:plain')" in source
     assert source.count("pytest.param(") == 3 and "REPLAYED_CASES = json.loads(" in source  # exception, a layer's weights
     assert '\\"variables\\"' in source and '\\"category\\": \\"exception\\"' in source
+
+
+def test_regions_read_in_words_in_the_check_output():
+    """Before: "1,024 example(s) failing, in everywhere", "in =0"."""
+    from gradfuzz.cli import in_words
+
+    assert in_words("everywhere") == "everywhere"
+    assert in_words("=0") == "at 0"
+    assert in_words("=0, (2, inf)") == "at 0, in (2, inf)"
+    assert in_words("[0, 1), (2, inf)") == "in [0, 1), in (2, inf)"
