@@ -129,7 +129,7 @@ def _numbers(record, group: TriageGroup) -> list[tuple[str, str]]:
         if "digits_lost" in evidence:
             rows.append(("digits lost", f"{evidence['digits_lost']} significant digits"))
     elif record.reference_name and np.isfinite(record.custom_value) | np.isfinite(record.reference_value):
-        entry = str(evidence.get("jacobian_entry", "custom gradient element"))
+        entry = str(evidence.get("jacobian_entry", "gradient element"))
         rows += [(f"custom {entry}", f"{record.custom_value:.9g}"),
                  (f"{record.reference_name}", f"{record.reference_value:.9g}"),
                  ("error", f"{record.abs_error:.3g} (relative {record.rel_error:.3g}, {record.ulp_error:.3g} ULPs)")]

@@ -127,3 +127,16 @@ def test_regions_read_in_words_in_the_check_output():
     assert in_words("=0") == "at 0"
     assert in_words("=0, (2, inf)") == "at 0, in (2, inf)"
     assert in_words("[0, 1), (2, inf)") == "in [0, 1), in (2, inf)"
+
+
+def test_the_html_report_does_not_say_custom_custom():
+    """Before: a value finding without a Jacobian entry read "custom custom gradient element"."""
+    from gradfuzz.html_report import _numbers
+    from gradfuzz.store import StoredFailure
+    from gradfuzz.triage import triage
+
+    record = StoredFailure(id="a" * 32, target="ops.py:f", category="mismatch", specs=["float64[]"],
+                           inputs=[np.float64(1.0)], cotangents=[np.float64(1.0)], tangents=[np.float64(1.0)],
+                           reference_name="autodiff of the forward (float64)", custom_value=2.0, reference_value=1.0)
+    rows = dict(_numbers(record, triage([record])[0]))
+    assert "custom gradient element" in rows and not any("custom custom" in label for label in rows)
