@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gradfuzz.categories import Category
 from gradfuzz.replay import Replayer
 from gradfuzz.report import GradientCheckFailed
 from gradfuzz.store import StoredFailure, decode_tensor, encode_tensor
@@ -126,7 +127,7 @@ def literal(array: np.ndarray) -> str:
 
 # Replayed from their stored bits (cotangent and tangent included) rather than re-checked at the input:
 # what they found depends on more than the input (execution modes, a crash, a layer's weights).
-REPLAYED = frozenset({"exception", "nondeterminism"})
+REPLAYED = frozenset({Category.EXCEPTION, Category.NONDETERMINISM})
 
 _ARGUMENT_NAMES = ("x", "y", "z")
 
@@ -157,7 +158,7 @@ def write_tests(failures: list[StoredFailure], path: str | Path, store: str) -> 
     replayed = [case_from_failure(f) for f in failures if f.category in REPLAYED or f.variables]
     groups: dict[tuple, list[StoredFailure]] = {}
     for failure in readable:
-        order = 2 if failure.category == "higher-order" else 1
+        order = 2 if failure.category == Category.HIGHER_ORDER else 1
         groups.setdefault((failure.target, failure.reference_target, len(failure.inputs), order), []).append(failure)
     taken = {"np", "pytest", "gradfuzz", "json", "STORE", "REPLAYED_CASES", "check_case", "exported_target", "tensor"}
     blocks, loads, uses_tensor = [], {}, False

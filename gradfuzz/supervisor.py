@@ -42,13 +42,14 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from gradfuzz.categories import Category
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.spec import parse_spec
 from gradfuzz.store import FailureStore, StoredFailure, failure_row
@@ -64,7 +65,6 @@ ROWS_BYTES = 2**20  # a batch this small travels whole with its beacon, so a cra
 ISOLATE_SECONDS = 60.0  # probing a crashed batch's examples one at a time, in a fresh worker
 ISOLATE_EXAMPLE_SECONDS = 5.0  # each (a hang while isolating is the culprit too)
 # A finding's kind is a field in older trees and follows from its category in newer ones: name it only where it is one.
-_FAILURE_KIND = {"kind": "failure"} if "kind" in {f.name for f in fields(Finding)} else {}
 USAGE_ERRORS = frozenset({"TargetError", "SpecError", "ValueError", "ConfigError"})  # the user's to fix: exit 2
 
 
@@ -181,8 +181,8 @@ class WorkerLost(Exception):
                            "(a target must raise, never end or crash the process).")
         plan = last.get("plan")
         return Finding(
-            target=target, category="exception", explanation=explanation, inputs=inputs, **_FAILURE_KIND,
-            cotangents=[], tangents=[], signature=f"exception|{self.category_key}", seed=self.job.get("seed"),
+            target=target, category=Category.EXCEPTION, explanation=explanation, inputs=inputs,
+            cotangents=[], tangents=[], signature=f"{Category.EXCEPTION}|{self.category_key}", seed=self.job.get("seed"),
             evidence={"hang_seconds": float(self.seconds)} if self.how == "deadline" else
             {"exit_code": float(self.exitcode if self.exitcode is not None else -1), "batch_size": float(size)},
             reference_name="watchdog" if self.how == "deadline" else "supervisor",
@@ -463,7 +463,7 @@ def lost_check_report(lost: WorkerLost, plan: dict, store: str | Path | None, ru
 
 
 def _finding_of(record: StoredFailure) -> Finding:
-    return Finding(target=record.target, category=record.category, explanation=record.explanation, **_FAILURE_KIND,
+    return Finding(target=record.target, category=record.category, explanation=record.explanation,
                    inputs=list(record.inputs), cotangents=list(record.cotangents), tangents=list(record.tangents),
                    custom=list(record.custom), reference=list(record.reference), reference_name=record.reference_name,
                    argument=record.argument, element=record.element, custom_value=record.custom_value,
@@ -502,8 +502,8 @@ class SupervisedReplayer:
                                         trust_store=self.trust_store, trusted_names=self.trusted_names)
         except WorkerLost as lost:
             how = f"the target's {lost.stage} {lost.describe()} (replayed in a supervised process, which was replaced)"
-            detail = how if failure.category == "exception" else f"now fails as exception. {how}"
-            return ReplayResult(failure, ReplayStatus.REPRODUCED, detail, ["exception"], reproduced=1, runs=1)
+            detail = how if failure.category == Category.EXCEPTION else f"now fails as {Category.EXCEPTION}. {how}"
+            return ReplayResult(failure, ReplayStatus.REPRODUCED, detail, [Category.EXCEPTION], reproduced=1, runs=1)
         except WorkerFailed as failed:
             if failed.usage:
                 return ReplayResult(failure, ReplayStatus.TARGET_MISSING, failed.message, [])
