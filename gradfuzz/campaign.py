@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable
@@ -42,7 +41,7 @@ import numpy as np
 
 from gradfuzz.config import CampaignConfig
 from gradfuzz.executors import Executor, Slice, SliceResult, TargetRef
-from gradfuzz.store import FailureStore, StoreError, deleted_store_message, environment, fsync_directory
+from gradfuzz.store import FailureStore, StoreError, deleted_store_message, environment, write_atomically
 
 CHECKPOINT = "campaign.json"
 CHECKPOINT_VERSION = 1
@@ -396,7 +395,7 @@ class Campaign:
         store missing now was deleted meanwhile, a `StoreError` (writing would create it again, as if nothing were lost)."""
         if running and not self.store.is_dir():
             raise StoreError(deleted_store_message(self.store, sum(len(s.kinds) for s in self.targets)))
-        _write_atomically(self.store / CHECKPOINT, json.dumps(self.to_json(), indent=2, default=str, allow_nan=False))
+        write_atomically(self.store / CHECKPOINT, json.dumps(self.to_json(), indent=2, default=str, allow_nan=False))
 
     @property
     def failure_kinds(self) -> int:
@@ -515,14 +514,3 @@ def _sha256(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return ""
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)

@@ -298,6 +298,19 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` whole or not at all (a temp file synced, renamed, the rename synced):
+    a checkpoint or a state file read after a crash is the old one or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+
+
 class SegmentWriter:
     """One writer's segment: an IPC stream flushed per batch, sealed on close.
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from gradfuzz.store import fsync_directory
+from gradfuzz.store import write_atomically
 from gradfuzz.sweep_table import TABLE, Entry, full_name, short_name
 
 STATE_FILE = "sweep.json"
@@ -478,17 +478,6 @@ def _reproduce(item: SweepItem) -> str:
     if item.skip or not item.variants:
         return ""
     return " ".join(["gradfuzz check", f"'{item.target}'", *(f"--input '{spec}'" for spec in item.variants[0])])
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
 
 
 # -- output ----------------------------------------------------------------------------------------
