@@ -393,3 +393,67 @@ def test_a_kink_the_finer_step_sees_otherwise_is_no_branch():
     x, w = [-1.5266864e-06, 1.611102e-06, -1.7299515e-06, 1.987649e-06], [0.8838, 0.6798, -0.6402, -0.001]
     assert [v.category for v in _plain_inverse_judgement(x, w).failures] == ["branch"], "the normal step alone"
     assert _plain_inverse_judgement(x, w, neighbours=True).failures == []
+
+
+def _relu6_failures(seeds: int, **judge_options) -> list:
+    """TF's relu6 gradient (correct) at inputs with several elements within one difference step of
+    the kink at 0, as joint special values put them: what the differences ladder claims."""
+    spec = parse_spec("float32[4]@-8..8")
+    structure = Structure(("float32",), ((),), ("float32",), ((4,),))
+    relu6 = lambda z: float(np.sum(np.clip(z, 0.0, 6.0)))  # noqa: E731
+    found = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        x = np.concatenate([[2.0], rng.choice([-1, 1], 3) * 10.0 ** rng.uniform(-7, -5, 3)])
+        w = rng.standard_normal(4) * np.maximum(1.0, np.abs(x))
+        v = rng.choice([-1, 1]) * rng.uniform(0.5, 1.0)
+        gradient = ((x > 0) & (x < 6)).astype(np.float64)  # TF's: 1 inside (0, 6), 0 elsewhere, also at 0
+        ev = _vector_evaluation(x, relu6, v * gradient, None, v, w)
+        ev.jvp = np.array([v * float(gradient @ w)])  # forward mode agrees with it at x
+        found += [(seed, v_.category) for v_ in judge(ev, [spec], structure, has_reference=False, **judge_options).failures]
+    return found
+
+
+def test_several_elements_within_a_step_of_a_kink_are_no_claim():
+    """The differences straddle kinks near x (not at it): the central difference mixes both sides, and
+    the gradient — right at x, and equal to forward mode there — is no evidence of a bug (score.py's
+    relu6, clip_by_value and reduce_max controls were false alarms before)."""
+    assert _relu6_failures(300) == []
+
+
+def test_a_wrong_gradient_near_kinks_still_fails():
+    """Near the same kinks, a wrong slope on an element far from them (5 instead of 1 at x = 2) leaves
+    every value the kinks allow along w: the claim stands."""
+    spec = parse_spec("float32[4]@-8..8")
+    structure = Structure(("float32",), ((),), ("float32",), ((4,),))
+    x = np.array([2.0, 1e-9, -3e-8, 0.5])
+    w, v = np.array([0.7, -1.1, 0.4, 0.9]), 0.8
+    gradient = ((x > 0) & (x < 6)).astype(np.float64)
+    wrong = gradient * np.array([5.0, 1.0, 1.0, 1.0])
+    ev = _vector_evaluation(x, lambda z: float(np.sum(np.clip(z, 0.0, 6.0))), v * wrong, None, v, w)
+    ev.jvp = np.array([v * float(gradient @ w)])
+    assert judge(ev, [spec], structure, has_reference=False).failures, "a wrong slope is not excused by nearby kinks"
+
+
+def test_a_plain_function_error_below_the_confirmation_level_is_no_claim():
+    """logsumexp at float64 with its largest element 0: log(1 + tiny) rounds at 1, not at its result,
+    so the differences' rounding estimate (eps·|φ|) is too small and a gradient off by 1e-11 looked
+    wrong (score.py's logsumexp control). Below float64's confirmation level (1e-9) no claim is made;
+    an error of 1e-8 is still claimed, every time."""
+    spec = parse_spec("float64[5]@-50..50")
+    structure = Structure(("float64",), ((),), ("float64",), ((5,),))
+    lse = lambda z: float(np.log(np.sum(np.exp(z))))  # noqa: E731
+
+    def claimed(relative: float) -> int:
+        count = 0
+        for seed in range(100):
+            rng = np.random.default_rng(seed)
+            x = np.concatenate([[0.0], -rng.uniform(10, 45, 4)])
+            w, v = rng.standard_normal(5) * np.maximum(1.0, np.abs(x)), 0.7
+            softmax = np.exp(x) / np.sum(np.exp(x))
+            ev = _vector_evaluation(x, lse, v * softmax * (1 + relative), None, v, w)
+            count += bool(judge(ev, [spec], structure, has_reference=False).failures)
+        return count
+
+    assert claimed(1e-11) == 0
+    assert claimed(1e-8) == 100
