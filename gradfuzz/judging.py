@@ -19,6 +19,7 @@ from gradfuzz.oracle import (
     GradientScale,
     Judgement,
     judge,
+    judge_plain_rounding,
     judge_precision,
     judge_second_order,
 )
@@ -48,6 +49,8 @@ def judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, po
     judgement = _judge_batch(evaluator, evaluation, target, points, scale)
     if target.has_custom_gradient and not target.surrogate:
         diagnose_precision(evaluator, evaluation, judgement, target.precision_digits)
+    elif not target.has_custom_gradient:
+        diagnose_plain_rounding(evaluator, evaluation, judgement)
     return as_surrogate(judgement) if target.surrogate else judgement
 
 
@@ -80,6 +83,23 @@ def diagnose_precision(evaluator: Evaluator, evaluation: Evaluation, judgement: 
     judge_precision(judgement, rows, [np.asarray(g)[rows] for g in evaluation.custom], at,
                     [np.asarray(g)[rows] for g in evaluation.reference], evaluator.gradient_specs, digits,
                     neighbours=(below, above))
+
+
+def diagnose_plain_rounding(evaluator: Evaluator, evaluation: Evaluation, judgement: Judgement) -> None:
+    """A plain function's wrong values, computed again at float64 (`judge_plain_rounding`)."""
+    rows = np.flatnonzero((judgement.outcome == FAILURE) & np.isin(judgement.category, VALUE_FAILURES))
+    differentiable = [spec for spec in evaluator.specs if spec.differentiable]
+    if not rows.size or any(spec.is_complex for spec in differentiable) or all(spec.info.mantissa_bits >= 52 for spec in differentiable):
+        return  # at float64 there is nothing wider to ask (complex arguments: not compared this way)
+    subset = evaluation.batch.select(rows)
+    wide = evaluator.custom_at_float64(subset)
+    if wide is None:
+        return
+    wide_ip = np.zeros(rows.size)
+    for g, w, spec in zip(wide, subset.tangents, evaluator.specs):
+        if spec.differentiable and not spec.is_complex and np.size(g) == np.size(w):
+            wide_ip += np.sum(np.asarray(g, np.float64).reshape(rows.size, -1) * np.asarray(w, np.float64).reshape(rows.size, -1), axis=1)
+    judge_plain_rounding(judgement, rows, wide_ip)
 
 
 def _next_ulp(x: np.ndarray, spec, toward: float) -> np.ndarray:
