@@ -9,15 +9,15 @@ import numpy as np
 
 from gradfuzz.spec import ArgSpec
 
-MAX_BATCH = 1024
+FIRST_BATCH = 1024  # a batch size to start from (`BatchSizer` grows it while throughput improves)
 ELEMENTS_PER_BATCH = 1 << 16  # keeps large-tensor batches within a modest memory budget
 PLANS_PER_EXAMPLE_BUDGET = 16  # an example-bounded run spreads max_examples over at least this many plans
 
 
 def batch_size_for(specs: Sequence[ArgSpec], elements_budget: int = ELEMENTS_PER_BATCH) -> int:
-    """The largest power of two up to MAX_BATCH whose batch stays within the element budget."""
+    """The largest power of two up to FIRST_BATCH whose batch stays within the element budget."""
     elements = max(1, sum(s.size for s in specs))
-    size = MAX_BATCH
+    size = FIRST_BATCH
     while size > 16 and size * elements > elements_budget:
         size //= 2
     return size

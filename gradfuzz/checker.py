@@ -162,8 +162,8 @@ class TargetCheck:
                  on_progress: Callable[[CheckReport], None] | None = None,
                  plan_strategy: Callable[[int], object] | None = None, stop_at_first_failure: bool = False,
                  order: int = 1, modes: Sequence[str] = ("function",), warm: WarmCache | None = None,
-                 should_stop: Callable[[], bool] | None = None, run_id: str | None = None, empty_is_error: bool = True):
-        self.empty_is_error = empty_is_error
+                 should_stop: Callable[[], bool] | None = None, run_id: str | None = None, slice_of_many: bool = False):
+        self.slice_of_many = slice_of_many  # a campaign or sweep slice: see `check_target`
         self.target, self.specs = target, tuple(specs)
         self.budget, self.max_examples = budget, max_examples
         self.seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31))
@@ -243,17 +243,17 @@ class TargetCheck:
         self.screen = self.warm.screen(self.evaluator, self.points)
         self.quota = JudgingQuota()
         self.warmup = time.monotonic() - self.started
-        if not self.empty_is_error and self.deadline - time.monotonic() < self.budget / 2:
+        if self.slice_of_many and self.deadline - time.monotonic() < self.budget / 2:
             # A campaign slice whose first contact with the target (tracing, compiling) ate its budget
             # still fuzzes for half of it: else a target that is slow to get ready never gets going.
             self.deadline = time.monotonic() + self.budget / 2
         self._fuzz_in_rounds()
-        if self.empty_is_error and 0 < self.examples <= self.skipped and self.findings.first_failure is None:
+        if not self.slice_of_many and 0 < self.examples <= self.skipped and self.findings.first_failure is None:
             # Every input outside the forward's domain: no gradient was checked, so this is no pass.
             self.report.error = (f"every one of the {self.examples:,} examples was outside the forward's domain (it returned "
                                  "NaN or ±inf, or raised), so no gradient was checked. Give each argument a range where "
                                  "the forward is defined, e.g. -i 'float64[]@0.1..100' (a spec's @LO..HI) for a logarithm.")
-        if self.empty_is_error and self.examples == 0 and self.findings.first_failure is None:
+        if not self.slice_of_many and self.examples == 0 and self.findings.first_failure is None:
             # Passing on no evidence would be a false "pass": say why nothing ran.
             self.report.error = (f"no example was evaluated: getting ready (probing, choosing how to batch the target, "
                                  f"tracing) took {self.warmup:.1f} s of the {self.budget:.0f} s budget, and no batch "
@@ -274,7 +274,7 @@ class TargetCheck:
         if self.max_examples is not None and self.examples >= self.max_examples:
             return True
         now = time.monotonic()
-        if now >= self.deadline and self.empty_is_error and self.examples < MINIMUM_EXAMPLES \
+        if now >= self.deadline and not self.slice_of_many and self.examples < MINIMUM_EXAMPLES \
                 and now < self.deadline + MINIMUM_GRACE and self.findings.first_failure is None \
                 and not any(g.representative.kind == "failure" for g in self.findings.groups.values()):
             return False  # the budget went on getting ready: judge a minimum before giving a verdict
@@ -531,7 +531,7 @@ class TargetCheck:
 
     def _records(self, failures: Sequence[Finding], device: str) -> list[dict]:
         return self.findings.records(failures, fingerprint=self.target.fingerprint, device=device or "", run_id=self.run_id,
-                                     reference_target=self.target.reference_name,
+                                     reference_target=self.target.reference_target,
                                      variables=[(v.name, v.numpy()) for v in self.target.variables],
                                      written=self._written if self.store is not None else None)
 
@@ -659,8 +659,9 @@ def check_target(target: Target, specs: Sequence[ArgSpec], *, store: FailureStor
     ``stop_at_first_failure`` ends the run as soon as an example fails (for measuring how soon
     a bug is found). Campaigns pass ``warm`` (compiled functions reused across calls),
     ``should_stop`` (asked between batches; the check then ends normally, keeping what it found)
-    ``run_id`` (the store rows' run id) and ``empty_is_error=False`` (a slice: evaluating nothing is
-    no error, and a slice whose warm-up ate more than half its budget still fuzzes for half of it).
+    ``run_id`` (the store rows' run id) and ``slice_of_many=True`` (one slice of a campaign or sweep:
+    evaluating nothing is no error — the next slice goes on — a slice whose warm-up ate more than half
+    its budget still fuzzes for half of it, and no minimum of examples is judged past its budget).
 
     ``report.records`` holds the store rows; with ``store`` they are also appended there.
     """

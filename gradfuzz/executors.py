@@ -138,7 +138,7 @@ class Worker:
                                seconds=time.monotonic() - started)
         try:
             report = check_target(target, specs, budget=work.seconds, seed=work.seed, warm=self._warm,
-                                  should_stop=self._stop.is_set, run_id=work.run_id, empty_is_error=False)
+                                  should_stop=self._stop.is_set, run_id=work.run_id, slice_of_many=True)
         except Exception as error:  # a gradfuzz bug or an unexpected target failure: report, do not die
             return SliceResult(work, self.name, error=f"checking {ref.name} failed on {self.name}: {type(error).__name__}: {error}",
                                seconds=time.monotonic() - started)

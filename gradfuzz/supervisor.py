@@ -798,7 +798,7 @@ def _job_check(state: dict, send: Callable, *, request: dict, index: int, store:
     plan = _planned(state, request)[index]
     target = plan.target
     send(("job", {"target": target.name, "fingerprint": target.fingerprint, "specs": [str(s) for s in plan.specs],
-                  "seed": seed, "run_id": run_id, "reference_target": target.reference_name}))
+                  "seed": seed, "run_id": run_id, "reference_target": target.reference_target}))
     last = [0.0]
 
     def progress(report: CheckReport) -> None:

@@ -417,7 +417,7 @@ def run_sweep(sweep: Sweep, *, store=None, stop_requested: Callable[[], bool] = 
                     if stop_requested():
                         break
                     reports.append(check_target(plan.target, plan.specs, budget=plan.seconds, max_examples=plan.max_examples,
-                                                seed=seed, store=store, empty_is_error=False, should_stop=stop_requested))
+                                                seed=seed, store=store, slice_of_many=True, should_stop=stop_requested))
             except KeyboardInterrupt:  # a second Ctrl-C: stop at once, but leave a state --resume can continue
                 row.verdict, row.reason = NOT_RUN, "interrupted while it ran (--resume runs it again)"
                 sweep.status = "interrupted"

@@ -84,7 +84,7 @@ class Target:
     declared_specs: tuple[str | ArgSpec, ...] | None = None  # as declared (may name a family of shapes)
     fingerprint: str = field(default="")
     variables: list = field(default_factory=list)  # trainable tf.Variables the function reads (found by the probe)
-    reference_name: str = ""  # a user-supplied reference function's target name, if any
+    reference_target: str = ""  # a user-supplied reference function's target name, if any (the store column of that name)
     surrogate: str | None = None  # why the gradient deliberately differs from the derivative (`surrogate`)
     precision_digits: float = PRECISION_DIGITS  # precision losses below this many digits pass (`check`)
     atol: float = 0.0  # the user's escape hatch (`check(atol=, rtol=)`): per example, gaps up to
@@ -154,7 +154,7 @@ def with_reference(target: Target, reference: Callable | str | None) -> Target:
     decorators, undecorated = tf_decorator.unwrap(fn)
     forward = undecorated if any(getattr(d, "decorator_name", "") == "custom_gradient" for d in decorators) else None
     target.forward = forward if forward is not None else (lambda *xs: (fn(*xs), None))
-    target.reference_name = name
+    target.reference_target = name
     return target
 
 
