@@ -270,7 +270,9 @@ def failure_row(finding: Any, *, target: str, fingerprint: str, specs: Iterable[
              "variables": [np.asarray(value) for _, value in variables]}
     row = {}
     for column in _COLUMNS:
-        value = given[column.name] if column.name in _WRITER_COLUMNS else getattr(finding, column.name, _absent(column))
+        # Every other column is a field of the finding by the same name (tests/test_store.py checks it): no
+        # default here, so a field renamed on one side fails loudly instead of storing a default.
+        value = given[column.name] if column.name in _WRITER_COLUMNS else getattr(finding, column.name)
         row[column.name] = None if value is None else _CODECS[column.metadata["codec"]][0](value)
     row["inputs_f64"] = [np.real(np.asarray(x)).astype(np.float64).ravel().tolist() for x in finding.inputs]
     return row

@@ -350,3 +350,16 @@ def test_a_status_event_stamped_before_an_earlier_one_still_supersedes_it(tmp_pa
     failure = FailureStore(tmp_path).read().failures[0]
     assert failure.status == "open"
     assert failure.status_time < datetime.now(UTC) - timedelta(minutes=59), "the skewed stamp is kept as written"
+
+
+def test_one_record_definition_every_stored_column_is_a_finding_field():
+    """StoredFailure's columns are the writer's (id, run, environment, …) and the Finding's, by name:
+    a field renamed on one side fails here, not by storing a default in every record."""
+    from dataclasses import fields
+
+    from gradfuzz.report import Finding
+    from gradfuzz.store import _COLUMNS, _WRITER_COLUMNS
+
+    finding_fields = {f.name for f in fields(Finding)}
+    assert {c.name for c in _COLUMNS} - set(_WRITER_COLUMNS) <= finding_fields
+    assert set(_WRITER_COLUMNS) <= {c.name for c in _COLUMNS}
