@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gradfuzz
 from benchmarks.detection_targets import BUGS
 from gradfuzz.checker import check_target
+from gradfuzz.options import CheckOptions
 from gradfuzz.plans import Plan
 from gradfuzz.target import describe_callable, resolve_specs
 
@@ -48,8 +49,8 @@ def through_check(fn, seed: int, within: int, cap: int) -> tuple[int | None, str
 
 def uniform(fn, seed: int, cap: int) -> int | None:
     target = describe_callable(fn)
-    report = check_target(target, resolve_specs(target, None), max_examples=cap, seed=seed, shrink=False,
-                          plan_strategy=uniform_plans, stop_at_first_failure=True)
+    report = check_target(target, resolve_specs(target, None), CheckOptions(max_examples=cap, seed=seed, shrink=False,
+                                                                            stop_at_first_failure=True), plan_strategy=uniform_plans)
     return report.first_failure_at
 
 

@@ -48,6 +48,7 @@ from benchmarks.targets import TARGETS  # noqa: E402
 from gradfuzz._tf import configure_devices, tf, tf_decorator  # noqa: E402
 from gradfuzz.checker import check_target  # noqa: E402
 from gradfuzz.expansion import expansion_for, plan_vector  # noqa: E402
+from gradfuzz.options import CheckOptions  # noqa: E402
 from gradfuzz.plans import Plan  # noqa: E402
 from gradfuzz.store import FailureStore  # noqa: E402
 from gradfuzz.target import describe_callable, resolve_variants  # noqa: E402
@@ -185,7 +186,7 @@ def gradfuzz_end_to_end(fn, seconds: float) -> tuple[float, object]:
     progress = []
     with tempfile.TemporaryDirectory() as directory:
         store = FailureStore(directory)
-        report = check_target(target, specs, budget=2 * seconds + 3, seed=1, store=store,
+        report = check_target(target, specs, CheckOptions(budget=2 * seconds + 3, seed=1), store=store,
                               on_progress=lambda r: progress.append((r.seconds, r.examples)))
         store.close()
     report.expand_rate = _expansion_rate(target, specs, report)

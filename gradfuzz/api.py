@@ -77,13 +77,15 @@ def check(
     True
     """
     _check_tolerance(atol, rtol)
+    from gradfuzz.options import CheckOptions
+
+    options = CheckOptions(seed=seed, shrink=shrink, batch_size=batch_size, jit=jit, order=order, modes=tuple(modes))
     if isolate:
         from gradfuzz.supervisor import check_isolated
 
         return check_isolated(fn, inputs=inputs, budget=budget, max_examples=max_examples, seed=seed, store=store,
                               reference=reference, precision_digits=precision_digits, atol=atol, rtol=rtol,
-                              options={"shrink": shrink, "batch_size": batch_size, "jit": jit, "order": order,
-                                       "modes": tuple(modes)})
+                              options=options)
     target = with_reference(load_target(fn) if isinstance(fn, str) else describe_callable(fn), reference)
     if precision_digits is not None:
         target.precision_digits = float(precision_digits)
@@ -97,9 +99,7 @@ def check(
     if failure_store is not None:
         failure_store.ensure_writable()
     try:
-        reports = [check_target(p.target, p.specs, budget=p.seconds, max_examples=p.max_examples, seed=seed, store=failure_store,
-                                shrink=shrink, batch_size=batch_size, jit=jit, order=order, modes=tuple(modes),
-                                warm=warm)
+        reports = [check_target(p.target, p.specs, options.for_check(p.seconds, p.max_examples), store=failure_store, warm=warm)
                    for p in planned]
         return reports[0] if len(reports) == 1 else CheckReport.merge(reports)
     finally:
@@ -174,8 +174,10 @@ def assert_gradient(fn: Callable, *inputs: object, reference: Callable | str | N
 
     _check_tolerance(atol, rtol)
     _, _, warm, targets = _entry(fn, reference)
-    tolerances = (precision_digits, float(atol), float(rtol))
-    if tolerances not in targets:  # described once per function and tolerances (its fingerprint reads the source)
+    # Described once per function and settings (its fingerprint reads the source); declaring it a surrogate later
+    # (gradfuzz.surrogate sets an attribute on the function) describes it anew.
+    tolerances = (precision_digits, float(atol), float(rtol), getattr(fn, "__gradfuzz_surrogate__", None))
+    if tolerances not in targets:
         target = with_reference(describe_callable(fn), reference)
         if precision_digits is not None:
             target.precision_digits = float(precision_digits)

@@ -34,6 +34,7 @@ from gradfuzz.engine import probe, second_order_missing
 from gradfuzz.expansion import PLAN_FIELDS, Expansion, expansion_for
 from gradfuzz.findings import Findings, failure_signatures
 from gradfuzz.judging import Judge
+from gradfuzz.options import CheckOptions
 from gradfuzz.oracle import FAILURE, Judgement, check_contract
 from gradfuzz.plans import Plan, tangents
 from gradfuzz.probes import (
@@ -157,22 +158,22 @@ class TargetCheck:
     `CheckReport` whose ``records`` hold the store rows. Arguments as `check_target`'s.
     """
 
-    def __init__(self, target: Target, specs: Sequence[ArgSpec], *, budget: float = 30.0, max_examples: int | None = None,
-                 seed: int | None = None, shrink: bool = True, batch_size: int | None = None, jit: bool = False,
-                 on_progress: Callable[[CheckReport], None] | None = None,
-                 plan_strategy: Callable[[int], object] | None = None, stop_at_first_failure: bool = False,
-                 order: int = 1, modes: Sequence[str] = ("function",), warm: WarmCache | None = None,
-                 should_stop: Callable[[], bool] | None = None, run_id: str | None = None, slice_of_many: bool = False):
-        self.slice_of_many = slice_of_many  # a campaign or sweep slice: see `check_target`
+    def __init__(self, target: Target, specs: Sequence[ArgSpec], options: CheckOptions = CheckOptions(), *,
+                 warm: WarmCache | None = None, on_progress: Callable[[CheckReport], None] | None = None,
+                 plan_strategy: Callable[[int], object] | None = None, should_stop: Callable[[], bool] | None = None,
+                 run_id: str | None = None):
+        self.options = options
+        self.slice_of_many = options.slice_of_many  # a campaign or sweep slice: see `CheckOptions`
         self.target, self.specs = target, tuple(specs)
-        self.budget, self.max_examples = budget, max_examples
-        self.seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31))
-        self.shrink, self.jit, self.order, self.modes = shrink, jit, order, tuple(modes)
-        if batch_size is None and max_examples is not None:
-            batch_size = example_bounded_batch(self.specs, max_examples)
+        self.budget, self.max_examples = options.budget, options.max_examples
+        self.seed = int(options.seed) if options.seed is not None else int(np.random.default_rng().integers(2**31))
+        self.shrink, self.jit, self.order, self.modes = options.shrink, options.jit, options.order, options.modes
+        batch_size = options.batch_size
+        if batch_size is None and options.max_examples is not None:
+            batch_size = example_bounded_batch(self.specs, options.max_examples)
         self.batch_size = batch_size
         self.on_progress, self.plan_strategy = on_progress, plan_strategy
-        self.stop_at_first_failure, self.should_stop = stop_at_first_failure, should_stop
+        self.stop_at_first_failure, self.should_stop = options.stop_at_first_failure, should_stop
         self.warm = warm if warm is not None else WarmCache()
         self.run_id = run_id or uuid.uuid4().hex
         self.findings = Findings(target.name, self.specs)
@@ -646,25 +647,22 @@ def check_example(target: Target, specs: Sequence[ArgSpec], inputs: Sequence[np.
     return findings.fill(report)
 
 
-def check_target(target: Target, specs: Sequence[ArgSpec], *, store: FailureStore | None = None, **options) -> CheckReport:
-    """Fuzz one target for ``budget`` seconds (or ``max_examples`` examples); see `TargetCheck`.
+def check_target(target: Target, specs: Sequence[ArgSpec], options: CheckOptions | None = None, *,
+                 store: FailureStore | None = None, warm: WarmCache | None = None,
+                 on_progress: Callable[[CheckReport], None] | None = None, plan_strategy: Callable[[int], object] | None = None,
+                 should_stop: Callable[[], bool] | None = None, run_id: str | None = None) -> CheckReport:
+    """Fuzz one target for ``options.budget`` seconds (or ``options.max_examples`` examples); see
+    `TargetCheck` and `CheckOptions` (what to do, built once by the caller).
 
-    Options: ``budget``, ``max_examples``, ``seed``, ``shrink``; ``batch_size`` fixes the batch
-    size (default: `example_bounded_batch` with ``max_examples``, otherwise grown while
-    throughput improves); ``jit`` compiles the batch function with XLA where the target allows
-    it; ``order=2`` also checks the gradient of the custom gradient (Hessian-vector products);
-    ``modes`` (any of "eager", "function", "xla") compares execution modes on one batch;
-    ``on_progress`` gets a report snapshot after every batch. ``plan_strategy(n_points)``
-    replaces `gradfuzz.strategies.plans` (benchmarks compare against plain uniform sampling);
-    ``stop_at_first_failure`` ends the run as soon as an example fails (for measuring how soon
-    a bug is found). Campaigns pass ``warm`` (compiled functions reused across calls),
-    ``should_stop`` (asked between batches; the check then ends normally, keeping what it found)
-    ``run_id`` (the store rows' run id) and ``slice_of_many=True`` (one slice of a campaign or sweep:
-    evaluating nothing is no error — the next slice goes on — a slice whose warm-up ate more than half
-    its budget still fuzzes for half of it, and no minimum of examples is judged past its budget).
+    The rest is the caller's context: ``store`` (each failure appended as soon as it is found; the
+    final form at the end), ``warm`` (compiled work reused across checks), ``on_progress`` (a report
+    snapshot after every batch), ``plan_strategy(n_points)`` (replaces `gradfuzz.strategies.plans`;
+    benchmarks compare against plain uniform sampling), ``should_stop`` (asked between batches; the
+    check then ends normally, keeping what it found) and ``run_id`` (the store rows' run id).
 
     ``report.records`` holds the store rows; with ``store`` they are also appended there.
     """
-    check = TargetCheck(target, specs, **options)
+    check = TargetCheck(target, specs, options or CheckOptions(), warm=warm, on_progress=on_progress,
+                        plan_strategy=plan_strategy, should_stop=should_stop, run_id=run_id)
     check.store = store
     return check.run()

@@ -68,24 +68,22 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
           modes, precision_digits, memory_limit=None) -> None:
     """Fuzz the gradients of TARGET(s): 'pkg.module:attr', 'path/file.py:attr', or a module/file (every declared target)."""
     _validate_check(targets, inputs, reference, modes)  # before anything imports TensorFlow: a usage error in a second
+    from gradfuzz.options import CheckOptions
     from gradfuzz.supervisor import in_process
 
+    # Built once, carried into every check this command starts (in this process or the worker).
+    options = CheckOptions(seed=seed, shrink=not no_shrink, batch_size=batch_size, jit=jit, order=int(order),
+                           modes=tuple(m.strip() for m in modes.split(",") if m.strip()))
     if not in_process():  # the targets run in a supervised worker process (gradfuzz/supervisor.py)
         _check_supervised(targets, inputs, budget, max_examples, seed, store, output_format, reference, precision_digits,
-                          memory_limit, {"shrink": not no_shrink, "batch_size": batch_size, "jit": jit, "order": int(order),
-                                         "modes": tuple(m.strip() for m in modes.split(",") if m.strip())})
+                          memory_limit, options)
     from gradfuzz.checker import check_target
-    from gradfuzz.diagnosis import MODES
     from gradfuzz.durations import parse_duration
     from gradfuzz.planning import CheckRequest, plan_checks
     from gradfuzz.spec import SpecError
     from gradfuzz.store import FailureStore, StoreError
     from gradfuzz.target import TargetError, load_targets, with_reference
 
-    mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
-    unknown = [m for m in mode_list if m not in MODES]
-    if unknown:
-        _fail(f"Unknown execution mode(s) {', '.join(unknown)}: choose from {', '.join(MODES)}, e.g. --modes eager,function,xla.")
     try:
         seconds = parse_duration(budget)
         loaded = [with_reference(t, reference) for name in targets for t in load_targets(name)]
@@ -103,9 +101,8 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
             for plan in planned:
                 with _progress(plan.target.name, output_format, (seconds or 30.0) if budget or not max_examples else None,
                                max_examples) as update:
-                    report = check_target(plan.target, plan.specs, budget=plan.seconds, max_examples=plan.max_examples, seed=seed,
-                                          store=failure_store, shrink=not no_shrink, batch_size=batch_size, jit=jit,
-                                          order=int(order), modes=mode_list, on_progress=update)
+                    report = check_target(plan.target, plan.specs, options.for_check(plan.seconds, plan.max_examples),
+                                          store=failure_store, on_progress=update)
                 reports.append(report)
                 if output_format == "text":
                     _print_report(report)
@@ -116,7 +113,6 @@ def check(targets, inputs, budget, max_examples, seed, store, output_format, no_
     _exit_check(reports, len(planned), store, output_format)
 
 
-CHECK_MODES = ("eager", "function", "xla")  # gradfuzz.diagnosis.MODES, named here: validating imports no TensorFlow
 
 
 def _target_problem(name: str, what: str = "Target") -> str | None:
@@ -138,11 +134,12 @@ def _target_problem(name: str, what: str = "Target") -> str | None:
 def _validate_check(targets, inputs, reference, modes) -> None:
     """`check`'s arguments, specs and target names, checked before TensorFlow is imported (here or in the worker):
     a mistyped spec or path is a usage error (exit 2) at once, naming the fix."""
+    from gradfuzz.options import EXECUTION_MODES
     from gradfuzz.spec import SpecError, spec_variants
 
-    unknown = [m.strip() for m in modes.split(",") if m.strip() and m.strip() not in CHECK_MODES]
+    unknown = [m.strip() for m in modes.split(",") if m.strip() and m.strip() not in EXECUTION_MODES]
     if unknown:
-        _fail(f"Unknown execution mode(s) {', '.join(unknown)}: choose from {', '.join(CHECK_MODES)}, "
+        _fail(f"Unknown execution mode(s) {', '.join(unknown)}: choose from {', '.join(EXECUTION_MODES)}, "
               "e.g. --modes eager,function,xla.")
     problems = [_target_problem(name) for name in targets]
     if reference is not None:

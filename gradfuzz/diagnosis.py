@@ -21,6 +21,7 @@ from gradfuzz.boundaries import BranchSignature, axis_switches
 from gradfuzz.categories import Category
 from gradfuzz.engine import Evaluator
 from gradfuzz.findings import Findings
+from gradfuzz.options import EXECUTION_MODES
 from gradfuzz.oracle import TOLERANCES
 from gradfuzz.values import Batch, TargetRaised, describe_inputs
 
@@ -153,7 +154,7 @@ def _reference_element(evaluator: Evaluator, inputs, cotangents, tangents, argum
     return there if np.isfinite(there) else None
 
 
-MODES = ("eager", "function", "xla")
+MODES = EXECUTION_MODES  # (one list: gradfuzz.options)
 EAGER_EXAMPLES = 32  # eager evaluation is slow: a sample is enough to see a mode difference
 
 

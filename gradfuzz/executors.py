@@ -129,6 +129,7 @@ class Worker:
 
     def run(self, work: Slice, ref: TargetRef) -> SliceResult:
         from gradfuzz.checker import check_target
+        from gradfuzz.options import CheckOptions
 
         started = time.monotonic()
         try:
@@ -137,8 +138,8 @@ class Worker:
             return SliceResult(work, self.name, error=f"could not load {ref.reference} ({ref.name}) on {self.name}: {error}",
                                seconds=time.monotonic() - started)
         try:
-            report = check_target(target, specs, budget=work.seconds, seed=work.seed, warm=self._warm,
-                                  should_stop=self._stop.is_set, run_id=work.run_id, slice_of_many=True)
+            report = check_target(target, specs, CheckOptions(budget=work.seconds, seed=work.seed, slice_of_many=True),
+                                  warm=self._warm, should_stop=self._stop.is_set, run_id=work.run_id)
         except Exception as error:  # a gradfuzz bug or an unexpected target failure: report, do not die
             return SliceResult(work, self.name, error=f"checking {ref.name} failed on {self.name}: {type(error).__name__}: {error}",
                                seconds=time.monotonic() - started)

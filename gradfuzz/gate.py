@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from gradfuzz.checker import check_target
 from gradfuzz.config import CampaignConfig
+from gradfuzz.options import CheckOptions
 from gradfuzz.planning import CheckRequest, plan_checks
 from gradfuzz.replay import Replayer, ReplayResult, replay_store
 from gradfuzz.report import CheckReport
@@ -73,7 +74,7 @@ def run_gate(config: CampaignConfig, budget: float, *, trust_store: bool = False
                 result.errors.append((target_config.target, str(error)))
                 continue
             for plan in planned:
-                result.fuzzed.append(check_target(plan.target, plan.specs, budget=max(plan.seconds, 1.0), seed=config.seed,
+                result.fuzzed.append(check_target(plan.target, plan.specs, CheckOptions(budget=max(plan.seconds, 1.0), seed=config.seed),
                                                   store=store))
     result.seconds = time.monotonic() - started
     return result

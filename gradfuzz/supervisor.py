@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from gradfuzz.categories import Category
+from gradfuzz.options import CheckOptions
 from gradfuzz.report import CheckReport, Finding
 from gradfuzz.spec import parse_spec
 from gradfuzz.store import FailureStore, StoredFailure, failure_row
@@ -369,7 +370,7 @@ class CheckRequestError(Exception):
 
 def check_in_worker(supervisor: Supervisor, names: Sequence[str], *, inputs: Sequence[str] = (), reference: str | None = None,
                     precision_digits: float | None = None, budget: float | None = None, max_examples: int | None = None,
-                    seed: int | None = None, store: str | Path | None = None, options: dict | None = None,
+                    seed: int | None = None, store: str | Path | None = None, options: CheckOptions | None = None,
                     progress: Callable[[str], Any] | None = None, atol: float = 0.0, rtol: float = 0.0,
                     on_report: Callable[[CheckReport], None] | None = None) -> tuple[list[CheckReport], int]:
     """`gradfuzz check` in the worker: load and plan the targets there, then check each planned target
@@ -377,7 +378,7 @@ def check_in_worker(supervisor: Supervisor, names: Sequence[str], *, inputs: Seq
     ``store``) and a fresh worker for the next. Returns the reports and how many checks were planned.
     ``progress(name)`` is a context manager yielding an update callback (the CLI's progress line)."""
     request = {"names": list(names), "inputs": list(inputs), "reference": reference, "precision_digits": precision_digits,
-               "budget": budget, "max_examples": max_examples, "modes": list((options or {}).get("modes", ())),
+               "budget": budget, "max_examples": max_examples, "modes": list(options.modes) if options is not None else [],
                "atol": float(atol), "rtol": float(rtol)}
     try:
         planned = supervisor.call("plan", LOAD_SECONDS, request=request)
@@ -396,7 +397,7 @@ def check_in_worker(supervisor: Supervisor, names: Sequence[str], *, inputs: Seq
             try:
                 report = supervisor.call("check", seconds, on_progress=on_progress, request=request, index=index,
                                          store=None if store is None else str(store), seed=run_seed, run_id=run_id,
-                                         options=options or {})
+                                         options=options or CheckOptions())
             except WorkerLost as lost:
                 report = lost_check_report(isolate(supervisor, lost), plan, store, run_id)
             except WorkerFailed as failed:
@@ -528,7 +529,7 @@ def picture_in_worker(supervisor: Supervisor, trust_store: bool) -> Callable[[An
 
 def check_isolated(fn: Any, *, inputs: Sequence[Any] | None = None, budget: str | float | None = None,
                    max_examples: int | None = None, seed: int | None = None, store: str | Path | None = None,
-                   reference: Any = None, precision_digits: float | None = None, options: dict | None = None,
+                   reference: Any = None, precision_digits: float | None = None, options: CheckOptions | None = None,
                    memory_limit: int | None = None, atol: float = 0.0, rtol: float = 0.0) -> CheckReport:
     """`gradfuzz.check(..., isolate=True)`: the check in a supervised worker; the report as in process."""
     from gradfuzz.durations import parse_duration
@@ -567,7 +568,7 @@ def _importable_name(fn: Any) -> str:
 
 def check_target_in_worker(supervisor: Supervisor, name: str, specs: Sequence[str] | None, seconds: float, *,
                            seed: int | None, store: str | Path | None,
-                           options: dict | None = None) -> tuple[list[CheckReport], str | None]:
+                           options: CheckOptions | None = None) -> tuple[list[CheckReport], str | None]:
     """One ``[[targets]]`` block of a gate: its reports, or the reason it cannot be loaded."""
     try:
         reports, _ = check_in_worker(supervisor, [name], inputs=list(specs or ()), budget=seconds, seed=seed, store=store,
@@ -792,7 +793,7 @@ def _job_plan(state: dict, send: Callable, *, request: dict) -> list[dict]:
 
 
 def _job_check(state: dict, send: Callable, *, request: dict, index: int, store: str | None, seed: int, run_id: str,
-               options: dict) -> CheckReport:
+               options: CheckOptions) -> CheckReport:
     from gradfuzz.checker import check_target
 
     plan = _planned(state, request)[index]
@@ -810,8 +811,8 @@ def _job_check(state: dict, send: Callable, *, request: dict, index: int, store:
 
     failure_store = FailureStore(store) if store is not None else None
     try:
-        return check_target(target, plan.specs, budget=plan.seconds, max_examples=plan.max_examples, seed=seed,
-                            store=failure_store, run_id=run_id, on_progress=progress, **options)
+        return check_target(target, plan.specs, options.for_check(plan.seconds, plan.max_examples, seed), store=failure_store,
+                            run_id=run_id, on_progress=progress)
     finally:
         if failure_store is not None:
             failure_store.close()

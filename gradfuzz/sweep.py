@@ -380,6 +380,7 @@ def run_sweep(sweep: Sweep, *, store=None, stop_requested: Callable[[], bool] = 
               on_result: Callable[[int, SweepRow], None] | None = None, checkpoint: bool = True) -> Sweep:
     """Check every pending function in turn; the state is checkpointed before and after each."""
     from gradfuzz.checker import check_target
+    from gradfuzz.options import CheckOptions
     from gradfuzz.planning import CheckRequest, plan_checks
     from gradfuzz.report import CheckReport
     from gradfuzz.spec import SpecError
@@ -416,8 +417,9 @@ def run_sweep(sweep: Sweep, *, store=None, stop_requested: Callable[[], bool] = 
                 for plan in planned:
                     if stop_requested():
                         break
-                    reports.append(check_target(plan.target, plan.specs, budget=plan.seconds, max_examples=plan.max_examples,
-                                                seed=seed, store=store, slice_of_many=True, should_stop=stop_requested))
+                    reports.append(check_target(plan.target, plan.specs,
+                                                CheckOptions(seed=seed, slice_of_many=True).for_check(plan.seconds, plan.max_examples),
+                                                store=store, should_stop=stop_requested))
             except KeyboardInterrupt:  # a second Ctrl-C: stop at once, but leave a state --resume can continue
                 row.verdict, row.reason = NOT_RUN, "interrupted while it ran (--resume runs it again)"
                 sweep.status = "interrupted"

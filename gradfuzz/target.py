@@ -91,9 +91,10 @@ class Target:
     rtol: float = 0.0  # atol + rtol·(largest |gradient| of the example) are never failures
 
     @property
-    def tolerances(self) -> tuple[float, float, float]:
-        """What a `Judge` reads from the target besides its function (part of its cache key)."""
-        return (self.precision_digits, self.atol, self.rtol)
+    def verdict_settings(self) -> tuple[float, float, float, str | None]:
+        """What a `Judge` reads from the target besides its function (part of its cache key): the
+        tolerances and a declared surrogate (the same function declared a surrogate later is judged anew)."""
+        return (self.precision_digits, self.atol, self.rtol, self.surrogate)
 
     @property
     def has_custom_gradient(self) -> bool:

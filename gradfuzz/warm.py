@@ -54,10 +54,10 @@ class WarmCache:
 
         def build() -> Judge:
             made = Judge(evaluator, self.points(target, specs), lambda: self.branches(target, specs, structure))
-            made.target = target  # its tolerances: the evaluator may have been built for an earlier equal target
+            made.target = target  # its verdict settings: the evaluator may have been built for an earlier equal target
             return made
 
-        return self._get(self.key(target, specs, "judge", structure, jit, order, target.tolerances), build)
+        return self._get(self.key(target, specs, "judge", structure, jit, order, target.verdict_settings), build)
 
     def evaluator(self, target: Target, specs: Sequence[ArgSpec], structure: Structure, jit: bool, order: int) -> Evaluator:
         return self._get(self.key(target, specs, "evaluator", structure, jit, order),

@@ -8,6 +8,7 @@ import gradfuzz.checker as checker
 from benchmarks.detection_targets import product_boundary, sin_product_boundary
 from gradfuzz.boundaries import BranchSignature, bisect, differing_pairs
 from gradfuzz.checker import check_target
+from gradfuzz.options import CheckOptions
 from gradfuzz.spec import parse_specs
 from gradfuzz.strategies import Plan, expand, step_ulps
 from gradfuzz.target import describe_callable, resolve_specs
@@ -71,8 +72,8 @@ def test_bisection_finds_a_boundary_no_constant_points_at():
         original = checker.BISECT_SHARE
         checker.BISECT_SHARE = share
         try:
-            report = check_target(target, specs, max_examples=8192, seed=0, batch_size=256, shrink=False, budget=600,
-                                  stop_at_first_failure=True)
+            report = check_target(target, specs, CheckOptions(max_examples=8192, seed=0, batch_size=256, shrink=False, budget=600,
+                                                              stop_at_first_failure=True))
         finally:
             checker.BISECT_SHARE = original
         assert report.first_failure_at is None or report.failures[0].category == "branch"

@@ -10,7 +10,8 @@ from tests.conftest import REPO
 # Lower layers never import higher ones. Core: pure numpy/pyarrow (values, math, storage, tools
 # that read results). Edge: TensorFlow. Run: one check or replay. Orchestration: many checks.
 LAYERS = {
-    "core": {"categories", "dtypes", "spec", "values", "simplicity", "durations", "batching", "report", "store", "oracle", "regions", "findings",
+    "core": {"categories", "options", "dtypes", "spec", "values", "simplicity", "durations", "batching", "report", "store", "oracle",
+             "regions", "findings",
              "triage", "export", "config", "plans", "watchdog", "sweep_table"},
     "edge": {"_tf", "target", "planning", "engine", "expansion", "boundaries", "screen", "diagnosis", "strategies", "sweep_targets"},
     "run": {"judging", "shrinking", "probes", "warm", "checker", "replay", "regression", "html_report"},
