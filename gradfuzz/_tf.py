@@ -47,10 +47,10 @@ try:
 except ModuleNotFoundError as error:  # pragma: no cover - exercised without TF only
     raise ModuleNotFoundError(
         "gradfuzz needs TensorFlow, which is not installed in this environment.\n"
-        "Install gradfuzz with one of its TensorFlow extras:\n"
-        "    pip install 'gradfuzz[cpu]'   # tensorflow-cpu\n"
-        "    pip install 'gradfuzz[gpu]'   # tensorflow[and-cuda]\n"
-        "or install any TensorFlow 2.x build yourself."
+        "From a clone of gradfuzz, install it with one of its TensorFlow extras:\n"
+        "    pip install -e '.[cpu]'   # tensorflow-cpu\n"
+        "    pip install -e '.[gpu]'   # tensorflow[and-cuda]\n"
+        "or install any TensorFlow 2.x build yourself (pip install tensorflow-cpu)."
     ) from error
 
 from tensorflow.python.util import tf_decorator  # noqa: E402  (needs tf imported)

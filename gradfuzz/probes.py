@@ -64,7 +64,7 @@ def probe_candidates(specs: Sequence[ArgSpec], seed: int) -> list[np.ndarray]:
 
 def outside_domain(raised: TargetRaised) -> bool:
     """The forward raised a TensorFlow run-time error (a failed check of its inputs), not a Python one."""
-    import tensorflow as tf
+    from gradfuzz._tf import tf
 
     return raised.stage == "forward" and isinstance(raised.error, tf.errors.OpError)
 
@@ -110,7 +110,7 @@ def split_off_domain_errors(findings: Findings, evaluator: Evaluator, target: Ta
     others: the first probe did). Anything else (the gradient raising, a Python error, a batch that
     raises when no example alone does) is an `exception` finding, recorded by `isolate_raising`;
     then None."""
-    import tensorflow as tf
+    from gradfuzz._tf import tf
 
     raising = _raising_rows(evaluator, batch, np.arange(batch.size), known_to_raise=True)
     if raising.size == 0:

@@ -100,10 +100,6 @@ class Target:
     def has_custom_gradient(self) -> bool:
         return self.forward is not None
 
-    @property
-    def loadable(self) -> bool:
-        return not self.name.startswith("<")
-
 
 def describe_callable(fn: Callable) -> Target:
     """Build a `Target` from a function object (the Python API path), a Keras layer or a
