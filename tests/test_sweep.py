@@ -216,7 +216,7 @@ def test_a_function_whose_check_raises_is_an_error_and_the_sweep_goes_on(tmp_pat
 
     calls = []
 
-    def broken(target, specs, **options):
+    def broken(target, specs, options=None, **context):
         calls.append(target.name)
         raise RuntimeError("an internal error")
 
