@@ -135,7 +135,7 @@ def test_importing_without_tensorflow_names_the_extras(tmp_path):
     code = "import sys; sys.modules['tensorflow'] = None; import gradfuzz; gradfuzz.check"
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "gradfuzz[cpu]" in result.stderr and "gradfuzz[gpu]" in result.stderr
+    assert "pip install -e '.[cpu]'" in result.stderr and "pip install -e '.[gpu]'" in result.stderr
 
 
 @pytest.mark.slow

@@ -35,9 +35,16 @@ def campaign_store(tmp_path_factory):
     directory = tmp_path_factory.mktemp("dash")
     config = load_config(two_targets(directory))
     refs = resolve_targets(config)
-    campaign = Campaign.create(config, refs, budget=20, slice_seconds=3)
+    # Stop on the event the pages need (the bug found, both targets run), not on a clock: a slow
+    # machine spends a short budget's slices warming up and may record nothing to show.
+    campaign = Campaign.create(config, refs, budget=600, slice_seconds=3)
     executor = LocalExecutor([ref for ref, _, _ in refs])
-    run_campaign(campaign, executor)
+
+    def shown() -> bool:
+        return bool(campaign.targets[0].signatures) and all(state.examples > 0 for state in campaign.targets)
+
+    run_campaign(campaign, executor, stop_requested=shown)
+    assert shown(), campaign.errors()
     return config.store
 
 
