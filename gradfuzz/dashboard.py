@@ -10,7 +10,11 @@ One stdlib HTTP server (`ThreadingHTTPServer`) on 127.0.0.1 by default, three ro
   ``?after=<updated>`` it waits (up to `LONG_POLL_SECONDS`) until the checkpoint's ``updated``
   stamp differs: the page refreshes itself as soon as the campaign writes a new checkpoint.
 * ``/plot/<n>.png`` — bug n's plot, drawn on first request by the HTML report's code (it replays
-  the bug, so it imports the target: the same trust rule as ``replay``).
+  the bug, so it imports the target: the same trust rule as ``replay``). The target runs in a
+  supervised worker process (`gradfuzz.supervisor`, started on the first plot and kept warm), one
+  plot at a time, under a deadline (`PLOT_SECONDS`): a target that blocks, exits or crashes costs
+  its own plot — the request answers with a page saying what happened — never the server, and no
+  lock the other pages need is held meanwhile (issue #27).
 
 Reading is cheap: the store is read again only when its files change (their names, sizes and
 mtimes), so a 10,000-record store costs one read per change, not per request.
@@ -33,6 +37,11 @@ from gradfuzz.values import short_value
 
 LONG_POLL_SECONDS = 20.0
 POLL_INTERVAL = 0.25  # how often a waiting request looks at the checkpoint
+PLOT_SECONDS = 120.0  # one plot's deadline in the worker (as `report --html`'s); past it the worker is replaced
+
+
+class PlotFailed(str):
+    """Why a plot that should exist could not be drawn (the target hung, exited or crashed): a 500, not a 404."""
 
 
 @dataclass
@@ -42,6 +51,8 @@ class DashboardState:
     store: Path
     trust_store: bool = False
     long_poll_seconds: float = LONG_POLL_SECONDS
+    plot_seconds: float = PLOT_SECONDS
+    isolate: bool | None = None  # draw plots in a supervised worker (None: unless GRADFUZZ_IN_PROCESS=1)
     _key: tuple | None = None  # the files last read (None: never read)
     _groups: list = field(default_factory=list)
     _problems: list[str] = field(default_factory=list)
@@ -51,7 +62,10 @@ class DashboardState:
     _read_lock: threading.Lock = field(default_factory=threading.Lock)
     _reading: threading.Event = field(default_factory=threading.Event)
     _read_once: bool = False
+    _drawing: threading.Lock = field(default_factory=threading.Lock)  # one plot at a time (one worker); never _lock
+    _supervisor: Any = None
     waiting: int = 0  # requests waiting for a new checkpoint (tests wait for this event)
+    drawing: int = 0  # plot requests being drawn or waiting to be (tests wait for this event)
 
     def campaign(self) -> dict[str, Any]:
         try:
@@ -115,17 +129,59 @@ class DashboardState:
                 "store_exists": exists}
 
     def plot(self, number: int) -> bytes | str:
-        """PNG bytes of bug ``number``'s plot, or why there is none."""
+        """PNG bytes of bug ``number``'s plot, or why there is none (a `PlotFailed` when the target
+        hung, exited or crashed while it was drawn). Returns within the plot deadline (plus a worker's
+        start, and one earlier plot's deadline when it must wait for it)."""
         groups = self.groups()
         if not 1 <= number <= len(groups):
             return "no such bug"
+        group = groups[number - 1]
+        why_not = no_plot(group.representative)
+        if why_not is not None:  # nothing to draw: the target is not imported at all
+            return why_not
         with self._lock:
             picture = self._plots.get(number)
-        if picture is None:  # drawn without the lock: a replay may take seconds
-            picture = _draw(groups[number - 1], self.trust_store)
+            self.drawing += 1
+        try:
+            if picture is None:  # drawn without the state's lock: a replay may take seconds
+                if not self._drawing.acquire(timeout=self.plot_seconds + 30.0):
+                    return PlotFailed("another plot is still being drawn; ask again in a minute")
+                try:
+                    with self._lock:
+                        picture = self._plots.get(number)  # drawn while this request waited
+                    if picture is None:
+                        picture = self._draw(group)
+                        with self._lock:
+                            self._plots[number] = picture
+                finally:
+                    self._drawing.release()
+        finally:
             with self._lock:
-                self._plots[number] = picture
+                self.drawing -= 1
         return picture
+
+    def _draw(self, group) -> bytes | str:
+        from gradfuzz.supervisor import Supervisor, WorkerFailed, WorkerLost, in_process
+
+        isolate = not in_process() if self.isolate is None else self.isolate
+        if not isolate:
+            return _draw(group, self.trust_store)
+        if self._supervisor is None:
+            self._supervisor = Supervisor()
+        try:
+            return self._supervisor.call("plot", self.plot_seconds, group=group, trust_store=self.trust_store)
+        except WorkerLost as lost:
+            return PlotFailed(f"the target's {lost.stage} {lost.describe()} while the plot was drawn. It ran in a "
+                              "supervised process, which was ended and will be replaced; the dashboard goes on. "
+                              "The numbers on the page are from the store; `gradfuzz replay` shows what it does now.")
+        except WorkerFailed as failed:
+            return PlotFailed(f"drawing it failed in gradfuzz's worker process: {failed.kind}: {failed.message}")
+
+    def close(self) -> None:
+        """End the plots' worker process (if one was started)."""
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.close()
 
 
 def no_plot(record) -> str | None:
@@ -148,11 +204,17 @@ def _bug(number: int, group) -> dict[str, Any]:
 
 
 def _draw(group, trust_store: bool) -> bytes | str:
-    from gradfuzz.html_report import line_profile, plot_png
     from gradfuzz.replay import Replayer
 
+    return draw(Replayer(trust_store=trust_store), group)
+
+
+def draw(replayer, group) -> bytes | str:
+    """Bug ``group``'s plot as PNG bytes, or why there is none (run in the plots' worker process)."""
+    from gradfuzz.html_report import line_profile, plot_png
+
     try:
-        profile = line_profile(Replayer(trust_store=trust_store), group.representative)
+        profile = line_profile(replayer, group.representative)
         if isinstance(profile, str):
             return profile
         return plot_png(profile, f"{group.target}: {group.category} ({group.where})")
@@ -184,7 +246,8 @@ def make_server(state: DashboardState, host: str = "127.0.0.1", port: int = 8050
                 if isinstance(picture, bytes):
                     self._send(200, "image/png", picture)
                 else:
-                    self._send(404, "text/plain; charset=utf-8", f"No plot: {picture}".encode())
+                    self._send(500 if isinstance(picture, PlotFailed) else 404, "text/plain; charset=utf-8",
+                               f"No plot: {picture}".encode())
             else:
                 self._send(404, "text/plain; charset=utf-8", b"not found")
 
@@ -208,6 +271,10 @@ def make_server(state: DashboardState, host: str = "127.0.0.1", port: int = 8050
             if isinstance(sys.exc_info()[1], ConnectionError):  # a browser that went away mid-request
                 return
             super().handle_error(request, client_address)
+
+        def server_close(self) -> None:
+            super().server_close()
+            state.close()  # the plots' worker process ends with the server
 
     server = Server((host, port), Handler)
     threading.Thread(target=state.groups, daemon=True).start()  # read the store before the first request asks

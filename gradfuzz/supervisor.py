@@ -2,7 +2,7 @@
 
 A target is untrusted code: it may call ``sys.exit`` or ``os._exit``, block inside a TensorFlow
 op, segfault in native code or exhaust memory. The command line (``check``, ``replay``, ``gate``,
-``report --html``) therefore runs every job that touches user code — loading and planning targets,
+``report --html``, the dashboard's plots) therefore runs every job that touches user code — loading and planning targets,
 a check, the replay of one record, one plot — in a *worker*: a child process started with the
 'spawn' context (a fresh interpreter: nothing of the parent is forked), which imports TensorFlow
 once and is reused across targets and records (libFuzzer's fork mode, AFL's fork server). This
@@ -840,6 +840,14 @@ def _job_picture(state: dict, send: Callable, *, group: Any, trust_store: bool) 
     return _picture(_replayer(state, trust_store, frozenset()), group)
 
 
+def _job_plot(state: dict, send: Callable, *, group: Any, trust_store: bool) -> bytes | str:
+    """The dashboard's ``/plot/<n>.png``: PNG bytes, or why there is none."""
+    from gradfuzz.dashboard import draw
+
+    send(("job", {"target": group.target, "record": group.representative.id}))
+    return draw(_replayer(state, trust_store, frozenset()), group)
+
+
 def _job_slice(state: dict, send: Callable, *, work: Any, ref: Any) -> Any:
     if "worker" not in state:
         from gradfuzz.executors import Worker
@@ -882,4 +890,4 @@ def _job_isolate(state: dict, send: Callable, *, target: str, reference: str, sp
 
 
 _JOBS: dict[str, Callable[..., Any]] = {"plan": _job_plan, "check": _job_check, "replay": _job_replay, "picture": _job_picture,
-                                        "slice": _job_slice, "isolate": _job_isolate}
+                                        "plot": _job_plot, "slice": _job_slice, "isolate": _job_isolate}

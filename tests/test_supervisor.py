@@ -273,3 +273,87 @@ def test_isolate_keeps_the_users_tolerances(project, monkeypatch):
     loose = gradfuzz.check("ops.py:my_op", inputs=["float64[]"], max_examples=512, seed=1, isolate=True, atol=0.001)
     strict = gradfuzz.check("ops.py:my_op", inputs=["float64[]"], max_examples=512, seed=1, isolate=True)
     assert loose.ok and [f.category for f in strict.failures] == ["approximation"]
+
+
+# -- the dashboard's plot of a stored finding whose target now hangs or exits ----------------------------
+
+DASHBOARD_PLOT_SECONDS = 8.0  # the plot's deadline in the worker (PLOT_SECONDS, 120 s, in use)
+
+
+@pytest.fixture(scope="module")
+def faulty_dashboard(tmp_path_factory):
+    """One dashboard for the module: a store holding a plottable (value) finding of each fault target,
+    as a campaign would have recorded them before the gradient learned to block or to exit."""
+    import threading
+
+    from gradfuzz.dashboard import DashboardState, make_server
+    from gradfuzz.report import Finding
+    from gradfuzz.store import failure_row
+
+    root = tmp_path_factory.mktemp("faulty-dashboard")
+    rows = []
+    for k, fault in enumerate(("blocks", "os_exits")):
+        target = f"{TARGETS / 'faults.py'}:{fault}"
+        finding = Finding(target=target, category="mismatch", explanation=f"{fault} explained", inputs=[np.float64(1.5)],
+                          cotangents=[np.float64(1.0)], tangents=[np.float64(1.0)], argument=0, element=0,
+                          region="(1, inf)", signature="mismatch|arg0")
+        rows.append(failure_row(finding, target=target, fingerprint="f", specs=["float64[]"], run_id=f"r/{k}"))
+    with FailureStore(root / "store") as store:
+        store.append_failures(rows)
+    state = DashboardState(root / "store", trust_store=True, long_poll_seconds=1.0, plot_seconds=DASHBOARD_PLOT_SECONDS,
+                           isolate=True)
+    server = make_server(state, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    numbers = {bug["target"].rsplit(":", 1)[1]: bug["number"] for bug in state.to_json()["bugs"]}
+    yield state, f"http://127.0.0.1:{server.server_address[1]}/", numbers
+    server.shutdown()
+    server.server_close()
+    assert state._supervisor is None, "the plots' worker ends with the server"
+
+
+def _fetch(url: str, timeout: float = 300.0) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_a_dashboard_plot_of_a_target_that_blocks_answers_at_its_deadline_and_the_pages_keep_answering(faulty_dashboard):
+    """Before: the plot replayed the target in the server's process: a gradient blocking inside
+    tf.numpy_function held the request forever (and os._exit ended the dashboard)."""
+    import threading
+
+    state, url, numbers = faulty_dashboard
+    answer: list = []
+    started = time.monotonic()
+    request = threading.Thread(target=lambda: answer.append(_fetch(f"{url}plot/{numbers['blocks']}.png")))
+    request.start()
+    deadline = time.monotonic() + 300
+    while state.drawing == 0:  # the event: the plot is being drawn
+        assert time.monotonic() < deadline and request.is_alive(), "the plot request never started drawing"
+        time.sleep(0.01)
+    page, api = _fetch(url, timeout=30), _fetch(f"{url}api/state", timeout=30)
+    assert page[0] == 200 and "blocks explained" in page[1], "the page answers while a plot is being drawn"
+    assert api[0] == 200 and '"bugs"' in api[1]
+    request.join(timeout=300)
+    seconds = time.monotonic() - started
+    status, body = answer[0]
+    assert status == 500 and "did not return within" in body and "custom gradient" in body, (status, body)
+    assert seconds < DASHBOARD_PLOT_SECONDS + 300, "bounded: a worker's start plus the plot's deadline"
+    again = time.monotonic()
+    assert _fetch(f"{url}plot/{numbers['blocks']}.png", timeout=30) == (status, body)
+    assert time.monotonic() - again < 5, "the outcome is kept: asking again does not wait for the deadline again"
+
+
+@pytest.mark.slow
+def test_a_dashboard_plot_of_a_target_that_exits_is_an_error_page_and_the_dashboard_goes_on(faulty_dashboard):
+    _, url, numbers = faulty_dashboard
+    status, body = _fetch(f"{url}plot/{numbers['os_exits']}.png")
+    assert status == 500 and "exit code 0" in body and "dashboard goes on" in body, (status, body)
+    assert _fetch(url, timeout=30)[0] == 200 and _fetch(f"{url}api/state", timeout=30)[0] == 200
+    assert _fetch(f"{url}plot/99.png", timeout=30)[0] == 404
