@@ -1,6 +1,7 @@
 """A long campaign stays healthy: memory flat, throughput steady, no incidents.
 
     python benchmarks/soak.py [--minutes 20] [--config examples/campaign.toml] [--workers 2]
+                              [--executor ray|local] [--with-fault hang|exit|segfault]
 
 Runs ``gradfuzz campaign CONFIG --executor ray`` (a local Ray instance) in a child process
 for the given time over the demo targets, into a scratch store, and samples once a minute:
@@ -14,6 +15,13 @@ where growth compares the last minute with the first minute after warm-up (minut
 is (max - min) / median of the per-minute rates after warm-up (minutes differ by which targets ran
 in them), and the drift compares the mean rate of the second half with the first. Nothing
 asserts: read it.
+
+``--with-fault`` adds one target of `tests/targets/faults.py` to the mix (issue #27): ``hang``
+blocks forever inside a ``tf.numpy_function`` of its gradient, ``exit`` calls ``os._exit(0)``
+there, ``segfault`` reads address 0. The campaign must record it (an incident, an ``exception``
+finding) and keep checking the others; a last line says so:
+
+    soak-fault: fault=F examples=E incidents=I (kinds) findings=N fault_findings=K targets_checked=T/A exit=X
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WARMUP_MINUTES = 3
+FAULTS = {"hang": "blocks", "exit": "os_exits", "segfault": "segfaults"}  # --with-fault → tests/targets/faults.py target
 
 
 def rss_mb(pid: int) -> float:
@@ -64,8 +73,9 @@ def examples_so_far(checkpoint: Path) -> tuple[int, int]:
     return sum(t["examples"] for t in document["targets"]), len(document.get("incidents", []))
 
 
-def write_config(source: Path, store: Path) -> Path:
-    """The demo config with its store moved to a scratch directory and relative targets made absolute."""
+def write_config(source: Path, store: Path, fault: str | None = None) -> Path:
+    """The demo config with its store moved to a scratch directory and relative targets made absolute
+    (and, with ``fault``, one fault target added to the mix)."""
     text = source.read_text()
     lines = []
     for line in text.splitlines():
@@ -79,9 +89,41 @@ def write_config(source: Path, store: Path) -> Path:
                 reference = str(REPO / reference)
             line = f'{key.rstrip()} = "{reference}"'
         lines.append(line)
+    if fault is not None:
+        lines += ["", "[[targets]]", f'target = "{fault_target(fault)}"', 'inputs = ["float64[]"]']
     config = store.parent / "soak.toml"
     config.write_text("\n".join(lines) + "\n")
     return config
+
+
+def fault_target(fault: str) -> str:
+    return f"{REPO / 'tests' / 'targets' / 'faults.py'}:{FAULTS[fault]}"
+
+
+def fault_summary(fault: str, store: Path, returncode: int | None) -> str:
+    """What the campaign made of the fault target: incidents, findings, and whether the others went on."""
+    sys.path.insert(0, str(REPO))
+    from gradfuzz.store import FailureStore
+
+    try:
+        document = json.loads((store / "campaign.json").read_text())
+    except (OSError, ValueError):
+        document = {}
+    targets = document.get("targets", [])
+    incidents = document.get("incidents", [])
+    kinds = sorted({str(i.get("kind")) for i in incidents})
+    failures = FailureStore(store).read().failures if store.is_dir() else []
+    name = fault_target(fault)
+    at_fault = [f for f in failures if f.target == name]
+    others = [t for t in targets if t.get("target") != name]
+    checked = sum(1 for t in others if t.get("examples", 0) > 0)
+    for record in at_fault[:3]:
+        print(f"  fault finding: {record.signature}: {record.explanation[:160]}")
+    for incident in incidents[:5]:
+        print(f"  incident: {incident.get('kind')} {incident.get('target', '')[-40:]}: {str(incident.get('message'))[:140]}")
+    return (f"soak-fault: fault={fault} examples={sum(t.get('examples', 0) for t in targets):,} incidents={len(incidents)} "
+            f"({', '.join(kinds) or '-'}) findings={len(failures)} fault_findings={len(at_fault)} "
+            f"targets_checked={checked}/{len(others)} status={document.get('status', '?')} exit={returncode}")
 
 
 def main() -> None:
@@ -89,14 +131,20 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--config", type=Path, default=REPO / "examples" / "campaign.toml")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--executor", choices=("ray", "local"), default="ray",
+                        help="ray: a local Ray instance with --workers workers; local: one supervised worker process")
+    parser.add_argument("--with-fault", choices=sorted(FAULTS), default=None,
+                        help="add one target whose gradient hangs, exits or segfaults (tests/targets/faults.py)")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="gradfuzz-soak-"))
     store = scratch / "store"
-    config = write_config(args.config, store)
+    config = write_config(args.config, store, args.with_fault)
     budget = f"{args.minutes * 60:.0f}s"
-    driver = subprocess.Popen([sys.executable, "-m", "gradfuzz.cli", "campaign", str(config), "--executor", "ray",
-                               "--workers", str(args.workers), "--budget", budget],
+    workers = ["--workers", str(args.workers)] if args.executor == "ray" else []
+    started = time.monotonic()
+    driver = subprocess.Popen([sys.executable, "-m", "gradfuzz.cli", "campaign", str(config), "--executor", args.executor,
+                               *workers, "--budget", budget],
                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                               env={**os.environ, "CI": "true"})
     checkpoint = store / "campaign.json"
@@ -121,9 +169,11 @@ def main() -> None:
               f"({row['workers']})  {row['examples_per_s']:10,.0f} examples/s  incidents {incidents}", flush=True)
         previous_examples, previous_time = examples, now
     _, stderr = driver.communicate()
-    print(f"campaign exited with status {driver.returncode}")
+    print(f"campaign exited with status {driver.returncode} after {time.monotonic() - started:.0f} s (budget {budget})")
     if driver.returncode not in (0, 1):
         print(stderr[-3000:])
+    if args.with_fault:
+        print(fault_summary(args.with_fault, store, driver.returncode))
     steady = [r for r in rows if r["minute"] >= WARMUP_MINUTES] or rows
     if not steady:
         print("soak: no minute completed")
