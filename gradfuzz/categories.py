@@ -10,6 +10,7 @@ side effect of another finding, and its explanation. Modules ask a `Category` (`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -214,3 +215,28 @@ RULES: dict[Category, CategoryRules] = {
 
 FAILURES = tuple(c for c in Category if c.is_failure)
 NOTES = tuple(c for c in Category if c.is_note)
+
+
+# -- what the gradient under test is called -------------------------------------------------------
+
+TENSORFLOW_GRADIENT = "TensorFlow's gradient"  # a plain function has no custom gradient: TF's registered one is checked
+
+
+def gradient_label(custom: bool) -> str:
+    """Before a number: "custom 2 vs autodiff 3", "TensorFlow's gradient 2 vs central differences 3"."""
+    return "custom" if custom else TENSORFLOW_GRADIENT
+
+
+def in_own_words(text: str, custom: bool) -> str:
+    """``text`` (the oracle's and the categories' wording, which say "custom gradient") as it reads for
+    the target: unchanged for a custom gradient; for a plain function, "TensorFlow's gradient".
+
+    >>> in_own_words("The custom gradient lies between them; custom gradient 3, custom 2 vs autodiff 3.", False)
+    "TensorFlow's gradient lies between them; TensorFlow's gradient 3, TensorFlow's gradient 2 vs autodiff 3."
+    """
+    if custom:
+        return text
+    text = re.sub(r"\b[Tt]he custom gradient\b", TENSORFLOW_GRADIENT, text)
+    text = re.sub(r"\bcustom gradient\b", TENSORFLOW_GRADIENT, text)
+    # "custom 2 vs", "custom derivative 2 vs", "custom ∂y/∂x", "custom nan": the gradient's own number
+    return re.sub(r"\bcustom (?=[-+.\d∂(]|derivative|directional|inf|nan)", TENSORFLOW_GRADIENT + " ", text)

@@ -176,7 +176,7 @@ class TargetCheck:
         self.stop_at_first_failure, self.should_stop = options.stop_at_first_failure, should_stop
         self.warm = warm if warm is not None else WarmCache()
         self.run_id = run_id or uuid.uuid4().hex
-        self.findings = Findings(target.name, self.specs)
+        self.findings = Findings(target.name, self.specs, custom_gradient=target.has_custom_gradient)
         self.report = CheckReport(target=target.name, specs=self.specs)
         self.timings = _Timings()
         # Counters
@@ -598,7 +598,7 @@ def check_example(target: Target, specs: Sequence[ArgSpec], inputs: Sequence[np.
     ``warm`` (a cache the caller keeps) holds the compiled `Judge` across calls, and the structure the
     first call probed (``probed=False`` probes again)."""
     warm = warm if warm is not None else WarmCache()
-    findings = Findings(target.name, tuple(specs))
+    findings = Findings(target.name, tuple(specs), custom_gradient=target.has_custom_gradient)
     report = CheckReport(target=target.name, specs=tuple(specs))
     inputs = [np.asarray(x, dtype=spec.numpy_dtype) for x, spec in zip(inputs, specs)]
     # Warm: the structure an earlier call's eager probe learnt (outputs, None gradients, the contract) stands

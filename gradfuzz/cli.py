@@ -890,21 +890,11 @@ def _headline_numbers(record) -> dict:
 
 
 def _where(finding) -> str:
-    """Where a finding's examples lie, in words (see `gradfuzz.regions.describe`)."""
+    """Where a finding's examples lie, in words (`gradfuzz.regions.describe`): "everywhere", "at 0"."""
     from gradfuzz.regions import describe
 
     labels = [label for label in [*finding.regions_seen, finding.region] if label not in (None, "", "*")]
-    return in_words(describe(labels)) if labels else "at the input shown"
-
-
-def in_words(where: str) -> str:
-    """A region list as a phrase after "failing": "everywhere", "at 0", "in (0, 1)", "at 0, in (2, inf)"."""
-    if where in ("everywhere", "anywhere"):
-        return where
-    import re
-
-    pieces = re.findall(r"[\[(][^\])]*[\])]|[^,\s][^,]*", where)  # intervals hold a comma of their own
-    return ", ".join(f"at {piece[1:]}" if piece.startswith("=") else f"in {piece}" for piece in pieces)
+    return describe(labels) if labels else "at the input shown"
 
 
 def _print_summary(reports, store: Path) -> None:

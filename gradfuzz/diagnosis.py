@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradfuzz.boundaries import BranchSignature, axis_switches
-from gradfuzz.categories import Category
+from gradfuzz.categories import TENSORFLOW_GRADIENT, Category, gradient_label
 from gradfuzz.engine import Evaluator
 from gradfuzz.findings import Findings
 from gradfuzz.options import EXECUTION_MODES
 from gradfuzz.oracle import TOLERANCES
-from gradfuzz.values import Batch, TargetRaised, describe_inputs
+from gradfuzz.values import Batch, TargetRaised, describe_inputs, error_summary, numbers
 
 ACROSS_ULPS = 64  # how far across a boundary the other side's derivative is read
 MAX_BOUNDARIES = 4  # nearest points of interest tried
@@ -245,11 +245,17 @@ class JacobianEntry:
     ulp_error: float
     dtype: str
     column_agrees: bool  # the custom Jacobian column equals the reference's (then dy is mishandled)
+    custom_gradient: bool = True  # False: a plain function, whose gradient is TensorFlow's own
 
     def sentence(self, where: str) -> str:
-        text = (f"∂{self.output}/∂{self.wrt} at {where}: custom {self.custom:.9g} vs {self.reference_name} "
-                f"{self.reference:.9g} (error {self.abs_error:.3g}, relative {self.rel_error:.3g}, "
-                f"{self.ulp_error:.3g} ULPs of {self.dtype}).")
+        entry = f"∂{self.output}/∂{self.wrt} at {where}"
+        custom, reference = numbers(self.custom, self.reference)
+        if self.reference == 0:  # relative errors and ULPs of an exact 0 measure only the smallest subnormal
+            gradient = "the custom gradient" if self.custom_gradient else TENSORFLOW_GRADIENT
+            text = f"{entry}: {self.reference_name} gives exactly 0; {gradient} gives {custom}."
+        else:
+            text = (f"{entry}: {gradient_label(self.custom_gradient)} {custom} vs {self.reference_name} {reference} "
+                    f"(error {error_summary(self.abs_error, self.rel_error, self.ulp_error, self.dtype, self.reference)}).")
         if self.column_agrees:
             text += (" With dy = 1 on each output in turn the custom gradient is right: it goes wrong only for other "
                      "incoming gradients, so grad_fn ignores or mis-scales dy.")
@@ -310,7 +316,7 @@ def jacobian_entry(evaluator: Evaluator, inputs: Sequence[np.ndarray], argument:
     return JacobianEntry(
         output=_output_label(worst, sizes, structure.output_shapes), output_index=worst, wrt=_element_label(argument, element, spec.shape),
         custom=c, reference=r, reference_name=name, abs_error=g, rel_error=rel, ulp_error=ulps, dtype=spec.dtype,
-        column_agrees=bool(np.all(badness <= 1.0)),
+        column_agrees=bool(np.all(badness <= 1.0)), custom_gradient=evaluator.target.has_custom_gradient,
     )
 
 

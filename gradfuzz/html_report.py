@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from gradfuzz.categories import TENSORFLOW_GRADIENT
 from gradfuzz.oracle import differences
 from gradfuzz.replay import Replayer
 from gradfuzz.store import StoredFailure
 from gradfuzz.triage import TriageGroup
-from gradfuzz.values import Batch
+from gradfuzz.values import Batch, error_summary, numbers, short_value
 
 POINTS_ON_LINE = 241
 
@@ -68,6 +69,7 @@ def line_profile(replayer: Replayer, failure: StoredFailure) -> dict | str:
         "reference": column(evaluation.reference), "differences": np.where(fd.usable, fd.central, np.nan),
         "kinks": line[fd.kink].astype(np.float64), "ulp": spec.info.ulp, "dtype": spec.dtype, "label": label,
         "points": [p for p in points[a] if x - radius <= p <= x + radius], "argument": a, "element": e,
+        "gradient": "custom gradient" if evaluator.target.has_custom_gradient else TENSORFLOW_GRADIENT,
     }
 
 
@@ -90,7 +92,7 @@ def plot_png(profile: dict, title: str) -> bytes:
     if profile["reference"] is not None:
         top.plot(line, profile["reference"], color="#1f77b4", linewidth=2.2, label="autodiff of the forward")
     top.plot(line, profile["differences"], color="#2ca02c", linestyle="--", linewidth=1.4, label="central differences")
-    top.plot(line, profile["custom"], color="#d62728", linewidth=1.4, label="custom gradient")
+    top.plot(line, profile["custom"], color="#d62728", linewidth=1.4, label=profile.get("gradient", "custom gradient"))
     with np.errstate(all="ignore"):
         ulps = np.abs(profile["custom"] - reference) / profile["ulp"](reference)
     bottom.semilogy(line, np.where(ulps > 0, ulps, np.nan), color="#d62728", linewidth=1.2)
@@ -122,7 +124,7 @@ def _numbers(record, group: TriageGroup) -> list[tuple[str, str]]:
     """The rows a person reads first: the contract for contract findings; for value findings the
     exact Jacobian entry (custom vs reference) when it was computed, else the numbers judged."""
     evidence = record.evidence
-    rows = [("input", ", ".join(np.array2string(np.asarray(x, dtype=np.float64), precision=9) for x in record.inputs))]
+    rows = [("input", ", ".join(short_value(x, precision=9, threshold=1000) for x in record.inputs))]
     if "contract" in evidence:
         rows += [("contract", str(evidence["contract"])), ("expected", str(evidence.get("expected", ""))),
                  ("returned", str(evidence.get("returned", "")))]
@@ -130,9 +132,14 @@ def _numbers(record, group: TriageGroup) -> list[tuple[str, str]]:
             rows.append(("digits lost", f"{evidence['digits_lost']} significant digits"))
     elif record.reference_name and np.isfinite(record.custom_value) | np.isfinite(record.reference_value):
         entry = str(evidence.get("jacobian_entry", "gradient element"))
-        rows += [(f"custom {entry}", f"{record.custom_value:.9g}"),
-                 (f"{record.reference_name}", f"{record.reference_value:.9g}"),
-                 ("error", f"{record.abs_error:.3g} (relative {record.rel_error:.3g}, {record.ulp_error:.3g} ULPs)")]
+        if "gradient" in evidence:  # a plain function: TensorFlow's registered gradient was checked
+            entry = f"{evidence['gradient']} ({entry})" if "jacobian_entry" in evidence else str(evidence["gradient"])
+        else:
+            entry = f"custom {entry}"
+        custom, reference = numbers(record.custom_value, record.reference_value)
+        dtype = record.specs[record.argument].split("[")[0] if record.argument is not None and record.argument < len(record.specs) else ""
+        rows += [(entry, custom), (f"{record.reference_name}", reference),
+                 ("error", error_summary(record.abs_error, record.rel_error, record.ulp_error, dtype, record.reference_value))]
     rows += [("examples failing", f"{group.examples:,} in the {group.count} recorded run(s)"), ("status", group.status),
              ("specs", ", ".join(record.specs))]
     return rows

@@ -69,14 +69,17 @@ def region_label(value: float, points: Sequence[float]) -> str:
 
 def describe(labels: Sequence[str]) -> str:
     """The union of region labels as a person reads it: touching pieces merged into intervals
-    (``(-1, 0) ∪ =0 ∪ (0, 1)`` is ``(-1, 1)``; pieces that share an endpoint merge even if the point
-    itself was not drawn), the whole line ``everywhere``; labels that name no region (``*``) read
-    ``anywhere`` unless real regions are there too.
+    (``(-1, 0) ∪ =0 ∪ (0, 1)`` is ``in (-1, 1)``; pieces that share an endpoint merge even if the point
+    itself was not drawn), a point ``at 0``, a short interval centred on a point ``near 0``, the whole line
+    ``everywhere``; labels that name no region (``*``) read ``anywhere`` unless real regions are there too.
+    It follows "failing": "failing everywhere", "failing at 0, in (2, inf)".
 
     >>> describe(["(-0.001, 0)", "(-1, -0.001)", "(-inf, -1)", "(0, 0.001)", "(1, inf)", "=-1", "=0", "=1", "(0.001, 1)"])
     'everywhere'
-    >>> describe(["=0", "(0, 1)", "(2, inf)"])
-    '[0, 1), (2, inf)'
+    >>> describe(["=0", "(0, 1)", "(2, inf)"]), describe(["=0"]), describe(["=0", "(-1, -0.5)", "=2", "(2, inf)"])
+    ('in [0, 1), in (2, inf)', 'at 0', 'in (-1, -0.5), at 0, in [2, inf)')
+    >>> describe(["(-0.001, 0)", "=0", "(0, 0.001)"]), describe(["(-1, 0)"]), describe(["*"])
+    ('near 0', 'in (-1, 0)', 'anywhere')
     """
     pieces = []  # (low, high, low closed, high closed)
     others = []
@@ -99,11 +102,23 @@ def describe(labels: Sequence[str]) -> str:
         merged.append([low, high, low_closed, high_closed])
     if len(merged) == 1 and merged[0][0] == -np.inf and merged[0][1] == np.inf:
         return "everywhere"
-    text = [f"={low:g}" if low == high else f"{'[' if lc else '('}{low:g}, {high:g}{']' if hc else ')'}"
-            for low, high, lc, hc in merged]
+    points = {p[0] for p in pieces} | {p[1] for p in pieces}  # points of interest the labels name
+    text = [_in_words(*piece, points) for piece in merged]
     if not text:
         return "anywhere" if others else ""
     return ", ".join(text + [o for o in sorted(set(others)) if o != "*"])
+
+
+NEAR = 0.01  # an interval centred on a point of interest, at most this wide relative to max(1, |point|), is "near" it
+
+
+def _in_words(low: float, high: float, low_closed: bool, high_closed: bool, points: set[float]) -> str:
+    if low == high:
+        return f"at {low:g}"
+    centre = (low + high) / 2
+    if np.isfinite(centre) and centre in points and high - low <= 2 * NEAR * max(1.0, abs(centre)):
+        return f"near {centre + 0.0:g}"
+    return f"in {'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
 
 
 def region_labels(values: np.ndarray, points: Sequence[float]) -> set[str]:

@@ -112,6 +112,11 @@ def select_evaluation(evaluation: Evaluation, indices: np.ndarray) -> Evaluation
     )
 
 
+# How much finer the second look's differences step is: a kink's jump stays at every step, a smooth
+# function's curvature term shrinks with it.
+FINE_STEP = 64
+
+
 @dataclass
 class Neighbours:
     """Gradients at x - δ and x + δ for a subset of a batch (see `Evaluator.neighbours`)."""
@@ -133,22 +138,61 @@ class OutOfMemory(Exception):
         self.size = size
 
 
+def _scalar(value: np.ndarray) -> str:
+    """One element in full (shortest round-tripping decimal). ``-0.0`` shows as ``0.0``: on screen the
+    sign of zero is noise (the store, replay and exported tests keep the exact bits)."""
+    if np.iscomplexobj(value):
+        return repr(complex(value.reshape(-1)[0]) + 0.0)
+    return repr(float(value.reshape(-1)[0]) + 0.0)
+
+
+def _array(value: np.ndarray, precision: int, threshold: int) -> str:
+    shown = value if np.iscomplexobj(value) else value.astype(np.float64)
+    return np.array2string(shown + 0.0, precision=precision, threshold=threshold)  # + 0.0: -0.0 reads 0.0
+
+
 def describe_inputs(inputs: Sequence[np.ndarray]) -> str:
-    """``x = 0.5`` for one argument, ``inputs (…; …)`` for several: how findings name an input."""
-    shown = []
-    for value in inputs:
-        value = np.asarray(value)
-        if value.size == 1:
-            shown.append(repr(float(value.reshape(-1)[0])) if not np.iscomplexobj(value) else repr(complex(value.reshape(-1)[0])))
-        else:
-            shown.append(np.array2string(value.astype(np.float64) if not np.iscomplexobj(value) else value, precision=6, threshold=8))
+    """``x = 0.5`` for one argument, ``inputs (…; …)`` for several: how findings name an input.
+
+    >>> describe_inputs([np.float32(-0.0)]), describe_inputs([np.array([-0.0, 1.5]), np.float64(2)])
+    ('x = 0.0', 'inputs ([0.  1.5]; 2.0)')
+    """
+    shown = [_scalar(v) if v.size == 1 else _array(v, 6, 8) for v in map(np.asarray, inputs)]
     return "x = " + shown[0] if len(shown) == 1 else "inputs (" + "; ".join(shown) + ")"
 
 
-def short_value(value: object) -> str:
+def short_value(value: object, precision: int = 4, threshold: int = 6) -> str:
     """One argument's value as tables show it: a scalar in full, an array abridged (4 digits, 6 elements)."""
     array = np.asarray(value)
-    if array.size == 1:
-        scalar = array.reshape(-1)[0]
-        return repr(complex(scalar)) if np.iscomplexobj(array) else repr(float(scalar))
-    return np.array2string(array if np.iscomplexobj(array) else array.astype(np.float64), precision=4, threshold=6)
+    return _scalar(array) if array.size == 1 else _array(array, precision, threshold)
+
+
+def numbers(*values: float, digits: int = 9) -> list[str]:
+    """Values side by side, each with ``digits`` significant digits, or more (up to the shortest
+    decimal that round-trips) where fewer would print two different values alike: never
+    "custom 0.5 vs autodiff 0.5".
+
+    >>> numbers(0.5, 0.5 + 2**-40), numbers(2.0, 3.0), numbers(0.1, 0.1)
+    (['0.5', '0.500000000001'], ['2', '3'], ['0.1', '0.1'])
+    """
+    for width in range(digits, 18):
+        shown = [f"{v:.{width}g}" for v in values]
+        if all(a != b or x == y or (x != x and y != y) for (a, x) in zip(shown, values) for (b, y) in zip(shown, values)):
+            return shown
+    return [repr(float(v)) for v in values]
+
+
+def error_summary(error: float, relative: float, ulps: float | None, dtype: str, reference: float) -> str:
+    """How far a gradient is from its reference, after the word "error": "1, relative 0.333, 4.19e+06 ULPs
+    of float32"; against an exact 0 (where relative errors and ULPs only measure the gap to the
+    smallest subnormal) the absolute error alone.
+
+    >>> error_summary(1.0, 1 / 3, 4.19e6, "float32", 3.0)
+    '1, relative 0.333, 4.19e+06 ULPs of float32'
+    >>> error_summary(3.2e-5, 2.7e33, 7e44, "float32", 0.0)
+    '3.2e-05 from exactly 0'
+    """
+    if reference == 0:
+        return f"{error:.3g} from exactly 0"
+    text = f"{error:.3g}, relative {relative:.3g}"
+    return text + (f", {ulps:.3g} ULPs of {dtype}" if ulps is not None and dtype else "")

@@ -120,13 +120,16 @@ def test_exported_tests_write_inputs_as_exact_literals_and_replay_what_needs_mor
 
 
 def test_regions_read_in_words_in_the_check_output():
-    """Before: "1,024 example(s) failing, in everywhere", "in =0"."""
-    from gradfuzz.cli import in_words
+    """Before: "1,024 example(s) failing, in everywhere", "in =0"; `regions.describe` is the one owner of the words."""
+    from gradfuzz.regions import describe
 
-    assert in_words("everywhere") == "everywhere"
-    assert in_words("=0") == "at 0"
-    assert in_words("=0, (2, inf)") == "at 0, in (2, inf)"
-    assert in_words("[0, 1), (2, inf)") == "in [0, 1), in (2, inf)"
+    assert describe(["(-inf, 0)", "=0", "(0, inf)"]) == "everywhere"
+    assert describe(["=0"]) == "at 0"
+    assert describe(["=0", "(2, inf)"]) == "at 0, in (2, inf)"
+    assert describe(["=0", "(0, 1)", "(2, inf)"]) == "in [0, 1), in (2, inf)"
+    assert describe(["(-1, 0)"]) == "in (-1, 0)"
+    assert describe(["(-0.001, 0)", "(0, 0.001)"]) == "near 0"
+    assert describe(["*"]) == "anywhere"
 
 
 def test_the_html_report_does_not_say_custom_custom():
@@ -140,3 +143,95 @@ def test_the_html_report_does_not_say_custom_custom():
                            reference_name="autodiff of the forward (float64)", custom_value=2.0, reference_value=1.0)
     rows = dict(_numbers(record, triage([record])[0]))
     assert "custom gradient element" in rows and not any("custom custom" in label for label in rows)
+
+
+def test_the_html_report_names_tensorflows_gradient_and_shows_an_exact_zero_in_words():
+    from gradfuzz.html_report import _numbers
+    from gradfuzz.store import StoredFailure
+    from gradfuzz.triage import triage
+
+    record = StoredFailure(id="b" * 32, target="ops.py:f", category="mismatch", specs=["float32[]"],
+                           inputs=[np.float32(-0.0)], cotangents=[np.float32(1.0)], tangents=[np.float32(1.0)],
+                           reference_name="central differences (float64)", argument=0, element=0,
+                           custom_value=3.2e-5, reference_value=0.0, abs_error=3.2e-5, rel_error=2.7e33, ulp_error=7e44,
+                           evidence={"gradient": "TensorFlow's gradient", "jacobian_entry": "∂y/∂x"})
+    rows = dict(_numbers(record, triage([record])[0]))
+    assert rows["TensorFlow's gradient (∂y/∂x)"] == "3.2e-05" and rows["central differences (float64)"] == "0"
+    assert rows["error"] == "3.2e-05 from exactly 0" and rows["input"] == "0.0", rows
+    assert not any("custom" in label for label in rows)
+
+
+# -- one consistent story per finding (#29): the explanation a person reads --------------------------
+
+
+def _explanations(fn, spec="float32[]@-3..3", category=None, examples=512):
+    report = gradfuzz.check(fn, inputs=[spec], max_examples=examples, seed=0)
+    found = [f for f in [*report.failures, *report.notes] if category is None or f.category == category]
+    assert found, [(f.category, f.explanation) for f in [*report.failures, *report.notes]]
+    return found
+
+
+def test_a_kink_names_its_left_derivative_on_the_left():
+    """Before: "At x = 1.0: left derivative 3, right 2" for slope 2 left of 1 and 3 right of it
+    (the differences are one-sided along the probe's tangent, which was negative)."""
+    def plain(x):
+        return tf.where(x < 1, 2 * x, 3 * x - 1)
+
+    for finding in _explanations(plain, category="kink"):
+        assert "left derivative 2, right 3 " in finding.explanation, finding.explanation
+        assert finding.evidence["left_derivative"] / finding.evidence["right_derivative"] == pytest.approx(2 / 3, rel=1e-6)
+
+
+def test_tensorflows_own_gradient_is_not_called_custom():
+    """Before: a plain function's kink note read "The custom gradient lies between them ... custom gradient 3"."""
+    def plain(x):
+        return tf.where(x < 1, 2 * x, 3 * x - 1)
+
+    for finding in _explanations(plain, category="kink"):
+        assert "custom" not in finding.explanation, finding.explanation
+        assert "TensorFlow's gradient lies between them" in finding.explanation
+        assert "custom" not in str(finding.to_json()["explanation"])
+
+
+def test_an_exact_zero_reference_reads_as_exactly_zero_not_a_relative_error():
+    """Before: "custom 3.2e-05 vs autodiff of the forward (float64) 0 (error 3.2e-05, relative 2.7e+33, 7.1e+44 ULPs)"."""
+    from gradfuzz.diagnosis import JacobianEntry
+
+    entry = JacobianEntry(output="y", output_index=0, wrt="x", custom=3.2e-5, reference=0.0,
+                          reference_name="autodiff of the forward (float64)", abs_error=3.2e-5, rel_error=2.7e33,
+                          ulp_error=7.1e44, dtype="float32", column_agrees=False)
+    text = entry.sentence("x = 0.0")
+    assert text == "∂y/∂x at x = 0.0: autodiff of the forward (float64) gives exactly 0; the custom gradient gives 3.2e-05."
+
+    @tf.custom_gradient
+    def flat(x):
+        return 0.0 * x, lambda dy: dy * 3.2e-5 * tf.ones_like(x)
+
+    for finding in _explanations(flat, spec="float64[]@-3..3", category="mismatch"):
+        lead = finding.explanation.split(" In the check's own probe")[0]
+        assert "gives exactly 0; the custom gradient gives 3.2e-05" in lead and "ULPs" not in lead, finding.explanation
+
+
+def test_two_different_numbers_never_print_alike():
+    """Before: "custom 0.5 vs autodiff of the forward (float64) 0.5 (error 4.66e-10, ...)"."""
+    from gradfuzz.diagnosis import JacobianEntry
+    from gradfuzz.values import numbers
+
+    assert numbers(0.5, 0.5 + 2**-31) == ["0.5", "0.5000000005"]
+    third, next_one = numbers(1 / 3, np.nextafter(1 / 3, 1.0))
+    assert third != next_one and len(third) <= len(repr(1 / 3))
+    assert numbers(2.0, 3.0) == ["2", "3"]
+    entry = JacobianEntry(output="y", output_index=0, wrt="x", custom=0.5 + 2**-31, reference=0.5,
+                          reference_name="autodiff of the forward (float64)", abs_error=2**-31, rel_error=2**-30,
+                          ulp_error=2.0**22, dtype="float64", column_agrees=False)
+    assert "custom 0.5000000005 vs autodiff of the forward (float64) 0.5 (" in entry.sentence("x = 1.0")
+
+
+def test_negative_zero_shows_as_zero_and_is_stored_as_it_was():
+    from gradfuzz.values import describe_inputs, short_value
+
+    assert describe_inputs([np.float32(-0.0)]) == "x = 0.0" and short_value(np.float64(-0.0)) == "0.0"
+    assert describe_inputs([np.array([-0.0, 1.5])]) == "x = [0.  1.5]"
+    x = np.array([-0.0, 1.5])
+    describe_inputs([x])
+    assert np.signbit(x[0])  # display only: the array keeps its bits
