@@ -516,6 +516,11 @@ def picture_in_worker(supervisor: Supervisor, trust_store: bool) -> Callable[[An
     import html
 
     def picture(group: Any) -> str:
+        from gradfuzz.dashboard import no_plot
+
+        why_not = no_plot(group.representative)
+        if why_not is not None:  # nothing to draw: the target is not run at all
+            return f"<p class='note'>No plot: {html.escape(why_not)}</p>"
         try:
             return supervisor.call("picture", PLOT_SECONDS, group=group, trust_store=trust_store)
         except WorkerLost as lost:
