@@ -34,6 +34,7 @@ from gradfuzz.spec import ArgSpec
 from gradfuzz.target import Target
 from gradfuzz.values import (
     FD_OFFSETS,
+    FINE_STEP,
     Batch,
     Evaluation,
     Neighbours,
@@ -223,7 +224,7 @@ class Evaluator:
             self._mapped = set(parts)
             for name in parts:
                 self.stats.fallbacks[name] = f"map_fn ({self._loop})"
-            return self._build(signature)
+            return self._traced(signature)
         if ops & _COND_OPS:
             # pfor cannot convert the gradient of a tf.cond: autodiff's parts select between both
             # branches from the start (trying and failing first cost seconds of every short slice).
@@ -270,13 +271,32 @@ class Evaluator:
                 with trial_trace():
                     tf.function(_mapped(parts["forward JVP"][0])).get_concrete_function(parts["forward JVP"][1])
             except Exception as error:
-                del parts["forward JVP"]
-                mapped.discard("forward JVP")
-                self.stats.fallbacks["forward JVP"] = f"not used ({summarize_error(error)[:200]})"
+                self._drop_forward_jvp(error)
+        return self._traced(signature)
+
+    def _traced(self, signature: list) -> Callable:
+        """The batch function, traced now. The forward JVP is optional evidence: when the whole
+        function cannot trace with it (an op inside a loop with no forward-mode rule, e.g.
+        ctc_loss's SymbolicGradient), go without it; errors that remain are the target's own."""
+        function = self._build(signature)
+        try:
+            with trial_trace():
+                function.get_concrete_function()
+            return function
+        except Exception as error:
+            if "forward JVP" not in self._parts:
+                raise
+            self._drop_forward_jvp(error)
         function = self._build(signature)
         with trial_trace():
-            function.get_concrete_function()  # errors here are the target's own: let them raise
+            function.get_concrete_function()
         return function
+
+    def _drop_forward_jvp(self, error: Exception) -> None:
+        del self._parts["forward JVP"]
+        self._mapped.discard("forward JVP")
+        self._select.discard("forward JVP")
+        self.stats.fallbacks["forward JVP"] = f"not used ({summarize_error(error)[:200]})"
 
     def batched(self, name: str) -> Callable | None:
         """One part of the evaluation (e.g. "custom VJP") over a batch, vectorised or mapped
@@ -544,7 +564,6 @@ def _fill_missing(grads: Sequence, xs: Sequence[tf.Tensor]) -> list[tf.Tensor]:
 
 
 NEIGHBOUR_ULPS = 64
-FINE_STEP = 64
 
 
 def _nudge(x: np.ndarray, w: np.ndarray, direction: float, spec: ArgSpec, step: float | None = None) -> np.ndarray:

@@ -18,13 +18,16 @@ from gradfuzz.oracle import (
     NOTE,
     GradientScale,
     Judgement,
+    gradient_of_a_piece,
     judge,
     judge_plain_rounding,
     judge_precision,
     judge_second_order,
+    jumps_along,
+    one_kink_explains,
 )
 from gradfuzz.spec import ArgSpec
-from gradfuzz.values import Batch, Evaluation, TargetRaised, select_evaluation
+from gradfuzz.values import FINE_STEP, Batch, Evaluation, OutOfMemory, TargetRaised, select_evaluation
 
 if TYPE_CHECKING:
     from gradfuzz.boundaries import BranchSignature
@@ -139,7 +142,108 @@ def _judge_batch(evaluator: Evaluator, evaluation: Evaluation, target: Target, p
                   has_reference=target.has_custom_gradient, neighbours=neighbours, scale=scale or judgement.scale,
                   floor=None if floor is None else floor[indices])
     judgement.update(indices, again)
+    if not (target.has_custom_gradient and evaluation.reference is not None):
+        look_along_other_directions(evaluator, evaluation, judgement)
     return judgement
+
+
+# Against differences only, a `branch` claim rests on one direction w: the one-sided derivatives
+# along w bound the valid gradients only where one kink passes near x. Where several meet (ties among
+# elements, blocks of an isotonic regression merging, a leaky ReLU of x + b with every element near
+# zero) the gradient of any piece around x is valid: look element by element, or along more
+# directions for large arguments, before claiming.
+PIECE_DIRECTIONS = 32  # a piece that is 1/24 of the directions around x (4 tied elements) is missed 0.4% of the time
+PIECE_LOOK_EXAMPLES = 16  # failing examples looked at along directions per batch (a finding needs one)
+COORDINATE_LOOK_MAX = 64  # arguments up to this many elements are looked at element by element
+
+
+def look_along_other_directions(evaluator: Evaluator, evaluation: Evaluation, judgement: Judgement) -> None:
+    """`branch` failures judged against differences: where the jumps element by element do not fit
+    one kink, an `inconclusive` note (`_look_element_by_element`); for larger arguments, where the
+    gradient is that of a piece another direction enters from x, a `kink` note."""
+    branch = (judgement.outcome == FAILURE) & (judgement.category == CATEGORY_CODE[Category.BRANCH])
+    rows = np.flatnonzero(branch)
+    specs = evaluator.specs
+    if not rows.size or any(spec.is_complex for spec in specs if spec.differentiable):
+        return
+    if sum(int(np.prod(spec.shape)) for spec in specs if spec.differentiable) <= COORDINATE_LOOK_MAX:
+        _look_element_by_element(evaluator, evaluation, judgement, rows)
+    else:
+        _look_along_random_directions(evaluator, evaluation, judgement, rows[:PIECE_LOOK_EXAMPLES])
+
+
+def _look_along_random_directions(evaluator: Evaluator, evaluation: Evaluation, judgement: Judgement, rows: np.ndarray) -> None:
+    """Where the gradient is that of the piece some direction enters from x (`oracle.gradient_of_a_piece`),
+    the claim becomes a `kink` note. The directions are the same for every example (a fixed seed,
+    scaled element by element like w), so check and replay take the same look."""
+    specs = evaluator.specs
+    k = PIECE_DIRECTIONS
+    subset = evaluation.batch.select(rows)
+    noise = np.random.default_rng(0)
+    draws = [noise.standard_normal((k, *spec.shape)) for spec in specs]
+    inputs = [np.repeat(x, k, axis=0) for x in subset.inputs]
+    cotangents = [np.repeat(v, k, axis=0) for v in subset.cotangents]
+    directions = [
+        (np.abs(np.repeat(w, k, axis=0)) * np.tile(g, (rows.size,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+        if spec.differentiable else np.repeat(w, k, axis=0)
+        for w, g, spec in zip(subset.tangents, draws, specs)
+    ]
+    custom = [None if g is None or np.size(g) != np.size(x) else np.repeat(np.asarray(g)[rows], k, axis=0)
+              for g, x in zip(evaluation.custom, evaluation.batch.inputs)]
+    try:
+        normal = evaluator.evaluate(Batch(inputs, cotangents, directions))
+        fine = evaluator.evaluate(Batch(inputs, cotangents, [d / FINE_STEP for d in directions]))
+    except (TargetRaised, OutOfMemory):
+        return  # no evidence either way: the claim stands as judged
+    matched = gradient_of_a_piece(inputs, custom, directions, evaluator.gradient_specs, normal, fine, FINE_STEP)
+    excused = rows[matched.reshape(rows.size, k).any(axis=1)]
+    judgement.outcome[excused] = NOTE
+    judgement.category[excused] = CATEGORY_CODE[Category.KINK]
+    judgement.reference_name[excused] = "one-sided differences along other directions (several kinks meet at x)"
+
+
+ONE_KINK_CHECKS = 4  # random directions a single kink's fit must also predict (several kinks rarely do)
+
+
+def _look_element_by_element(evaluator: Evaluator, evaluation: Evaluation, judgement: Judgement, rows: np.ndarray) -> None:
+    """Move each element alone (by its own w), and along a few random directions: where the jumps
+    seen that way do not fit one kink (`oracle.one_kink_explains`), several kinks lie within one
+    step of x and the claim along w becomes an `inconclusive` note."""
+    specs = evaluator.specs
+    sizes = [int(np.prod(spec.shape)) if spec.differentiable else 0 for spec in specs]
+    n, k = sum(sizes), ONE_KINK_CHECKS
+    if n < 2:
+        return
+    subset = evaluation.batch.select(rows)
+    w = np.concatenate([np.asarray(t, np.float64).reshape(rows.size, -1) for t, size in zip(subset.tangents, sizes) if size], axis=1)
+    draws = np.random.default_rng(0).standard_normal((k, n))  # the same for every example: replay looks alike
+    flat = np.concatenate([np.eye(n)[None] * w[:, None, :], np.abs(w)[:, None, :] * draws[None]], axis=1)  # [rows, n + k, n]
+    ratios = np.concatenate([np.ones((rows.size, 1, n)), np.sign(w)[:, None, :] * draws[None]], axis=1)
+    count = n + k
+    directions, offset = [], 0
+    for t, size, spec in zip(subset.tangents, sizes, specs):
+        if size:
+            directions.append(flat[:, :, offset:offset + size].reshape(rows.size * count, *spec.shape).astype(t.dtype))
+        else:
+            directions.append(np.zeros((rows.size * count, *np.shape(t)[1:]), dtype=t.dtype))
+        offset += size
+    inputs = [np.repeat(x, count, axis=0) for x in subset.inputs]
+    cotangents = [np.repeat(v, count, axis=0) for v in subset.cotangents]
+    custom = [None if g is None or np.size(g) != np.size(x) else np.repeat(np.asarray(g)[rows], count, axis=0)
+              for g, x in zip(evaluation.custom, evaluation.batch.inputs)]
+    try:
+        along = evaluator.evaluate(Batch(inputs, cotangents, directions))
+    except (TargetRaised, OutOfMemory):
+        return
+    jumps, tolerance = jumps_along(inputs, custom, directions, evaluator.gradient_specs, along)
+    jumps, tolerance = jumps.reshape(rows.size, count), tolerance.reshape(rows.size, count)
+    along_w = (judgement.evidence["right_derivative"] - judgement.evidence["left_derivative"])[rows]
+    totals = np.concatenate([along_w[:, None], jumps[:, n:]], axis=1)
+    several = ~one_kink_explains(totals, jumps[:, :n], ratios, tolerance[:, :n])
+    unsure = rows[several]
+    judgement.outcome[unsure] = NOTE
+    judgement.category[unsure] = CATEGORY_CODE[Category.INCONCLUSIVE]
+    judgement.reference_name[unsure] = "one-sided differences element by element (several kinks within one step of x)"
 
 
 def user_floor(evaluation: Evaluation, target: Target) -> np.ndarray | None:

@@ -344,6 +344,10 @@ AGAINST_DIFFERENCES: tuple[Rule, ...] = (
     Rule(lambda f: ~f.custom_finite & (f.central_finite | (f.kink & f.one_sided_finite) | f.nan_beside_a_finite_side),
          FAILURE, Category.NON_FINITE),
     Rule(lambda f: f.within_kink | f.in_hull, NOTE, Category.KINK),
+    # Outside the one-sided range by less than the differences' own error: another kink a part of a step
+    # away bends one side (a leaky ReLU of x + b with two elements near zero), so no claim.
+    Rule(lambda f: f.kink & f.within_kink_error, NOTE, Category.INCONCLUSIVE,
+         "one-sided differences (outside their range by less than their own error)"),
     Rule(lambda f: f.kink, FAILURE, Category.BRANCH),
     Rule(lambda f: f.usable & f.within_allowed, PASS),
     Rule(lambda f: f.usable & f.missing, FAILURE, Category.MISSING_GRADIENT),  # one cause, one finding
@@ -453,6 +457,90 @@ def _prefer_clean_fine_differences(fd: _Differences, fine: _Differences, rows: n
     chosen = rows[smooth]
     for name in ("central", "error", "left", "right", "kink", "usable", "noise", "settled_jump", "singular"):
         getattr(fd, name)[chosen] = getattr(fine, name)[smooth]
+
+
+def equals_a_piece(custom_ip: np.ndarray, normal: _Differences, fine: _Differences, floor: np.ndarray) -> np.ndarray:
+    """Per direction d: ⟨g, d⟩ equals the one-sided derivative along d or along -d, i.e. g is the
+    gradient of the piece of the function that d (or -d) enters from x.
+
+    At a point where several kinks meet (ties among several elements, blocks of an isotonic
+    regression merging) the valid gradients are those of every piece around x, and the one-sided
+    derivatives along a single direction bound only two of them; a third piece's gradient is no
+    bug. A wrong gradient matches no piece along any direction (bar a measure-zero coincidence).
+    The finer step (``fine``) keeps the segment inside the piece the direction enters; what its
+    one-sided derivative still owes to curvature is about 1/63 of how far it moved from the normal
+    step's, which the tolerance allows (twice)."""
+    with np.errstate(all="ignore"):
+        matched = np.zeros(np.shape(custom_ip), dtype=bool)
+        for side_fine, side_normal in ((fine.right, normal.right), (fine.left, normal.left)):
+            tol = FD_SAFETY * np.maximum(fine.noise, normal.noise) + floor + 2 * np.abs(side_normal - side_fine) / 63
+            matched |= np.isfinite(side_fine) & (np.abs(custom_ip - side_fine) <= tol)
+    return matched & ~fine.singular & ~normal.singular
+
+
+def gradient_of_a_piece(inputs: Sequence[np.ndarray], custom: Sequence[np.ndarray | None], directions: Sequence[np.ndarray],
+                        specs: Sequence[ArgSpec], normal: Evaluation, fine: Evaluation, fine_ratio: float) -> np.ndarray:
+    """Per row (an example repeated once per direction): the gradient ``custom`` is that of the piece
+    the row's direction enters (`equals_a_piece`). ``normal`` and ``fine`` evaluated the rows with
+    the directions as tangents, ``fine`` with them ``fine_ratio`` times smaller."""
+    size = normal.batch.size
+    flat = [None if c is None else _flat64(c, size) for c in custom]
+    d = [_flat64(t, size) for t in directions]
+    with np.errstate(all="ignore"):
+        ip = sum(_ip(c, t) for c, t in zip(flat, d) if c is not None)
+        input_scale = sum(np.sum(np.abs(_flat64(x, size) * c), axis=1) for x, c in zip(inputs, flat) if c is not None)
+    rows = np.arange(size)
+    floor = _ip_floor(specs, flat, d, rows)
+    at_normal = differences(normal.phi, normal.phi_scale + input_scale, normal.fd_step, normal.fd_eps)
+    at_fine = differences(fine.phi * fine_ratio, fine.phi_scale + input_scale, normal.fd_step, normal.fd_eps)
+    return equals_a_piece(np.asarray(ip, dtype=np.float64), at_normal, at_fine, floor)
+
+
+ONE_KINK_MAX_ELEMENTS = 16  # elements whose jumps one kink's normal may combine (2^15 sign patterns)
+
+
+def one_kink_explains(totals: np.ndarray, jumps: np.ndarray, ratios: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """Per example: the jumps right - left of the one-sided derivatives fit one kink. ``jumps``
+    [examples, n]: along each element alone (moved by its own w_c); ``totals`` [examples, m]: along
+    m directions d (w first), whose elements are ``ratios`` [examples, m, n] = d_c / w_c.
+
+    A single kink (one surface through x, the gradient jumping by a·n across it) makes the jump
+    along any d equal a·|n·d|: every element's jump has a's sign, and the jump along d is
+    |Σ ±|jump_c|·d_c/w_c| with one choice of signs for every d. Only then do the one-sided
+    derivatives along w bound every valid gradient. Several kinks within one step of x (elements
+    of a leaky ReLU of x + b all near zero) fit no choice of signs for every direction, and one
+    direction's one-sided derivatives are then no evidence."""
+    explained = np.zeros(totals.shape[0], dtype=bool)
+    for row in range(totals.shape[0]):
+        visible = np.abs(jumps[row]) > tolerance[row]
+        seen = jumps[row][visible]
+        if seen.size <= 1:
+            explained[row] = True
+            continue
+        sign = np.sign(seen[0])
+        if seen.size > ONE_KINK_MAX_ELEMENTS or np.any(np.sign(seen) != sign) or np.any(totals[row] * sign < -np.sum(tolerance[row])):
+            continue
+        patterns = (np.arange(2 ** (seen.size - 1))[:, None] >> np.arange(seen.size - 1)) & 1  # the first sign fixed
+        signs = np.concatenate([np.ones((patterns.shape[0], 1)), 1 - 2 * patterns], axis=1)  # [patterns, seen]
+        scaled = np.abs(seen)[None, :] * ratios[row][:, visible]  # [directions, seen]
+        predicted = np.abs(signs @ scaled.T)  # [patterns, directions]
+        allowed = np.abs(ratios[row][:, visible]) @ tolerance[row][visible] + 0.05 * np.abs(totals[row])
+        explained[row] = bool(np.any(np.all(np.abs(predicted - np.abs(totals[row])) <= allowed, axis=1)))
+    return explained
+
+
+def jumps_along(inputs: Sequence[np.ndarray], custom: Sequence[np.ndarray | None], directions: Sequence[np.ndarray],
+                specs: Sequence[ArgSpec], normal: Evaluation) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the jump right - left of the one-sided derivatives along the row's direction, and
+    what rounding allows in it."""
+    size = normal.batch.size
+    flat = [None if c is None else _flat64(c, size) for c in custom]
+    d = [_flat64(t, size) for t in directions]
+    with np.errstate(all="ignore"):
+        input_scale = sum(np.sum(np.abs(_flat64(x, size) * c), axis=1) for x, c in zip(inputs, flat) if c is not None)
+    fd = differences(normal.phi, normal.phi_scale + input_scale, normal.fd_step, normal.fd_eps)
+    tolerance = 2 * FD_SAFETY * fd.noise + _ip_floor(specs, flat, d, np.arange(size))
+    return np.where(np.isfinite(fd.right - fd.left), fd.right - fd.left, 0.0), tolerance
 
 
 def _ip_floor(specs, custom, w, rows) -> np.ndarray:
@@ -639,6 +727,8 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         low, high = np.minimum(fd.left, fd.right), np.maximum(fd.left, fd.right)
         slack = FD_SAFETY * fd.noise + tol.floor_ulps * info.ulp(scale)
         within_kink = fd.kink & (custom_ip >= low - slack) & (custom_ip <= high + slack)
+        unclean = FD_SAFETY * fd.error
+        within_kink_error = fd.kink & (custom_ip >= low - slack - unclean) & (custom_ip <= high + slack + unclean)
         straddled = straddles_a_kink(fd)
         between = np.isfinite(custom_ip) & (custom_ip >= low - slack) & (custom_ip <= high + slack)
     # Forward mode (TF's own JVP rules): where the differences cannot judge, agreement with it passes.
@@ -657,7 +747,7 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         # the truth overflowing, as may one beside derivatives already within a factor of the dtype's range.
         overflow_plausible=np.isinf(custom_ip) & (fd.singular | (np.maximum(np.abs(fd.left), np.abs(fd.right)) > np.sqrt(info.max))),
         within_allowed=gap <= allowed, missing=np.full(size, bool(missing)), small=rel <= APPROXIMATION_MAX_RELATIVE,
-        jvp_agrees=jvp_agrees, straddled=straddled, between=between,
+        jvp_agrees=jvp_agrees, straddled=straddled, between=between, within_kink_error=within_kink_error,
         # Differences are the only reference here, and φ's own rounding can exceed eps·|φ| (log(1 + tiny)
         # rounds at 1, not at its result): below the dtype's confirmation level no claim is made.
         resolved=gap > tol.differences_confirm * np.maximum(np.abs(fd.central), scale),
