@@ -343,3 +343,19 @@ def test_a_declared_surrogate_is_checked_for_its_contract_not_its_values():
     assert [f.category for f in report.failures][:1] == ["non-finite"]
     with pytest.raises(gradfuzz.TargetError, match="needs a reason"):
         gradfuzz.surrogate("")
+
+
+@pytest.mark.slow
+def test_a_target_whose_forward_mode_cannot_trace_in_a_loop_is_still_judged():
+    """tf.nn.ctc_loss with dense labels (TensorFlow's ctc_ops.ctc_loss_dense: a tf.custom_gradient over a
+    while loop) has no forward-mode rule for the SymbolicGradient inside its loop: the batch function
+    cannot trace with a forward JVP. Before, `check` raised a StagingError; forward mode is optional
+    evidence, so the check goes on without it and judges every example."""
+
+    def ctc(logits):  # [T=5, B=2, C=4], time major, blank 0; the second sequence is padded after 3 frames
+        return tf.nn.ctc_loss(labels=tf.constant([[1, 2], [3, 0]]), logits=logits, label_length=tf.constant([2, 1]),
+                              logit_length=tf.constant([5, 3]), logits_time_major=True, blank_index=0)
+
+    report = gradfuzz.check(ctc, inputs=["float32[5,2,4]@-3..3"], max_examples=64, seed=0)
+    assert report.error is None and report.judged == 64 and report.failures == []
+    assert report.engine["fallbacks"]["forward JVP"].startswith("not used")
