@@ -145,7 +145,8 @@ EAGER_FIRST_BATCH = 16  # examples in a first eager batch: a Python call each
 HANG_ISOLATION_BUDGET = 15.0  # seconds past a hang that looking for the culprit example may take
 PROBE_HANG_SECONDS = 60.0  # the first eager call may take this long (or the budget) before it is a hang
 # A verdict whatever the budget: a check (not a campaign slice) whose warm-up (probing, tracing, compiling) ate its
-# budget still judges this many examples (or its max_examples), for at most MINIMUM_GRACE seconds past the budget.
+# budget still judges this many examples (or its max_examples), for at most MINIMUM_GRACE seconds past the budget
+# or past the end of the warm-up, whichever is later (a series that traces for 100 s of a 15 s budget is judged too).
 MINIMUM_EXAMPLES = 256
 MINIMUM_GRACE = 30.0
 
@@ -258,7 +259,7 @@ class TargetCheck:
             # Passing on no evidence would be a false "pass": say why nothing ran.
             self.report.error = (f"no example was evaluated: getting ready (probing, choosing how to batch the target, "
                                  f"tracing) took {self.warmup:.1f} s of the {self.budget:.0f} s budget, and no batch "
-                                 f"finished within {MINIMUM_GRACE:.0f} s past it. Give it a larger budget "
+                                 f"finished within {MINIMUM_GRACE:.0f} s after that. Give it a larger budget "
                                  f"(--budget {max(60, 4 * round(self.warmup + self.budget)):.0f}s, or budget= in Python), "
                                  "or smaller inputs.")
         self.judge.relabel_branches(self.findings)
@@ -276,7 +277,7 @@ class TargetCheck:
             return True
         now = time.monotonic()
         if now >= self.deadline and not self.slice_of_many and self.examples < MINIMUM_EXAMPLES \
-                and now < self.deadline + MINIMUM_GRACE and self.findings.first_failure is None \
+                and now < max(self.deadline, self.started + self.warmup) + MINIMUM_GRACE and self.findings.first_failure is None \
                 and not any(g.representative.kind == "failure" for g in self.findings.groups.values()):
             return False  # the budget went on getting ready: judge a minimum before giving a verdict
         return now >= self.deadline

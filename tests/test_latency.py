@@ -140,6 +140,28 @@ def test_a_budget_eaten_by_warm_up_still_judges_a_minimum_of_examples():
     assert report.examples >= MINIMUM_EXAMPLES and report.warmup_seconds > 1.0
 
 
+def test_a_warm_up_longer_than_budget_and_grace_still_judges_a_minimum(monkeypatch):
+    """Warm-up past the budget *and* the grace after it (a library's series traced for 107 s of a 15 s budget):
+    the minimum is judged after the warm-up ends. Before: 0 examples and an error, no verdict."""
+    import time
+
+    from gradfuzz import checker
+
+    monkeypatch.setattr(checker, "MINIMUM_GRACE", 0.5)  # the grace, shrunk so the probe's sleep outlasts budget + grace
+    calls = []
+
+    @tf.custom_gradient
+    def slower_than_budget_and_grace(x):
+        if not calls:
+            time.sleep(1.6)  # Python: the probe only
+        calls.append(1)
+        return tf.sin(x), lambda dy: dy * tf.cos(x)
+
+    report = gradfuzz.check(slower_than_budget_and_grace, inputs=["float64[3]"], budget=1.0, seed=0)
+    assert report.error is None and report.verdict == "pass", report.error
+    assert report.examples >= checker.MINIMUM_EXAMPLES and report.warmup_seconds > 1.5
+
+
 _LOG = "import tensorflow as tf\n\n\ndef log(x):\n    return tf.math.log(x)\n"
 
 
