@@ -10,7 +10,6 @@ side effect of another finding, and its explanation. Modules ask a `Category` (`
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -116,6 +115,19 @@ class Category(StrEnum):
     @property
     def explanation(self) -> str:
         return self.rules.explanation
+
+    def lead(self, custom_gradient: bool = True) -> str:
+        """The finding's first sentence(s) for its target (`oracle.explain` starts with them): as written
+        for a custom gradient; for a plain function the gradient checked is TensorFlow's registered one,
+        named so ("TensorFlow's gradient lies between them").
+
+        >>> Category.KINK.lead(False).split(". ")[1]
+        "TensorFlow's gradient lies between them, so it is a valid subgradient; recorded as a note, not a failure."
+        """
+        text = self.rules.explanation
+        if custom_gradient:
+            return text
+        return text.replace("The custom gradient", TENSORFLOW_GRADIENT).replace("the custom gradient", TENSORFLOW_GRADIENT)
 
     def absorbs(self, other: Category) -> bool:
         """Whether ``other``'s value disagreements may be a side effect of a finding of this category
@@ -226,17 +238,3 @@ def gradient_label(custom: bool) -> str:
     """Before a number: "custom 2 vs autodiff 3", "TensorFlow's gradient 2 vs central differences 3"."""
     return "custom" if custom else TENSORFLOW_GRADIENT
 
-
-def in_own_words(text: str, custom: bool) -> str:
-    """``text`` (the oracle's and the categories' wording, which say "custom gradient") as it reads for
-    the target: unchanged for a custom gradient; for a plain function, "TensorFlow's gradient".
-
-    >>> in_own_words("The custom gradient lies between them; custom gradient 3, custom 2 vs autodiff 3.", False)
-    "TensorFlow's gradient lies between them; TensorFlow's gradient 3, TensorFlow's gradient 2 vs autodiff 3."
-    """
-    if custom:
-        return text
-    text = re.sub(r"\b[Tt]he custom gradient\b", TENSORFLOW_GRADIENT, text)
-    text = re.sub(r"\bcustom gradient\b", TENSORFLOW_GRADIENT, text)
-    # "custom 2 vs", "custom derivative 2 vs", "custom ∂y/∂x", "custom nan": the gradient's own number
-    return re.sub(r"\bcustom (?=[-+.\d∂(]|derivative|directional|inf|nan)", TENSORFLOW_GRADIENT + " ", text)

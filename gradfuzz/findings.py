@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from gradfuzz.categories import TENSORFLOW_GRADIENT, Category, Kind, in_own_words
-from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, CLAIM_MARGIN, FAILURE, Judgement, Verdict, explain
+from gradfuzz.categories import TENSORFLOW_GRADIENT, Category, Kind
+from gradfuzz.oracle import CATEGORIES, CATEGORY_CODE, CLAIM_MARGIN, FAILURE, Judgement, Verdict, along_x, explain
 from gradfuzz.plans import Plan
 from gradfuzz.regions import region_label, region_labels
 from gradfuzz.report import CheckReport, Finding
@@ -35,22 +35,6 @@ def signature_of(category: Category, argument: int | None) -> str:
     if category.is_note or argument is None:
         argument = -1
     return f"{category}|arg{argument if argument >= 0 else '*'}"
-
-
-def _along_x(verdict: Verdict, evaluation: Evaluation) -> Verdict:
-    """``verdict`` with its one-sided derivatives in the order of x. The differences are one-sided
-    along the probe's tangent w, and for a scalar function the explanation divides v·w out to speak of
-    derivatives: where w < 0, the side w points to is x's left, so the pair is swapped (a kink with slope 2
-    left of it and 3 right read "left derivative 3, right 2")."""
-    batch, evidence = evaluation.batch, verdict.evidence
-    scalar = len(batch.tangents) == len(batch.cotangents) == 1 and np.size(batch.tangents[0][verdict.index]) == 1 \
-        and np.size(batch.cotangents[0][verdict.index]) == 1  # as `oracle.explain` decides to speak of derivatives
-    if "left_derivative" not in evidence or not scalar:
-        return verdict
-    if not float(np.real(np.asarray(batch.tangents[0][verdict.index]).reshape(-1)[0])) < 0:
-        return verdict
-    swapped = {**evidence, "left_derivative": evidence["right_derivative"], "right_derivative": evidence["left_derivative"]}
-    return replace(verdict, evidence=swapped)
 
 
 def group_indices(judgement: Judgement, outcome: int | None = None) -> dict[str, np.ndarray]:
@@ -134,19 +118,13 @@ class Findings:
     first_failure: int | None = None  # examples evaluated up to and including the first failing one
     custom_gradient: bool = True  # False for a plain function: TensorFlow's registered gradient is checked
 
-    def _in_words(self, verdict: Verdict, evaluation: Evaluation) -> str:
-        """The oracle's explanation as the user reads it: one-sided derivatives left to right along x
-        (`_along_x`), and TensorFlow's gradient named as such (`in_own_words`)."""
-        verdict = _along_x(verdict, evaluation)
-        return in_own_words(explain(verdict, self.gradient_specs or self.specs, evaluation), self.custom_gradient)
-
     def finding(self, verdict: Verdict, evaluation: Evaluation, plan: Plan | None, seed: int) -> Finding:
         """A `Finding` with its evidence from one judged example."""
         i = verdict.index
         reference = evaluation.reference or [None] * len(evaluation.custom)
         return Finding(
             target=self.target, category=verdict.category,
-            explanation=self._in_words(verdict, evaluation),
+            explanation=explain(verdict, self.gradient_specs or self.specs, evaluation, self.custom_gradient),
             inputs=[np.array(x[i]) for x in evaluation.batch.inputs],
             cotangents=[np.array(v[i]) for v in evaluation.batch.cotangents],
             tangents=[np.array(w[i]) for w in evaluation.batch.tangents],
@@ -156,7 +134,8 @@ class Findings:
             custom_value=verdict.custom, reference_value=verdict.reference, abs_error=verdict.abs_error,
             rel_error=verdict.rel_error, ulp_error=verdict.ulp_error, signature=signature_of(verdict.category, verdict.argument),
             plan=json.dumps(asdict(plan)) if plan is not None else "", seed=seed,
-            evidence={**_along_x(verdict, evaluation).evidence, **({} if self.custom_gradient else {"gradient": TENSORFLOW_GRADIENT})},
+            # One-sided derivatives as the explanation tells them (left and right along x: `oracle.along_x`)
+            evidence={**along_x(verdict, evaluation).evidence, **({} if self.custom_gradient else {"gradient": TENSORFLOW_GRADIENT})},
             region=self._region_of(verdict, evaluation),
         )
 

@@ -20,16 +20,16 @@ Per-dtype constants live in `TOLERANCES`; see docs/ARCHITECTURE.md for the math.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from types import SimpleNamespace
 
 import numpy as np
 
-from gradfuzz.categories import Category, Kind
+from gradfuzz.categories import TENSORFLOW_GRADIENT, Category, Kind, gradient_label
 from gradfuzz.dtypes import DTypeInfo, info_for
 from gradfuzz.spec import ArgSpec
-from gradfuzz.values import FD_OFFSETS, Evaluation, Neighbours, Structure, describe_inputs
+from gradfuzz.values import FD_OFFSETS, Evaluation, Neighbours, Structure, describe_inputs, error_summary, numbers
 
 # Judgement.category holds indices into this (0: passed); one code per category, in the enum's order.
 CATEGORIES: tuple[Category | None, ...] = (None, *Category)
@@ -983,23 +983,36 @@ def _digits(fine: float, coarse: float) -> str:
     return f"{max(0.0, np.log10(coarse / fine)):.1f} of {-np.log10(fine):.1f}"
 
 
-def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation) -> str:
-    """One paragraph naming the evidence: where, which reference, by how much."""
+def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation, custom_gradient: bool = True) -> str:
+    """One paragraph naming the evidence: where, which reference, by how much.
+
+    For a scalar function the probe (v, w) is divided out: it speaks of derivatives, with one-sided
+    ones left and right along x (`along_x`). ``custom_gradient`` False (a plain function): the gradient
+    checked is TensorFlow's registered one, and the text names it so (`categories.gradient_label`).
+    Numbers are `values.numbers` (two different values never print alike) and errors
+    `values.error_summary` (an exact-0 reference reads "from exactly 0", not a relative error)."""
     where = _describe_input(evaluation, verdict.index, specs)
+    verdict = along_x(verdict, evaluation)
     e = verdict.evidence
     # For scalar-to-scalar functions, divide the probe (v, w) out: users think in derivatives.
     unit = _probe_unit(evaluation, verdict.index)
     name = "derivative" if unit else "directional derivative ⟨v, J w⟩"
+    gradient = "custom gradient" if custom_gradient else TENSORFLOW_GRADIENT  # the noun
+    label = gradient_label(custom_gradient)  # before its number
 
-    def d(value: float) -> str:
-        return f"{(value / unit if unit else value):.9g}"
+    def d(*values: float) -> list[str]:
+        """Inner products as the text shows them, side by side (`values.numbers`)."""
+        return numbers(*(value / unit if unit else value for value in values))
 
-    parts = [verdict.category.explanation]
+    parts = [verdict.category.lead(custom_gradient)]
     if verdict.category in (Category.KINK, Category.BRANCH):
-        reference = f", autodiff of the forward {d(e['reference_inner_product'])}" if "reference_inner_product" in e else ""
+        has_reference = "reference_inner_product" in e
+        left, right, custom, *reference = d(e["left_derivative"], e["right_derivative"], e["custom_inner_product"],
+                                            *([e["reference_inner_product"]] if has_reference else []))
+        reference_text = f", autodiff of the forward {reference[0]}" if has_reference else ""
         parts.append(
-            f"At {where}: left {name} {d(e['left_derivative'])}, right {d(e['right_derivative'])} "
-            f"(one-sided differences in {evaluation.fd_dtype}); custom gradient {d(e['custom_inner_product'])}{reference}."
+            f"At {where}: left {name} {left}, right {right} "
+            f"(one-sided differences in {evaluation.fd_dtype}); {gradient} {custom}{reference_text}."
         )
         return " ".join(parts)
     if verdict.argument is not None:
@@ -1009,31 +1022,49 @@ def explain(verdict: Verdict, specs: Sequence[ArgSpec], evaluation: Evaluation) 
         if spec.is_complex:  # the verdict's scalar figures hold real parts; show the complex values
             pick = lambda arrays: complex(np.asarray(arrays[verdict.argument][verdict.index]).reshape(-1)[verdict.element or 0])  # noqa: E731
             custom_value, reference_value = pick(evaluation.custom), pick(evaluation.reference)
-        parts.append(
-            f"At {where} ({at}): custom {custom_value:.9g} vs {verdict.reference_name} {reference_value:.9g} "
-            f"(error {verdict.abs_error:.3g}, relative {verdict.rel_error:.3g}, {verdict.ulp_error:.3g} ULPs of {spec.dtype})."
-        )
+        custom, reference = numbers(custom_value, reference_value)
+        error = error_summary(verdict.abs_error, verdict.rel_error, verdict.ulp_error, spec.dtype, reference_value)
+        parts.append(f"At {where} ({at}): {label} {custom} vs {verdict.reference_name} {reference} (error {error}).")
     else:
-        parts.append(
-            f"At {where}: custom {name} {d(verdict.custom)} vs {verdict.reference_name} {d(verdict.reference)} "
-            f"(error {verdict.abs_error:.3g}, relative {verdict.rel_error:.3g})."
-        )
+        custom, reference = d(verdict.custom, verdict.reference)
+        # The error in the numbers' own units: a derivative's, when the probe is divided out.
+        error = error_summary(verdict.abs_error / abs(unit) if unit else verdict.abs_error, verdict.rel_error, None, "", verdict.reference)
+        owner = f"custom {name}" if custom_gradient else f"TensorFlow's {name}"
+        parts.append(f"At {where}: {owner} {custom} vs {verdict.reference_name} {reference} (error {error}).")
     if np.isfinite(e.get("custom_float64", np.nan)) and verdict.argument is not None:
         spec = specs[verdict.argument]
         total = (spec.info.mantissa_bits + 1) * np.log10(2)
+        same = "The same grad_fn" if custom_gradient else TENSORFLOW_GRADIENT
         parts.append(
-            f"The same grad_fn at float64 gives {e['custom_float64']:.9g}: the formula is right, and at {spec.dtype} "
+            f"{same} at float64 gives {numbers(e['custom_float64'])[0]}: the formula is right, and at {spec.dtype} "
             f"it loses {min(e['digits_lost'], total):.1f} of {total:.1f} significant digits."
         )
     if np.isfinite(e.get("differences", np.nan)) and "reference_inner_product" in e:
+        differences_text, custom, reference = d(e["differences"], e["custom_inner_product"], e["reference_inner_product"])
         parts.append(
-            f"Central differences in {evaluation.fd_dtype} give {name} {d(e['differences'])} "
+            f"Central differences in {evaluation.fd_dtype} give {name} {differences_text} "
             f"(Richardson, ±{abs(e['differences_error'] / unit) if unit else e['differences_error']:.2g}); "
-            f"custom {d(e['custom_inner_product'])}, autodiff {d(e['reference_inner_product'])}."
+            f"{label} {custom}, autodiff {reference}."
         )
     if np.isfinite(e.get("forward_jvp", np.nan)):
-        parts.append(f"Forward-mode autodiff of the forward (no grad_fn) gives {name} {d(e['forward_jvp'])}.")
+        no_grad_fn = " (no grad_fn)" if custom_gradient else ""
+        parts.append(f"Forward-mode autodiff of the forward{no_grad_fn} gives {name} {d(e['forward_jvp'])[0]}.")
     return " ".join(p for p in parts if p)
+
+
+def along_x(verdict: Verdict, evaluation: Evaluation) -> Verdict:
+    """``verdict`` with its one-sided derivatives in the order of x, as `explain` tells them (and the
+    store keeps them, so evidence and text agree). The differences are one-sided along the probe's
+    tangent w, and for a scalar function the explanation divides v·w out to speak of derivatives: where
+    w < 0, the side w points to is x's left, so the pair is swapped (a kink with slope 2 left of it and 3
+    right read "left derivative 3, right 2"). Elsewhere (a directional derivative) left and right are along w."""
+    evidence = verdict.evidence
+    if "left_derivative" not in evidence or _probe_unit(evaluation, verdict.index) is None:
+        return verdict
+    if not float(np.real(np.asarray(evaluation.batch.tangents[0][verdict.index]).reshape(-1)[0])) < 0:
+        return verdict
+    swapped = {**evidence, "left_derivative": evidence["right_derivative"], "right_derivative": evidence["left_derivative"]}
+    return replace(verdict, evidence=swapped)
 
 
 def _probe_unit(evaluation: Evaluation, index: int) -> float | None:

@@ -208,8 +208,9 @@ def test_an_exact_zero_reference_reads_as_exactly_zero_not_a_relative_error():
         return 0.0 * x, lambda dy: dy * 3.2e-5 * tf.ones_like(x)
 
     for finding in _explanations(flat, spec="float64[]@-3..3", category="mismatch"):
-        lead = finding.explanation.split(" In the check's own probe")[0]
+        lead, probe = finding.explanation.split(" In the check's own probe")
         assert "gives exactly 0; the custom gradient gives 3.2e-05" in lead and "ULPs" not in lead, finding.explanation
+        assert "from exactly 0)." in probe and "ULPs" not in probe, probe  # the probe's dy·0 is exactly 0 too
 
 
 def test_two_different_numbers_never_print_alike():
@@ -235,3 +236,115 @@ def test_negative_zero_shows_as_zero_and_is_stored_as_it_was():
     x = np.array([-0.0, 1.5])
     describe_inputs([x])
     assert np.signbit(x[0])  # display only: the array keeps its bits
+
+
+# -- the text `oracle.explain` builds itself (#29, continued): one owner for numbers, sides and names ---
+
+
+def _probe(x: float, w: float, v: float = 1.0):
+    """One example of a scalar float32 function probed with dy = v along w (numbers only, no TensorFlow)."""
+    from gradfuzz.spec import parse_spec
+    from gradfuzz.values import FD_OFFSETS, Batch, Evaluation
+
+    x, v = np.array([x], np.float32), np.array([v], np.float32)
+    evaluation = Evaluation(batch=Batch([x], [v], [np.array([w])]), outputs=[x], custom=[np.zeros(1)], reference=[np.zeros(1)],
+                            reference_native=None, reference_dtype="float64", phi=np.zeros((len(FD_OFFSETS), 1)),
+                            phi_scale=np.ones(1), fd_step=1e-5, fd_dtype="float64", fd_eps=2.2e-16)
+    return (parse_spec("float32[]"),), evaluation
+
+
+def test_the_probe_paragraph_and_findings_without_a_jacobian_entry_print_numbers_like_the_lead():
+    """Before: "In the check's own probe (random dy and direction): At x = 0.0 (argument 0): custom 3.2e-05 vs
+    autodiff of the forward (float64) 0 (error 3.2e-05, relative 2.7e+33, 7.1e+44 ULPs of float32)", "custom 0.5 vs
+    autodiff of the forward (float64) 0.5", and "custom derivative 3 vs central differences (float64, Richardson) 3
+    (error 2e-09, …)" for derivatives 3 and 3.000000001 probed along w = 2 (the error in ⟨v, J w⟩'s units)."""
+    from gradfuzz.categories import Category
+    from gradfuzz.diagnosis import JacobianEntry, apply_jacobian_entry
+    from gradfuzz.findings import Findings
+    from gradfuzz.oracle import Verdict, explain
+
+    specs, evaluation = _probe(0.0, 1.0)
+    zero = Verdict(0, Category.MISMATCH, 0, 0, 3.2e-5, 0.0, "autodiff of the forward (float64)", 3.2e-5, 2.7e33, 7.1e44)
+    text = explain(zero, specs, evaluation)
+    assert text.endswith("At x = 0.0 (argument 0): custom 3.2e-05 vs autodiff of the forward (float64) 0 (error 3.2e-05 from exactly 0)."), text
+    finding = Findings("t", specs).finding(zero, evaluation, None, 0)
+    apply_jacobian_entry(finding, JacobianEntry(output="y", output_index=0, wrt="x", custom=3.2e-5, reference=0.0,
+                                                reference_name="autodiff of the forward (float64)", abs_error=3.2e-5,
+                                                rel_error=2.7e33, ulp_error=7.1e44, dtype="float32", column_agrees=False))
+    probe = finding.explanation.split("In the check's own probe (random dy and direction): ")[1]
+    assert probe == "At x = 0.0 (argument 0): custom 3.2e-05 vs autodiff of the forward (float64) 0 (error 3.2e-05 from exactly 0).", probe
+    assert "ULPs" not in finding.explanation and "relative" not in finding.explanation
+
+    specs, evaluation = _probe(1.0, 1.0)
+    close = Verdict(0, Category.MISMATCH, 0, 0, 0.5 + 2**-31, 0.5, "autodiff of the forward (float64)", 2**-31, 2**-30, 2.0**22)
+    assert "custom 0.5000000005 vs autodiff of the forward (float64) 0.5 (error 4.66e-10, relative 9.31e-10, " \
+        "4.19e+06 ULPs of float32)." in explain(close, specs, evaluation)
+
+    specs, evaluation = _probe(1.0, 2.0)  # no exact Jacobian entry: the inner product ⟨w, g⟩ over v·w = 2
+    inner = Verdict(0, Category.MISMATCH, None, None, 6.0, 6.000000002, "central differences (float64, Richardson)", 2e-9, 3.3e-10, 0.0,
+                    {"custom_inner_product": 6.0, "differences": 6.000000002, "differences_error": 1e-12})
+    assert explain(inner, specs, evaluation).endswith(
+        "At x = 1.0: custom derivative 3 vs central differences (float64, Richardson) 3.000000001 (error 1e-09, relative 3.3e-10).")
+    nothing = Verdict(0, Category.MISMATCH, None, None, 6e-3, 0.0, "central differences (float64, Richardson)", 6e-3, 1e300, 0.0,
+                      {"custom_inner_product": 6e-3, "differences": 0.0, "differences_error": 1e-12})
+    assert explain(nothing, specs, evaluation).endswith(
+        "At x = 1.0: custom derivative 0.003 vs central differences (float64, Richardson) 0 (error 0.003 from exactly 0).")
+
+
+def _kink(w: float, v: float = 1.0):
+    """A kink at x = 1 with slope 2 left of it and 3 right, as the one-sided differences along w see it."""
+    from gradfuzz.categories import Category
+    from gradfuzz.oracle import Verdict
+
+    along_w = (3.0, 2.0) if w < 0 else (2.0, 3.0)  # left and right in τ of φ(τ) = v·f(x + τw), over v·w
+    left, right = (s * v * w for s in along_w)
+    return Verdict(0, Category.KINK, None, None, 2.5 * v * w, 2.5 * v * w, "central differences (float64, Richardson)", 0.0, 0.0, 0.0,
+                   {"left_derivative": left, "right_derivative": right, "custom_inner_product": 2.5 * v * w,
+                    "differences": 2.5 * v * w, "differences_error": 0.5})
+
+
+@pytest.mark.parametrize("w, v", [(-0.5, 2.0), (-1.0, -1.0), (0.5, -2.0), (1.0, 1.0)])
+def test_explain_itself_names_left_and_right_along_x_and_the_store_keeps_the_same(w, v):
+    """Before: `oracle.explain` said "left derivative 3, right 2" for w < 0 (`findings._along_x` swapped the pair
+    before calling it, so the text was right only through `Findings`)."""
+    from gradfuzz.findings import Findings
+    from gradfuzz.oracle import explain
+
+    specs, evaluation = _probe(1.0, w, v)
+    verdict = _kink(w, v)
+    assert "At x = 1.0: left derivative 2, right 3 (one-sided differences in float64); custom gradient 2.5." \
+        in explain(verdict, specs, evaluation)
+    finding = Findings("t", specs).finding(verdict, evaluation, None, 0)
+    assert "left derivative 2, right 3 " in finding.explanation
+    unit = v * w  # the evidence stays in the probe's units, in the order the text tells
+    assert (finding.evidence["left_derivative"] / unit, finding.evidence["right_derivative"] / unit) == (2.0, 3.0)
+
+
+def test_explain_itself_names_tensorflows_gradient():
+    """Before: `oracle.explain` wrote "custom" for every target and `categories.in_own_words` rewrote its text by
+    regular expression afterwards ("TensorFlow's gradient derivative 2 vs …"; "give it a TensorFlow's gradient of
+    its own" in advice about custom gradients)."""
+    from gradfuzz import categories
+    from gradfuzz.categories import Category
+    from gradfuzz.oracle import Verdict, explain
+
+    specs, evaluation = _probe(1.0, -1.0)
+    kink = explain(_kink(-1.0), specs, evaluation, custom_gradient=False)
+    assert kink.endswith("TensorFlow's gradient lies between them, so it is a valid subgradient; recorded as a note, not a failure. "
+                         "At x = 1.0: left derivative 2, right 3 (one-sided differences in float64); TensorFlow's gradient 2.5."), kink
+    specs, evaluation = _probe(1.0, 2.0)
+    inner = Verdict(0, Category.MISMATCH, None, None, 4.0, 6.0, "central differences (float64, Richardson)", 2.0, 0.33, 0.0,
+                    {"custom_inner_product": 4.0, "differences": 6.0, "differences_error": 1e-12, "forward_jvp": 6.0})
+    text = explain(inner, specs, evaluation, custom_gradient=False)
+    assert text == ("TensorFlow's gradient disagrees with the reference by more than an approximation would explain. At x = 1.0: "
+                    "TensorFlow's derivative 2 vs central differences (float64, Richardson) 3 (error 1, relative 0.33). "
+                    "Forward-mode autodiff of the forward gives derivative 3."), text
+    argument = Verdict(0, Category.NON_FINITE, 0, 0, float("nan"), 3.0, "central differences (float64, Richardson)", float("nan"),
+                       float("nan"), float("nan"))
+    assert "(argument 0): TensorFlow's gradient nan vs central differences" in explain(argument, specs, evaluation, custom_gradient=False)
+    assert "custom" not in text + kink
+    for category in Category:
+        assert "the custom gradient" not in category.lead(custom_gradient=False).lower(), category
+        assert category.lead() == category.explanation
+    assert "give it a custom gradient of its own" in Category.HIGHER_ORDER.lead(custom_gradient=False)
+    assert not hasattr(categories, "in_own_words")  # the text is built with the right name: nothing rewrites it
