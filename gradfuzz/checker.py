@@ -38,6 +38,7 @@ from gradfuzz.options import CheckOptions
 from gradfuzz.oracle import FAILURE, Judgement, check_contract
 from gradfuzz.plans import Plan, tangents
 from gradfuzz.probes import (
+    check_plain_second_order,
     check_repeatability,
     isolate_hang,
     isolate_raising,
@@ -240,6 +241,9 @@ class TargetCheck:
         self.pool = self.warm.pool(self.target, self.specs)
         try:
             self.watchdog.run(lambda: check_repeatability(self.findings, self.evaluator, structure, self.seed, self.modes))
+            if self.order == 2 and self.evaluator.order == 1 and self.target.forward is None:
+                # No reference forward to differentiate twice: what the first-order gradient's differences show.
+                self.watchdog.run(lambda: check_plain_second_order(self.findings, self.target, self.specs, first, self.seed))
         except Hang:
             pass  # the batches will meet the stuck input again, and the watchdog records it then
         self.screen = self.warm.screen(self.evaluator, self.points)

@@ -550,6 +550,38 @@ def second_order_missing(target: Target, example: Sequence[np.ndarray]) -> list[
     return [a for a, g in enumerate(second) if g is None]
 
 
+# A plain function's second order has no reference forward; what can be said without one: the
+# first-order gradient changes with an argument (central differences, clean, well above their own
+# error) while TensorFlow's second-order gradient with respect to it is None (read as zero).
+SECOND_ORDER_SAFETY = 16.0
+
+
+def gradient_changes(target: Target, example: Sequence[np.ndarray], argument: int, direction: np.ndarray) -> tuple[float, float]:
+    """d/dt Σ ∂⟨1, f⟩/∂x at x + t·u (u = ``direction`` in ``argument``), by Richardson central
+    differences of TensorFlow's first-order gradient, eagerly: (estimate, its error: the two steps'
+    disagreement plus rounding). A jump of the gradient within the step shows as a large error."""
+    x = np.asarray(example[argument])
+    eps = float(np.finfo(x.dtype).eps)
+    step = float(np.cbrt(eps)) * max(1.0, float(np.max(np.abs(x))) if x.size else 1.0)
+
+    def summed_gradient(t: float) -> tuple[float, float]:
+        moved = [tf.constant(a) for a in example]
+        moved[argument] = tf.constant((x + t * direction).astype(x.dtype))
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(moved)
+            ys = _float_outputs(target.fn(*moved))
+        grads = [g for g in tape.gradient(ys, moved, output_gradients=[tf.ones_like(y) for y in ys]) if g is not None]
+        values = [np.asarray(g.numpy(), np.float64) for g in grads]
+        return float(sum(np.sum(v) for v in values)), float(sum(np.sum(np.abs(v)) for v in values))
+
+    at = {k: summed_gradient(k * step) for k in (-1.0, -0.5, 0.5, 1.0)}
+    full = (at[1.0][0] - at[-1.0][0]) / (2 * step)
+    half = (at[0.5][0] - at[-0.5][0]) / step
+    scale = max(magnitude for _, magnitude in at.values())
+    with np.errstate(all="ignore"):
+        return (4 * half - full) / 3, abs(half - full) + 64 * eps * scale / step
+
+
 def _float_outputs(result: object) -> list[tf.Tensor]:
     """Flatten a target's result and keep the floating-point tensors (what has a gradient)."""
     flat = tf.nest.flatten(result)

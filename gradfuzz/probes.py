@@ -13,7 +13,7 @@ import numpy as np
 
 from gradfuzz.categories import Category
 from gradfuzz.diagnosis import mode_disagreements, nondeterministic
-from gradfuzz.engine import probe
+from gradfuzz.engine import SECOND_ORDER_SAFETY, gradient_changes, probe, second_order_missing
 from gradfuzz.expansion import expansion_for
 from gradfuzz.findings import Findings
 from gradfuzz.oracle import ContractViolation
@@ -318,3 +318,49 @@ def _record_nondeterminism(findings: Findings, batch: Batch, index: int, seed: i
         signature=f"{Category.NONDETERMINISM}|{mode or 'repeat'}", seed=seed, region="*",
     )
     findings.add(finding.signature, finding, count=count)
+
+
+def unreachable_second_order(target: Target, example: Sequence[np.ndarray], specs: Sequence[ArgSpec],
+                             directions: Sequence[np.ndarray]) -> list[tuple[int, float, float]]:
+    """A plain function's arguments whose second-order gradient is None although its first-order
+    gradient clearly changes with them: (argument, the change by differences, their error)."""
+    found = []
+    for a in second_order_missing(target, example):
+        if not specs[a].differentiable or specs[a].is_complex or not np.any(directions[a]):
+            continue
+        change, error = gradient_changes(target, example, a, np.asarray(directions[a], np.float64))
+        if np.isfinite(change) and np.isfinite(error) and abs(change) > SECOND_ORDER_SAFETY * error:
+            found.append((a, change, error))
+    return found
+
+
+def check_plain_second_order(findings: Findings, target: Target, specs: Sequence[ArgSpec], example: Sequence[np.ndarray],
+                             seed: int) -> None:
+    """``order=2`` on a plain function (no reference forward to differentiate twice): a `higher-order`
+    finding for each argument whose second-order gradient TensorFlow gives as None while the first-order
+    gradient changes with it (an inner tf.custom_gradient whose grad_fn is not differentiable in it)."""
+    rng = np.random.default_rng([seed, 7])
+    directions = [rng.standard_normal(np.shape(x)) * np.maximum(1.0, np.abs(np.asarray(x, np.float64))) for x in example]
+    try:
+        found = unreachable_second_order(target, example, specs, directions)
+    except Exception:  # the batches and the probe record what the target raises
+        return
+    for a, change, error in found:
+        tangent = [np.zeros(np.shape(x)) for x in example]
+        tangent[a] = directions[a]
+        finding = Finding(
+            target=findings.target, category=Category.HIGHER_ORDER,
+            explanation=(
+                f"TensorFlow's second-order gradient with respect to argument {a} is None (read as zero), but the "
+                f"first-order gradient changes with that argument: along a direction in it, the sum of the gradient's "
+                f"elements changes at rate {change:.6g} by central differences (error {error:.2g}). Anything that "
+                "differentiates through the gradient (Hessian-vector products, gradient penalties) gets zero instead. "
+                "Typically an inner tf.custom_gradient whose grad_fn does not take that argument as an input (it "
+                "captures it), or numpy / tf.stop_gradient inside grad_fn."),
+            inputs=[np.array(x) for x in example], cotangents=[], tangents=tangent,
+            reference_name="central differences of the first-order gradient", argument=a,
+            custom_value=0.0, reference_value=float(change), abs_error=abs(float(change)),
+            signature=f"{Category.HIGHER_ORDER}|argument {a}|second order is None", seed=seed, region="*",
+            evidence={"differences_error": float(error)},
+        )
+        findings.add(finding.signature, finding, count=1)

@@ -28,6 +28,7 @@ from gradfuzz.diagnosis import (
 from gradfuzz.durations import parse_duration
 from gradfuzz.engine import Evaluator, probe
 from gradfuzz.oracle import check_contract
+from gradfuzz.probes import unreachable_second_order
 from gradfuzz.spec import SpecError, parse_specs
 from gradfuzz.store import FailureStore, RecordStatus, StoredFailure
 from gradfuzz.target import Target, TargetError, load_target, with_reference
@@ -242,6 +243,15 @@ def _replay_one(failure: StoredFailure, target: Target | str, warm: WarmCache) -
     except ValueError as error:
         return ReplayResult(failure, ReplayStatus.TARGET_MISSING, f"cannot restore the stored weights: {error}", [])
     now = sorted({v.category for v in check_contract(specs, structure)})
+    if failure.category == Category.HIGHER_ORDER and target.forward is None and not failure.cotangents:
+        # A plain function's second order: repeat the observation (None, while the gradient changes with it).
+        try:
+            unreachable = [a for a, _, _ in unreachable_second_order(target, inputs, specs, failure.tangents)]
+        except Exception as error:  # the target raising here is what replay reports
+            return _result(failure, [*now, Category.EXCEPTION], f"the target raised {summarize_error(error)}")
+        again = failure.argument in unreachable
+        return _result(failure, [*now, *([Category.HIGHER_ORDER] if again else [])],
+                       f"the second-order gradient of argument {failure.argument} is still None" if again else "")
     if failure.category == Category.EXCEPTION and not failure.cotangents:
         return _result(failure, now, "the target ran without raising" if not now else "")
     if not failure.cotangents:  # a contract failure: the probe is the whole check

@@ -373,3 +373,45 @@ def test_last_bits_that_differ_between_runs_are_rounding_not_nondeterminism():
 
     report = gradfuzz.check(wobbly_last_bits, inputs=["float64[4]"], max_examples=512, seed=0)
     assert not [f for f in report.failures if f.category == "nondeterminism"], [f.explanation for f in report.failures]
+
+
+def _bias_tanh_capturing_b(x, b):
+    """A plain wrapper around a custom gradient whose gradient does not differentiate in b (as NVlabs/stylegan2
+    dnnlib/tflib/ops/fused_bias_act.py's second-order kernel, which b is not an input of; re-implemented with
+    tf.stop_gradient): its first order is right, its second order with respect to b is None."""
+
+    @tf.custom_gradient
+    def fused(x, b):
+        def grad(dy):
+            d = dy * (1 - tf.square(tf.tanh(x + tf.stop_gradient(b))))
+            return d, d
+
+        return tf.tanh(x + b), grad
+
+    return 0.5 * fused(x, b)
+
+
+@pytest.mark.slow
+def test_a_plain_functions_second_order_that_is_none_where_the_gradient_changes_is_found_and_replays(tmp_path):
+    """order=2 on a plain function (no reference forward to differentiate twice): before, second order was not
+    checked at all. The gradient with respect to x changes with b (tanh'(x + b)), yet TensorFlow's second-order
+    gradient in b is None: `higher-order`, and replay repeats the observation."""
+    from gradfuzz.replay import replay_store
+    from gradfuzz.store import FailureStore
+
+    report = gradfuzz.check(_bias_tanh_capturing_b, inputs=["float64[3]@-2..2", "float64[3]@-1..1"], order=2,
+                            max_examples=256, seed=0, store=tmp_path)
+    found = [f for f in report.failures if f.category == "higher-order"]
+    assert found and found[0].argument == 1, [f.explanation for f in report.failures]
+    with FailureStore(tmp_path) as store:
+        results, _ = replay_store(store)
+    assert {r.status for r in results if r.failure.category == "higher-order"} == {"reproduced"}
+
+
+@pytest.mark.slow
+def test_a_plain_functions_second_order_that_is_none_because_the_gradient_is_constant_passes():
+    """A None second order is right where the gradient does not change (a linear function), and a plain function
+    whose second order TensorFlow computes is not flagged either."""
+    linear = gradfuzz.check(lambda x, b: 3.0 * x - b, inputs=["float64[3]", "float64[3]"], order=2, max_examples=128, seed=0)
+    smooth = gradfuzz.check(lambda x, b: tf.tanh(x + b), inputs=["float64[3]", "float64[3]"], order=2, max_examples=128, seed=0)
+    assert linear.ok and smooth.ok, [f.explanation for f in linear.failures + smooth.failures]
