@@ -50,7 +50,7 @@ from gradfuzz.probes import (
     split_off_domain_errors,
 )
 from gradfuzz.report import CheckReport, Finding
-from gradfuzz.screen import JudgingQuota, ScreenResult
+from gradfuzz.screen import JudgingQuota, ScreenResult, Unscreened
 from gradfuzz.shrinking import shrink_elements
 from gradfuzz.simplicity import simplicity
 from gradfuzz.spec import ArgSpec
@@ -149,6 +149,9 @@ PROBE_HANG_SECONDS = 60.0  # the first eager call may take this long (or the bud
 # budget still judges this many examples (or its max_examples), for at most MINIMUM_GRACE seconds past the budget
 # or past the end of the warm-up, whichever is later (a series that traces for 100 s of a 15 s budget is judged too).
 MINIMUM_EXAMPLES = 256
+# Below this many examples (max_examples) no screen is traced: a unit-test-sized check judges every example in
+# less time than tracing and compiling the screen takes (about 2 s of a first check's 5).
+SCREEN_MIN_EXAMPLES = 4096
 MINIMUM_GRACE = 30.0
 
 
@@ -246,7 +249,11 @@ class TargetCheck:
                 self.watchdog.run(lambda: check_plain_second_order(self.findings, self.target, self.specs, first, self.seed))
         except Hang:
             pass  # the batches will meet the stuck input again, and the watchdog records it then
-        self.screen = self.warm.screen(self.evaluator, self.points)
+        if self.max_examples is not None and self.max_examples < SCREEN_MIN_EXAMPLES:
+            self.screen = Unscreened(f"a check of {self.max_examples:,} examples judges every one (tracing the screen "
+                                     "would cost more than it saves)")
+        else:
+            self.screen = self.warm.screen(self.evaluator, self.points)
         self.quota = JudgingQuota()
         self.warmup = time.monotonic() - self.started
         if self.slice_of_many and self.deadline - time.monotonic() < self.budget / 2:

@@ -112,6 +112,16 @@ def screen_unavailable(evaluator: Evaluator) -> str | None:
     return None
 
 
+@dataclass
+class Unscreened:
+    """Where no screen is built (a check of few examples): every example is judged in full."""
+
+    reason: str
+    traces: int = 0
+    runs: int = 0
+    available: bool = False
+
+
 class Screen:
     """The compiled first pass for one evaluator; ``points`` are its arguments' points of
     interest (the input regions of the keys)."""

@@ -253,3 +253,13 @@ def test_screen_tolerance_is_the_oracles_halved(dtype):
     assert calibrated[0, 0] == pytest.approx(1.0 / (SCREEN_SLACK * max(tol.calibration_factor * 1e-3, tol.floor_ulps * info.ulp(1.0))))
     infinite = limit.ratio(tf.constant([np.inf, np.inf, 1.0], tf.float64), tf.constant([np.inf, -np.inf, np.nan], tf.float64))
     assert infinite.numpy().tolist() == [0.0, np.inf, np.inf]
+
+
+def test_a_unit_test_sized_check_traces_no_screen():
+    """Below SCREEN_MIN_EXAMPLES a check judges every example: tracing and compiling the screen took about 2 s
+    of a first check's 5 (benchmarks/latency.py's cold row), more than judging 100 examples in full."""
+    from gradfuzz.checker import SCREEN_MIN_EXAMPLES
+
+    small = gradfuzz.check(my_op_fixed, max_examples=SCREEN_MIN_EXAMPLES // 2, seed=1)
+    assert not small.engine["screen"]["used"] and small.engine["screen"]["traces"] == 0
+    assert small.judged == small.examples == SCREEN_MIN_EXAMPLES // 2 and small.ok
