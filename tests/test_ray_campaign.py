@@ -37,7 +37,9 @@ def campaign_for(directory: Path, *names: str, budget: float, slice_seconds: flo
 
 
 def test_two_workers_get_their_own_gpu_and_share_the_targets(local_ray, tmp_path):
-    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=12)
+    # Budgets are a ceiling here; each test stops on the events it is about (a loaded machine spends a short
+    # budget starting workers and importing TensorFlow).
+    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=300)
     executor = RayExecutor(refs, workers=2)
     try:
         info = executor.worker_info
@@ -47,7 +49,12 @@ def test_two_workers_get_their_own_gpu_and_share_the_targets(local_ray, tmp_path
         assert {i["cuda_visible_devices"] for i in info} == {"0", "1"}
         assert {i["device"] for i in info} == {"/CPU:0"}, "no physical GPU: TensorFlow runs on the CPU"
         workers = set()
-        run_campaign(campaign, executor, on_result=lambda c, r: workers.add(r.worker))
+
+        def both_ran() -> bool:
+            doubled, tanh = campaign.targets
+            return len(workers) == 2 and doubled.examples > 0 and tanh.examples > 0 and bool(doubled.kinds)
+
+        run_campaign(campaign, executor, on_result=lambda c, r: workers.add(r.worker), stop_requested=both_ran)
     finally:
         executor.shutdown()
     assert len(workers) == 2, "both workers ran slices"
@@ -61,9 +68,12 @@ def test_two_workers_get_their_own_gpu_and_share_the_targets(local_ray, tmp_path
 @pytest.mark.parametrize("fault", ["os._exit in the actor", "SIGKILL to the actor's pid"])
 def test_a_worker_killed_mid_slice_is_replaced_and_its_slice_rerun(local_ray, tmp_path, fault):
     # The lost slice re-runs on a fresh worker, which imports TensorFlow and compiles first: leave it time.
-    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=40, slice_seconds=4)
+    campaign, refs = campaign_for(tmp_path, "doubled", "scaled_tanh", budget=300, slice_seconds=4)
     executor = RayExecutor(refs, workers=2)
     killed, completed = [], []
+
+    def rerun_and_more() -> bool:  # the events the test is about: the lost slice ran again, and others since
+        return bool(killed) and any(attempt == 2 for _, _, attempt in completed) and len(completed) >= 5
 
     def on_result(campaign, result):
         if result.crashed is None:
@@ -84,7 +94,7 @@ def test_a_worker_killed_mid_slice_is_replaced_and_its_slice_rerun(local_ray, tm
                 return
 
     try:
-        run_campaign(campaign, executor, on_result=on_result, on_update=kill_one)
+        run_campaign(campaign, executor, on_result=on_result, on_update=kill_one, stop_requested=rerun_and_more)
         assert executor.replaced == 1
     finally:
         executor.shutdown()
@@ -101,10 +111,15 @@ def test_a_worker_killed_mid_slice_is_replaced_and_its_slice_rerun(local_ray, tm
 
 @pytest.mark.slow
 def test_a_target_that_kills_every_worker_is_logged_and_stopped(local_ray, tmp_path):
-    campaign, refs = campaign_for(tmp_path, "kills_its_process", "doubled", budget=45, slice_seconds=2)
+    campaign, refs = campaign_for(tmp_path, "kills_its_process", "doubled", budget=300, slice_seconds=2)
     executor = RayExecutor(refs, workers=2)
+
+    def seen() -> bool:
+        crasher, doubled = campaign.targets
+        return crasher.error is not None and doubled.slices >= 2 and bool(doubled.kinds)
+
     try:
-        run_campaign(campaign, executor)
+        run_campaign(campaign, executor, stop_requested=seen)
     finally:
         executor.shutdown()
     crasher, doubled = campaign.targets
@@ -121,10 +136,14 @@ def test_a_slice_that_hangs_is_killed_recorded_with_its_reproduction_and_the_cam
     `hang` incident with the command that reproduces it; the other target keeps its workers."""
     # The grace covers a fresh worker's first slice (importing TensorFlow, compiling: several seconds),
     # not a slice that never returns.
-    campaign, refs = campaign_for(tmp_path, "doubled", "hangs_in_python", budget=20, slice_seconds=2)
-    executor = RayExecutor(refs, workers=2, overrun_grace=6.0)
+    campaign, refs = campaign_for(tmp_path, "doubled", "hangs_in_python", budget=300, slice_seconds=2)
+    executor = RayExecutor(refs, workers=2, overrun_grace=20.0)
+
+    def seen() -> bool:
+        return any(i["kind"] == "hang" for i in campaign.incidents) and campaign.targets[0].slices >= 1
+
     try:
-        run_campaign(campaign, executor)
+        run_campaign(campaign, executor, stop_requested=seen)
     finally:
         executor.shutdown()
     hangs = [i for i in campaign.incidents if i["kind"] == "hang"]
@@ -132,4 +151,3 @@ def test_a_slice_that_hangs_is_killed_recorded_with_its_reproduction_and_the_cam
     assert "gradfuzz check" in hangs[0]["reproduce"] and "--seed" in hangs[0]["reproduce"]
     assert executor.replaced >= 1
     assert campaign.targets[0].slices >= 1, "the other target kept its worker"
-    assert campaign.status == "finished"
