@@ -37,7 +37,7 @@ from gradfuzz.values import short_value
 
 LONG_POLL_SECONDS = 20.0
 POLL_INTERVAL = 0.25  # how often a waiting request looks at the checkpoint
-PLOT_SECONDS = 60.0  # one plot's deadline in the worker (a request waits for it); past it the worker is replaced
+PLOT_SECONDS = 50.0  # one plot's deadline in the worker (a request waits for it); past it the worker is replaced
 
 
 class PlotFailed(str):

@@ -277,7 +277,7 @@ def test_isolate_keeps_the_users_tolerances(project, monkeypatch):
 
 # -- the dashboard's plot of a stored finding whose target now hangs or exits ----------------------------
 
-DASHBOARD_PLOT_SECONDS = 8.0  # the plot's deadline in the worker (PLOT_SECONDS, 120 s, in use)
+DASHBOARD_PLOT_SECONDS = 8.0  # the plot's deadline in the worker (PLOT_SECONDS, 50 s, in use)
 
 
 @pytest.fixture(scope="module")
