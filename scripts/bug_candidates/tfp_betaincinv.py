@@ -6,7 +6,7 @@ and (2, 3, 0.5), (0.5, 2, 0.5) and — at float32 too — (0.6, 0.5, 0.5) miss b
 A forward bug (the gradients, taken by the implicit function theorem at the returned x, are then
 off as well). Checked with mpmath's betainc (50 digits) at TFP's x. Found by scripts/label_sweep.py.
 
-    python scripts/bugs/tfp_betaincinv.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bug_candidates/tfp_betaincinv.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 

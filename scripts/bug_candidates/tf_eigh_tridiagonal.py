@@ -6,7 +6,7 @@ eigh_tridiagonal; autodiff goes through its bisection iterations and returns oth
 (e.g. zeros for some diagonal entries). The right values: eigenvectors from mpmath (50 digits).
 Found by scripts/label_sweep.py.
 
-    python scripts/bugs/tf_eigh_tridiagonal.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bug_candidates/tf_eigh_tridiagonal.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 

@@ -5,7 +5,7 @@ TensorFlow 2.21. det is a polynomial, so ∂det/∂A = adj(A)ᵀ everywhere, sin
 matrix_inverse, which raises InvalidArgumentError "Input is not invertible". The right value is
 the transposed adjugate (cofactors, exact in mpmath). Found by scripts/label_sweep.py.
 
-    python scripts/bugs/tf_det_singular.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bug_candidates/tf_det_singular.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 

@@ -7,7 +7,7 @@ gradient one (TFP's gradients are closed forms). Checked with mpmath's quadratur
 and Owen's identity T(h, a) = Φ(h)/2 + Φ(ah)/2 − Φ(h)Φ(ah) − T(ah, 1/a). Found by
 scripts/label_sweep.py.
 
-    python scripts/bugs/tfp_owens_t.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bug_candidates/tfp_owens_t.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 

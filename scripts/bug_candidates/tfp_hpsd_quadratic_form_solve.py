@@ -7,7 +7,7 @@ wrong ∂/∂B; ∂/∂A is right. The right value: central differences of numpy
 float64 (step 1e-6; agreement ~1e-9), and the closed form A⁻¹ B (V + Vᵀ). Found by
 scripts/label_sweep.py.
 
-    python scripts/bugs/tfp_hpsd_quadratic_form_solve.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bug_candidates/tfp_hpsd_quadratic_form_solve.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 
