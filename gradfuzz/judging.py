@@ -181,15 +181,12 @@ def _look_along_random_directions(evaluator: Evaluator, evaluation: Evaluation, 
     subset = evaluation.batch.select(rows)
     noise = np.random.default_rng(0)
     draws = [noise.standard_normal((k, *spec.shape)) for spec in specs]
-    inputs = [np.repeat(x, k, axis=0) for x in subset.inputs]
-    cotangents = [np.repeat(v, k, axis=0) for v in subset.cotangents]
+    inputs, cotangents, custom = _repeated(evaluation, rows, k)
     directions = [
         (np.abs(np.repeat(w, k, axis=0)) * np.tile(g, (rows.size,) + (1,) * (w.ndim - 1))).astype(w.dtype)
         if spec.differentiable else np.repeat(w, k, axis=0)
         for w, g, spec in zip(subset.tangents, draws, specs)
     ]
-    custom = [None if g is None or np.size(g) != np.size(x) else np.repeat(np.asarray(g)[rows], k, axis=0)
-              for g, x in zip(evaluation.custom, evaluation.batch.inputs)]
     try:
         normal = evaluator.evaluate(Batch(inputs, cotangents, directions))
         fine = evaluator.evaluate(Batch(inputs, cotangents, [d / FINE_STEP for d in directions]))
@@ -200,6 +197,16 @@ def _look_along_random_directions(evaluator: Evaluator, evaluation: Evaluation, 
     judgement.outcome[excused] = NOTE
     judgement.category[excused] = CATEGORY_CODE[Category.KINK]
     judgement.reference_name[excused] = "one-sided differences along other directions (several kinks meet at x)"
+
+
+def _repeated(evaluation: Evaluation, rows: np.ndarray, count: int) -> tuple[list, list, list]:
+    """The inputs, cotangents and comparable custom gradients of ``rows``, each row repeated ``count``
+    times (one per direction a look moves it along)."""
+    subset = evaluation.batch.select(rows)
+    custom = [None if g is None or np.size(g) != np.size(x) else np.repeat(np.asarray(g)[rows], count, axis=0)
+              for g, x in zip(evaluation.custom, evaluation.batch.inputs)]
+    return ([np.repeat(x, count, axis=0) for x in subset.inputs], [np.repeat(v, count, axis=0) for v in subset.cotangents],
+            custom)
 
 
 ONE_KINK_CHECKS = 4  # random directions a single kink's fit must also predict (several kinks rarely do)
@@ -227,10 +234,7 @@ def _look_element_by_element(evaluator: Evaluator, evaluation: Evaluation, judge
         else:
             directions.append(np.zeros((rows.size * count, *np.shape(t)[1:]), dtype=t.dtype))
         offset += size
-    inputs = [np.repeat(x, count, axis=0) for x in subset.inputs]
-    cotangents = [np.repeat(v, count, axis=0) for v in subset.cotangents]
-    custom = [None if g is None or np.size(g) != np.size(x) else np.repeat(np.asarray(g)[rows], count, axis=0)
-              for g, x in zip(evaluation.custom, evaluation.batch.inputs)]
+    inputs, cotangents, custom = _repeated(evaluation, rows, count)
     try:
         along = evaluator.evaluate(Batch(inputs, cotangents, directions))
     except (TargetRaised, OutOfMemory):
