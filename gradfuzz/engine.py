@@ -526,7 +526,8 @@ def probe(target: Target, specs: Sequence[ArgSpec], example: Sequence[np.ndarray
     try:
         grads = tape.gradient(ys, [*xs, *target.variables], output_gradients=[tf.ones_like(y) for y in ys])
     except (Exception, SystemExit) as error:
-        raise TargetRaised("custom gradient" if target.has_custom_gradient else "gradient", error) from error
+        finite = all(bool(np.all(np.isfinite(y.numpy()))) for y in ys)
+        raise TargetRaised("custom gradient" if target.has_custom_gradient else "gradient", error, finite) from error
     return Structure(
         output_dtypes=tuple(y.dtype.name for y in ys),
         output_shapes=tuple(tuple(y.shape) for y in ys),
@@ -554,6 +555,31 @@ def second_order_missing(target: Target, example: Sequence[np.ndarray]) -> list[
 # first-order gradient changes with an argument (central differences, clean, well above their own
 # error) while TensorFlow's second-order gradient with respect to it is None (read as zero).
 SECOND_ORDER_SAFETY = 16.0
+
+
+def forward_is_singular(target: Target, specs: Sequence[ArgSpec], example: Sequence[np.ndarray],
+                        directions: Sequence[np.ndarray]) -> bool:
+    """Eagerly, the forward alone along ``directions`` (one per argument) from x: both one-sided
+    difference quotients of Σf grow like 1/step (`oracle.differences`: a pole or a jump at x, as
+    a numerically singular matrix's solve or log-determinant has). There no derivative exists,
+    and a finite forward value is rounding's accident."""
+    from gradfuzz.oracle import differences
+
+    moved_args = [np.asarray(x) for x in example]
+    dtype = np.result_type(*[x.dtype for x, s in zip(moved_args, specs) if s.differentiable and not s.is_complex] or [np.float64])
+    eps = float(np.finfo(dtype).eps)
+    scale = max([1.0, *(float(np.max(np.abs(x))) for x, s in zip(moved_args, specs) if s.differentiable and x.size)])
+    step = float(np.cbrt(eps)) * scale
+    phi, magnitude = [], 0.0
+    for offset in FD_OFFSETS:
+        moved = [tf.constant((x + offset * step * np.asarray(d, np.float64)).astype(x.dtype))
+                 if s.differentiable and not s.is_complex else tf.constant(x)
+                 for x, d, s in zip(moved_args, directions, specs)]
+        ys = [np.asarray(y.numpy(), np.float64) for y in _float_outputs(target.fn(*moved))]
+        phi.append(sum(float(np.sum(y)) for y in ys))
+        magnitude = max(magnitude, *(float(np.sum(np.abs(y))) for y in ys))
+    fd = differences(np.asarray(phi)[:, None], np.asarray([magnitude]), step, eps)
+    return bool(fd.singular[0])
 
 
 def gradient_changes(target: Target, example: Sequence[np.ndarray], argument: int, direction: np.ndarray) -> tuple[float, float]:

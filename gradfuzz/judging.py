@@ -159,16 +159,22 @@ COORDINATE_LOOK_MAX = 64  # arguments up to this many elements are looked at ele
 
 def look_along_other_directions(evaluator: Evaluator, evaluation: Evaluation, judgement: Judgement) -> None:
     """`branch` failures judged against differences: where the jumps element by element do not fit
-    one kink, an `inconclusive` note (`_look_element_by_element`); for larger arguments, where the
-    gradient is that of a piece another direction enters from x, a `kink` note."""
-    branch = (judgement.outcome == FAILURE) & (judgement.category == CATEGORY_CODE[Category.BRANCH])
-    rows = np.flatnonzero(branch)
+    one kink, an `inconclusive` note (`_look_element_by_element`, arguments up to
+    `COORDINATE_LOOK_MAX` elements); then, where the gradient is that of a piece another direction
+    enters from x, a `kink` note. (A few random directions can fit one kink by chance: four tied
+    elements of top_k. The piece look needs no such fit.)"""
     specs = evaluator.specs
-    if not rows.size or any(spec.is_complex for spec in specs if spec.differentiable):
+    if any(spec.is_complex for spec in specs if spec.differentiable):
         return
-    if sum(int(np.prod(spec.shape)) for spec in specs if spec.differentiable) <= COORDINATE_LOOK_MAX:
+
+    def still_claimed() -> np.ndarray:
+        return np.flatnonzero((judgement.outcome == FAILURE) & (judgement.category == CATEGORY_CODE[Category.BRANCH]))
+
+    rows = still_claimed()
+    if rows.size and sum(int(np.prod(spec.shape)) for spec in specs if spec.differentiable) <= COORDINATE_LOOK_MAX:
         _look_element_by_element(evaluator, evaluation, judgement, rows)
-    else:
+        rows = still_claimed()
+    if rows.size:
         _look_along_random_directions(evaluator, evaluation, judgement, rows[:PIECE_LOOK_EXAMPLES])
 
 

@@ -43,7 +43,9 @@ class Tolerance:
     confirm_relative: float  # when differences cannot arbitrate, a relative error above this still fails
     absolute_floor: float  # ≈ eps·√tiny: differences this small come from intermediate underflow
     # Differences alone (a plain function) claim nothing below this relative error: φ's own rounding can
-    # exceed eps·|φ| (log(1 + tiny) rounds at 1, not at its result), and they estimate it from |φ|.
+    # exceed eps·|φ| (log(1 + δ) rounds at 1, not at its result: eps/δ relative), and they estimate it
+    # from |φ|. At float64, 1e-6 covers δ down to 2e-10 (log-sum-exp of [0, -18.6, -30, ...] has δ = 8e-9
+    # and differences 1.2e-8 off TensorFlow's exact softmax); float32's 1e-4 covers δ down to 1e-3.
     differences_confirm: float
 
 
@@ -51,7 +53,7 @@ TOLERANCES: dict[str, Tolerance] = {
     "float16": Tolerance(floor_ulps=4, calibration_factor=10, confirm_relative=1e-2, absolute_floor=7.6e-6, differences_confirm=1e-2),
     "bfloat16": Tolerance(floor_ulps=4, calibration_factor=10, confirm_relative=5e-2, absolute_floor=8.5e-22, differences_confirm=5e-2),
     "float32": Tolerance(floor_ulps=16, calibration_factor=10, confirm_relative=1e-4, absolute_floor=1.3e-26, differences_confirm=1e-4),
-    "float64": Tolerance(floor_ulps=256, calibration_factor=10, confirm_relative=1e-9, absolute_floor=3.3e-170, differences_confirm=1e-8),
+    "float64": Tolerance(floor_ulps=256, calibration_factor=10, confirm_relative=1e-9, absolute_floor=3.3e-170, differences_confirm=1e-6),
 }
 TOLERANCES["complex64"], TOLERANCES["complex128"] = TOLERANCES["float32"], TOLERANCES["float64"]  # per component
 FLOAT64_MANTISSA = 52
@@ -198,7 +200,8 @@ class _Differences:
     usable: np.ndarray  # bool: finite and not straddling a kink
     noise: np.ndarray  # rounding error of one-sided differences
     settled_jump: np.ndarray  # |R - L| with each side extrapolated to a zero step (curvature removed)
-    singular: np.ndarray  # bool: a pole within the step (both one-sided derivatives grow as it shrinks)
+    singular: np.ndarray  # bool: a pole or a jump of f within the step (both one-sided derivatives grow as it shrinks)
+    side_error: np.ndarray  # what curvature still owes the one-sided derivatives (their change from the full step)
 
 
 def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float) -> _Differences:
@@ -228,10 +231,13 @@ def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float)
 
         # Above φ's own rounding (not the input-rounding term: near a pole that is as large as φ' itself).
         phi_noise = 64 * eps * sampled / half
-        singular = (
-            finite
-            & grows(right_half, right_full) & grows(left_half, left_full) & grows(d_half, d_full)
-            & ~(np.minimum(np.abs(right_half), np.abs(left_half)) <= phi_noise)
+        # f itself jumping at x grows a one-sided quotient the same way, whatever the central one does
+        # (atan2 at (0, 0), x/y or a solve at an all-zero input: φ(0) apart from both sides; the Q of a
+        # rank-deficient matrix's QR flipping on one side): no derivative exists there for any gradient
+        # to match or miss.
+        singular = finite & (
+            (grows(right_half, right_full) & (np.abs(right_half) > phi_noise))
+            | (grows(left_half, left_full) & (np.abs(left_half) > phi_noise))
         )
         kink = (
             finite
@@ -243,8 +249,9 @@ def differences(phi: np.ndarray, phi_scale: np.ndarray, step: float, eps: float)
         # Each one-sided derivative is f' + c·τ on a smooth side: 2·D(h/2) - D(h) removes c. Their gap is
         # a kink's jump, or nothing (a polynomial whose one-sided terms are pure curvature).
         settled_jump = np.abs((2 * right_half - right_full) - (2 * left_half - left_full))
+        side_error = np.maximum(np.abs(right_half - right_full), np.abs(left_half - left_full))
     return _Differences(central, error, left_half, right_half, kink, finite & ~kink & ~singular, rounding, settled_jump,
-                        singular)
+                        singular, side_error)
 
 
 # -- the ladders: ordered rules, the first that holds decides ------------------------------------
@@ -455,7 +462,7 @@ def _prefer_clean_fine_differences(fd: _Differences, fine: _Differences, rows: n
     if not smooth.any():
         return
     chosen = rows[smooth]
-    for name in ("central", "error", "left", "right", "kink", "usable", "noise", "settled_jump", "singular"):
+    for name in ("central", "error", "left", "right", "kink", "usable", "noise", "settled_jump", "singular", "side_error"):
         getattr(fd, name)[chosen] = getattr(fine, name)[smooth]
 
 
@@ -725,7 +732,9 @@ def _judge_against_differences(ev, specs, custom, w, custom_ip, fd, domain_ok, i
         rel = gap / np.maximum(np.abs(fd.central), info.tiny)
         ulps = gap / info.ulp(fd.central)
         low, high = np.minimum(fd.left, fd.right), np.maximum(fd.left, fd.right)
-        slack = FD_SAFETY * fd.noise + tol.floor_ulps * info.ulp(scale)
+        # The one-sided derivatives are quotients over a half step: each still carries the curvature of its
+        # side (x a hair beside the kink, its own side's derivative is the truth, up to that).
+        slack = FD_SAFETY * fd.noise + tol.floor_ulps * info.ulp(scale) + 2 * np.nan_to_num(fd.side_error, posinf=0.0)
         within_kink = fd.kink & (custom_ip >= low - slack) & (custom_ip <= high + slack)
         unclean = FD_SAFETY * fd.error
         within_kink_error = fd.kink & (custom_ip >= low - slack - unclean) & (custom_ip <= high + slack + unclean)

@@ -63,10 +63,30 @@ def probe_candidates(specs: Sequence[ArgSpec], seed: int) -> list[np.ndarray]:
 
 
 def outside_domain(raised: TargetRaised) -> bool:
-    """The forward raised a TensorFlow run-time error (a failed check of its inputs), not a Python one."""
+    """The forward raised a TensorFlow run-time error (a failed check of its inputs), not a Python
+    one; or the gradient raised one where the forward is not finite (the log-determinant of a
+    singular matrix is -inf: no gradient is owed there, as none is judged where the forward is NaN)."""
     from gradfuzz._tf import tf
 
-    return raised.stage == "forward" and isinstance(raised.error, tf.errors.OpError)
+    return isinstance(raised.error, tf.errors.OpError) and (raised.stage == "forward" or not raised.forward_finite)
+
+
+def at_a_singularity(raised: TargetRaised, target: Target, evaluator: Evaluator, inputs: Sequence[np.ndarray],
+                     tangents: Sequence[np.ndarray]) -> bool:
+    """The gradient raised a TensorFlow run-time error ("not invertible") where the forward is finite
+    but singular along the example's direction (`engine.forward_is_singular`): a matrix singular to
+    rounding, whose solve or log-determinant TensorFlow still returns as a finite number. A gradient
+    that refuses there owes nothing; one that refuses where the function is smooth (a determinant
+    at a singular matrix) is an `exception` finding."""
+    from gradfuzz._tf import tf
+    from gradfuzz.engine import forward_is_singular
+
+    if raised.stage == "forward" or not isinstance(raised.error, tf.errors.OpError):
+        return False
+    try:
+        return forward_is_singular(target, evaluator.specs, inputs, [np.asarray(t)[0] for t in tangents])
+    except Exception:  # the forward raising nearby: no evidence of a singularity
+        return False
 
 
 def isolate_raising(findings: Findings, evaluator: Evaluator, target: Target, batch: Batch, seed: int) -> None:
@@ -123,7 +143,7 @@ def split_off_domain_errors(findings: Findings, evaluator: Evaluator, target: Ta
         try:
             probe(target, evaluator.specs, inputs)
         except TargetRaised as raised:
-            if not outside_domain(raised):
+            if not (outside_domain(raised) or at_a_singularity(raised, target, evaluator, inputs, example.tangents)):
                 record_exception(findings, raised, inputs, seed, cotangents=example.cotangents, tangents=example.tangents)
                 return None
             first = first or (raised, inputs)

@@ -16,7 +16,9 @@ Conventions:
   ``@0.01..10``, ``acos``: ``@-0.99..0.99``); points just inside still get their ULP
   neighbourhoods drawn.
 * ``prepare`` maps a drawn argument before the call: ``sym`` ((A + Aᴴ)/2), ``spd`` (A Aᴴ + nI),
-  ``tril`` (the lower triangle of A plus nI: triangular, well away from singular).
+  ``tril`` (the lower triangle of A plus nI: triangular, well away from singular), ``simplex``
+  (each row over its sum: a distribution, as softmax cross-entropy documents its labels),
+  ``dominant`` (A + (n+1)I with entries of A in [-1, 1]: strictly diagonally dominant, so full rank).
 * ``out`` picks one output (or several, a tuple) of a function returning a tuple, e.g. the
   values of ``top_k`` without its integer indices.
 """
@@ -46,7 +48,7 @@ class Entry:
     kw: tuple[tuple[str, Any], ...] = ()  # keyword constants
     leading: tuple[Any, ...] = ()  # positional constants before the drawn arguments
     pack: str | None = None  # pass the drawn arguments as one list under this parameter (add_n's inputs)
-    prepare: tuple[str | None, ...] = ()  # per drawn argument: None, "sym", "spd" or "tril"
+    prepare: tuple[str | None, ...] = ()  # per drawn argument: None, "sym", "spd", "tril", "dominant" or "simplex"
     out: int | tuple[int, ...] | None = None  # which output(s) to differentiate
     skip: str | None = None  # why it is not checked
     note: str = ""
@@ -350,7 +352,8 @@ TF_NN: dict[str, Entry] = {
                                     kw={"strides": _STRIDES_1, "padding": "VALID"}),
     "tf.nn.sigmoid_cross_entropy_with_logits": entry("[3]@0..1", U, args=("labels", "logits")),
     "tf.nn.silu": unary(),
-    "tf.nn.softmax_cross_entropy_with_logits": entry("[2,3]@0..1", "[2,3]@-5..5", args=("labels", "logits")),
+    "tf.nn.softmax_cross_entropy_with_logits": entry("[2,3]@0.01..1", "[2,3]@-5..5", args=("labels", "logits"),
+                                                     prepare=("simplex", None)),
     "tf.nn.space_to_batch": entry("[1,4,4,1]@-5..5", kw={"block_shape": [2, 2], "paddings": [[0, 0], [0, 0]]}),
     "tf.nn.space_to_depth": entry("[1,4,4,1]@-5..5", kw={"block_size": 2}),
     "tf.nn.sparse_softmax_cross_entropy_with_logits": entry("[2,3]@-5..5", args=("logits",), kw={"labels": [0, 2]}),
@@ -398,7 +401,8 @@ TF_LINALG: dict[str, Entry] = {
     "tf.linalg.norm": entry(U),
     "tf.linalg.normalize": entry(U),
     "tf.linalg.pinv": entry(M),
-    "tf.linalg.qr": entry(M),
+    "tf.linalg.qr": entry("[3,3]@-1..1", prepare=("dominant",),
+                          note="full-rank input: TensorFlow's QR gradient inverts R, defined only there"),
     "tf.linalg.set_diag": entry(M, U),
     "tf.linalg.slogdet": entry(M, out=1, note="log|det| only: the sign is piecewise constant"),
     "tf.linalg.solve": entry(M, "[3,2]@-5..5"),

@@ -152,7 +152,11 @@ def _prepare(x, how: str | None):
         return tf.matmul(x, x, adjoint_b=True) + n * eye
     if how == "tril":
         return tf.linalg.band_part(x, -1, 0) + n * eye
-    raise ValueError(f"unknown preparation {how!r}: use sym, spd or tril")
+    if how == "dominant":
+        return x + (n + 1) * eye
+    if how == "simplex":
+        return x / tf.reduce_sum(x, axis=-1, keepdims=True)
+    raise ValueError(f"unknown preparation {how!r}: use sym, spd, tril, dominant or simplex")
 
 
 def _show(value: Any) -> str:

@@ -30,11 +30,13 @@ def summarize_error(error: BaseException) -> str:
 
 
 class TargetRaised(Exception):
-    """The target raised while being evaluated; carries where (stage) and the original error."""
+    """The target raised while being evaluated; carries where (stage) and the original error, and
+    whether the forward's outputs were finite where the gradient raised (False: outside the domain)."""
 
-    def __init__(self, stage: str, error: BaseException):
+    def __init__(self, stage: str, error: BaseException, forward_finite: bool = True):
         self.stage = stage
         self.error = error
+        self.forward_finite = forward_finite
         super().__init__(f"{stage} raised {summarize_error(error)}")
 
 

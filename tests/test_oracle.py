@@ -285,8 +285,9 @@ def test_a_polynomial_whose_one_sided_terms_cancel_at_one_step_is_no_kink():
     fine = _vector_evaluation(x, np.prod, np.zeros(4), None, v, np.asarray(w) / 64)
     plain = judge(ev, [spec], structure, has_reference=False)
     # The normal step alone sees a kink; the gradient lies outside its one-sided range by less than the
-    # differences' own error, so that is a note (no claim), not yet a pass.
-    assert [v.category for v in plain.verdicts] == ["inconclusive"], "the normal step alone sees a kink"
+    # differences' own error (and their curvature), so that is a note (no claim), not yet a pass.
+    assert plain.failures == [] and [v.category for v in plain.verdicts] in (["inconclusive"], ["kink"]), \
+        "the normal step alone sees a kink"
     gradients = lambda z: np.array([np.prod(np.delete(z, k)) for k in range(4)])  # noqa: E731
     half = STEP / 2 * np.asarray(w)
     neighbours = Neighbours(indices=np.array([0]), minus=[gradients(np.asarray(x) - half)[None]],
@@ -391,9 +392,10 @@ def test_a_pole_inside_the_step_is_neither_a_kink_nor_a_mismatch():
 def test_a_kink_the_finer_step_sees_otherwise_is_no_branch():
     """tf.linalg.inv at a matrix whose entries (1e-6) are smaller than the step: the normal step sees
     a jump, the 64× finer one a jump of the other sign. No kink is at x (the inverse is smooth
-    there); the differences cannot judge and forward mode, agreeing, passes it. Before: `branch`."""
+    there); the differences cannot judge and forward mode, agreeing, passes it. Before: `branch`.
+    (The normal step alone now sees a one-sided quotient growing like 1/step, a pole inside it.)"""
     x, w = [-1.5266864e-06, 1.611102e-06, -1.7299515e-06, 1.987649e-06], [0.8838, 0.6798, -0.6402, -0.001]
-    assert [v.category for v in _plain_inverse_judgement(x, w).failures] == ["branch"], "the normal step alone"
+    assert _plain_inverse_judgement(x, w).failures == [], "the normal step alone"
     assert _plain_inverse_judgement(x, w, neighbours=True).failures == []
 
 
@@ -440,8 +442,8 @@ def test_a_wrong_gradient_near_kinks_still_fails():
 def test_a_plain_function_error_below_the_confirmation_level_is_no_claim():
     """logsumexp at float64 with its largest element 0: log(1 + tiny) rounds at 1, not at its result,
     so the differences' rounding estimate (eps·|φ|) is too small and a gradient off by 1e-11 looked
-    wrong (score.py's logsumexp control). Below float64's level for differences alone (1e-8) no claim
-    is made; an error of 1e-6 is still claimed, every time."""
+    wrong (score.py's logsumexp control). Below float64's level for differences alone (1e-6) no claim
+    is made; an error of 1e-4 is still claimed, every time."""
     spec = parse_spec("float64[5]@-50..50")
     structure = Structure(("float64",), ((),), ("float64",), ((5,),))
     lse = lambda z: float(np.log(np.sum(np.exp(z))))  # noqa: E731
@@ -458,7 +460,8 @@ def test_a_plain_function_error_below_the_confirmation_level_is_no_claim():
         return count
 
     assert claimed(1e-11) == 0
-    assert claimed(1e-6) == 100
+    assert claimed(1e-8) == 0  # what log(1 + δ) rounding reaches at δ ≈ 2e-8 (seen at seed 1, 15 s)
+    assert claimed(1e-4) == 100
 
 
 def test_a_plain_functions_own_rounding_is_no_claim_but_a_wrong_formula_is():
@@ -542,3 +545,54 @@ def test_a_leaky_relu_of_x_plus_b_with_every_element_at_zero_is_no_branch():
             return y, grad
 
         gradfuzz.assert_gradient(doubled, x, b, seed=0)
+
+
+def test_a_jump_of_the_function_itself_is_no_derivative_to_claim_against():
+    """atan2(0, 0) (sweep, tf.math.atan2): φ(0) lies apart from both sides, so both one-sided
+    quotients double as the step halves, while the central one need not (the sides sit alike). A
+    jump from one side only (the Q of a rank-deficient QR flipping) does the same on that side.
+    Neither is a kink or usable differences: TensorFlow's NaN there was a `non-finite` failure."""
+    both = differences(np.stack([np.array([0.0 if k == 0 else -1.4 + 0.4 * (k > 0)]) for k in FD_OFFSETS]), np.ones(1), STEP, 2.2e-16)
+    one = differences(np.stack([np.array([0.0 if k <= 0 else 2.0]) + k * STEP for k in FD_OFFSETS]), np.ones(1), STEP, 2.2e-16)
+    for fd in (both, one):
+        assert fd.singular.all() and not fd.usable.any() and not fd.kink.any()
+    smooth = differences(np.stack([np.array([np.sin(1.0 + k * STEP)]) for k in FD_OFFSETS]), np.ones(1), STEP, 2.2e-16)
+    assert not smooth.singular.any() and smooth.usable.all()
+
+
+def test_one_sided_derivatives_carry_their_curvature():
+    """x a hair left of a kink (bessel_i0e at -2.2e-308): the gradient is the left piece's, and the
+    left quotient over half a step differs from it by the side's curvature, which `side_error` holds."""
+    x = -2.2e-308
+    f = lambda t: np.exp(-np.abs(t)) * (1 + t * t)  # noqa: E731 - a kink at 0, curved both sides
+    fd = differences(np.stack([np.array([f(x + k * STEP)]) for k in FD_OFFSETS]), np.ones(1), STEP, 2.2e-16)
+    assert fd.kink.all()
+    assert abs(fd.left[0] - 1.0) > 8 * fd.noise[0]  # the raw quotient misses the truth by more than rounding
+    assert abs(fd.left[0] - 1.0) <= 2 * fd.side_error[0]  # and by less than what curvature owes it
+
+
+def test_four_tied_elements_of_top_k_are_no_branch():
+    """tf.math.top_k(x, 2) at x = (0, 0, 0, 0, -1) (sweep): four tied elements, twelve pieces around x,
+    and TensorFlow's gradient is one piece's (the first two indices). A few random directions fitted
+    one kink by chance; the piece look then finds the piece. A gradient no piece has still fails."""
+    import pytest
+    import tensorflow as tf
+
+    import gradfuzz
+
+    def top2(x):
+        return tf.math.top_k(x, k=2).values
+
+    x = np.array([0.0, 0.0, 0.0, 0.0, -1.0])
+    for seed in range(3):
+        gradfuzz.assert_gradient(top2, x, seed=seed)
+
+    @tf.custom_gradient
+    def to_the_last(x):
+        def grad(dy):  # the largest value's cotangent sent to the smallest element: no piece routes it so
+            return tf.concat([tf.zeros_like(x[:-1]), dy[:1]], axis=0)
+
+        return top2(x), grad
+
+    with pytest.raises(gradfuzz.GradientCheckFailed):
+        gradfuzz.assert_gradient(to_the_last, x, seed=0)

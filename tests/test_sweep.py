@@ -131,6 +131,36 @@ def test_table_entries_are_targets_with_their_constants_and_their_name():
     assert np.all(np.isfinite(cholesky(tf.constant([[0.5, -1.0, 0.2], [1.0, 0.0, 0.3], [0.1, 0.2, -0.9]])).numpy()))
     with pytest.raises(AttributeError):
         getattr(targets, "tf.math.argmax")  # skipped entries are no targets
+    # Labels as distributions (the documented domain), and a full-rank QR input.
+    xent = getattr(targets, "tf.nn.softmax_cross_entropy_with_logits")
+    labels, logits = tf.constant([[1.0, 1.0, 2.0]], tf.float64), tf.constant([[0.0, 1.0, 2.0]], tf.float64)
+    expected = tf.nn.softmax_cross_entropy_with_logits(labels=labels / 4.0, logits=logits)
+    np.testing.assert_allclose(xent(labels, logits).numpy(), expected.numpy())
+    qr = getattr(targets, "tf.linalg.qr")
+    r = qr(tf.zeros((3, 3), tf.float64))[1].numpy()
+    assert np.all(np.abs(np.diag(r)) >= 4.0 - 1e-12)  # A + 4I: full rank even at A = 0
+
+
+def test_a_gradient_that_raises_where_the_forward_is_singular_is_outside_the_domain():
+    """A matrix singular to rounding (rank 1): TensorFlow's log|det| and solve still return finite
+    numbers, but along any line through it they grow like 1/distance, and their gradients raise
+    "not invertible": outside the domain. The determinant is smooth there (its gradient raising is
+    TensorFlow's bug, an `exception` finding), and it is not singular."""
+    import numpy as np
+
+    from gradfuzz.engine import forward_is_singular
+    from gradfuzz.spec import parse_specs
+    from gradfuzz.target import load_target
+
+    u, v = np.array([0.22, 0.1148, -0.0922]), np.array([1.0, 0.5736, -1.0479])
+    rank_one = np.outer(u, v) + 1e-14 * np.eye(3)  # log|det| finite (-65), as rounding leaves it
+    w = np.random.default_rng(0).standard_normal((3, 3))
+    specs = parse_specs(["float64[3,3]@-2..2"])
+    slogdet = load_target("gradfuzz.sweep_targets:tf.linalg.slogdet")
+    det = load_target("gradfuzz.sweep_targets:tf.linalg.det")
+    assert forward_is_singular(slogdet, specs, [rank_one], [w])
+    assert not forward_is_singular(det, specs, [rank_one], [w])
+    assert not forward_is_singular(slogdet, specs, [np.eye(3) + 0.1 * w], [w])
 
 
 # -- state and resume ------------------------------------------------------------------------------
