@@ -1,6 +1,6 @@
 """Confusion matrix of a `gradfuzz sweep` result against the independent labels (scripts/label_sweep.py).
 
-    python benchmarks/sweep_confusion.py SWEEP.json [LABELS.json] [--json]
+    python benchmarks/sweep_confusion.py SWEEP.json [LABELS.json] [--also SWEEP2.json ...] [--json]
 
 SWEEP.json is what ``gradfuzz sweep ... -o sweep.json`` (or ``STORE/sweep.json``) writes: a
 ``functions`` list of rows with ``function``, ``verdict`` (pass, fail, error, not-run, skipped,
@@ -14,6 +14,7 @@ counted once. Columns: gradfuzz *pass* (no finding, no note), *note-only* (passe
 *fail*, *error*, *not run* (not-run, pending, running, skipped, or absent from the sweep). Prints
 the matrix, then the false alarms (labelled correct, gradfuzz fail), the misses (labelled bug,
 gradfuzz pass or note-only) and bugs found in another category than the label's.
+``--also`` adds the rows of further sweeps (``tensorflow_probability.math`` swept apart, say).
 Exit 0 always (a report), 2 on unreadable input.
 """
 
@@ -112,17 +113,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", help="the sweep's JSON (gradfuzz sweep -o sweep.json, or STORE/sweep.json)")
     parser.add_argument("labels", nargs="?", default=str(DEFAULT_LABELS))
+    parser.add_argument("--also", action="append", default=[], metavar="SWEEP.json", help="rows of another sweep, added")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     opts = parser.parse_args(argv)
     try:
-        sweep = json.loads(Path(opts.sweep).read_text())
+        sweeps = [json.loads(Path(path).read_text()) for path in (opts.sweep, *opts.also)]
         labels = json.loads(Path(opts.labels).read_text())
     except (OSError, json.JSONDecodeError) as error:
         print(f"cannot read the inputs: {error}", file=sys.stderr)
         return 2
-    if not isinstance(sweep, dict) or "functions" not in sweep:
-        print(f"{opts.sweep} is not a sweep result (no 'functions' list)", file=sys.stderr)
-        return 2
+    for path, one in zip((opts.sweep, *opts.also), sweeps):
+        if not isinstance(one, dict) or "functions" not in one:
+            print(f"{path} is not a sweep result (no 'functions' list)", file=sys.stderr)
+            return 2
+    sweep = {**sweeps[0], "functions": [row for one in sweeps for row in one["functions"]]}
     result = confusion(sweep, labels)
     print(json.dumps(result, indent=1) if opts.json else render(result))
     return 0

@@ -126,13 +126,15 @@ def relabel_branches(findings: Findings, evaluator: Evaluator, branches: BranchS
             continue
         element = finding.element or 0
         x = float(np.asarray(finding.inputs[finding.argument]).reshape(-1)[element])
+        point, at, across = numbers(boundary.point, x, boundary.across)
+        custom, here, there = numbers(finding.custom_value, finding.reference_value, boundary.derivative_across)
+        which = f" of argument {finding.argument}" if len(finding.inputs) > 1 else ""
         findings.relabel(signature, Category.BRANCH, (
             f"The custom gradient uses the formula of the other side of a boundary. The forward switches at "
-            f"{boundary.point:.9g}; at x = {x!r} (argument {finding.argument}) the custom gradient "
-            f"{finding.custom_value:.9g} is not the derivative there ({finding.reference_name}: "
-            f"{finding.reference_value:.9g}) but the one just across the boundary (at {boundary.across!r}: "
-            f"{boundary.derivative_across:.9g}). grad_fn switches branches at a different point than the "
-            f"forward, somewhere between {boundary.point:.9g} and {x!r}: compare their conditions."
+            f"{point}; at x = {at}{which} the custom gradient is {custom}, which is not the derivative there "
+            f"({finding.reference_name}: {here}) but the one just across the boundary (at {across}: {there}). "
+            f"grad_fn switches branches at a different point than the forward, somewhere between {point} and "
+            f"{at}: compare their conditions."
         ))
 
 

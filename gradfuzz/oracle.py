@@ -363,6 +363,10 @@ AGAINST_DIFFERENCES: tuple[Rule, ...] = (
     # of a bug (with several kinks the valid range is wider than the one-sided differences).
     Rule(lambda f: f.straddled & (f.between | f.jvp_agrees), NOTE, Category.INCONCLUSIVE,
          "one-sided differences (a kink within one step of x)"),
+    # Outside them, the claim is that of a gradient belonging to no side of a kink within a step: a
+    # `branch`, which the looks along other directions then test against every piece around x
+    # (the central difference, a mix of the sides, is no reference for a `mismatch`).
+    Rule(lambda f: f.straddled & f.resolved & ~f.within_allowed, FAILURE, Category.BRANCH),
     Rule(lambda f: f.usable & ~f.resolved, PASS),
     Rule(lambda f: f.usable & f.small, FAILURE, Category.APPROXIMATION),
     Rule(lambda f: f.usable, FAILURE, Category.MISMATCH),

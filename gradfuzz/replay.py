@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from gradfuzz.categories import Category
+from gradfuzz.categories import Category, gradient_label
 from gradfuzz.diagnosis import (
     jacobian_entry,
     mode_disagreements,
@@ -32,7 +32,7 @@ from gradfuzz.probes import unreachable_second_order
 from gradfuzz.spec import SpecError, parse_specs
 from gradfuzz.store import FailureStore, RecordStatus, StoredFailure
 from gradfuzz.target import Target, TargetError, load_target, with_reference
-from gradfuzz.values import Batch, TargetRaised, describe_inputs, summarize_error
+from gradfuzz.values import Batch, TargetRaised, describe_inputs, numbers, summarize_error
 from gradfuzz.warm import WarmCache
 from gradfuzz.watchdog import Hang, Watchdog
 
@@ -283,7 +283,9 @@ def _replay_one(failure: StoredFailure, target: Target | str, warm: WarmCache) -
     detail = ""
     if failing:
         v = failing[0]
-        detail = f"custom {v.custom:.9g} vs {v.reference_name} {v.reference:.9g} (relative error {v.rel_error:.3g})"
+        shown, reference = numbers(v.custom, v.reference)
+        detail = (f"{gradient_label(target.has_custom_gradient)} {shown} vs {v.reference_name} {reference} "
+                  f"(relative error {v.rel_error:.3g})")
         if v.argument is not None and 0 <= v.argument < len(specs):  # in derivatives, as the check said it
             entry = jacobian_entry(judge.evaluator, inputs, v.argument, v.element or 0)
             if entry is not None:

@@ -44,7 +44,7 @@ tf.linalg.det's InvalidArgumentError at a singular matrix).
 
 Bugs in thin regions the probes miss (``CONFIRMED``: the identity for pinv's repeated singular
 values, segment products that under- or overflow, bessel_i1e at the smallest normal numbers) are
-listed by hand, each with the script in scripts/bug_candidates/ that confirms it independently
+listed by hand, each with the script in scripts/bugs/ that confirms it independently
 (mpmath or exact arithmetic, no gradfuzz), the input, and TensorFlow's value against the true one.
 They are applied after probing, so a re-run keeps them: a dtype listed there is labelled "bug"
 with that category, and its "why" says that the probes missed the region and which script confirms it.
@@ -1112,7 +1112,7 @@ FORWARD_BUGS = {
 
 # Bugs in thin regions the probes above do not reach (a special matrix, an under- or overflowing
 # product, the last binade above the subnormals), each confirmed independently by a script in
-# scripts/bug_candidates/ (mpmath or exact arithmetic, no gradfuzz; exit 0 while it reproduces).
+# scripts/bugs/ (mpmath or exact arithmetic, no gradfuzz; exit 0 while it reproduces).
 # The pinv and segment scripts check float64; their float32 lines were checked the same way (TensorFlow at
 # float32 against the exact value). label_entry applies them after probing:
 # name -> (category, script, {dtype: input: TensorFlow vs true}).
@@ -1146,7 +1146,7 @@ def apply_confirmed(name, per_dtype):
             continue
         row.update(label="bug", category=category,
                    why=f"{where}: a region the probes missed ({row['probes']} probes agreed); confirmed "
-                       f"independently by scripts/bug_candidates/{script}")
+                       f"independently by scripts/bugs/{script}")
 
 
 CANNOT = {

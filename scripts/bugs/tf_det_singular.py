@@ -5,13 +5,17 @@ TensorFlow 2.21. det is a polynomial, so ∂det/∂A = adj(A)ᵀ everywhere, sin
 matrix_inverse, which raises InvalidArgumentError "Input is not invertible". The right value is
 the transposed adjugate (cofactors, exact in mpmath). Found by scripts/label_sweep.py.
 
-    python scripts/bug_candidates/tf_det_singular.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bugs/tf_det_singular.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 
 import mpmath as mp
 import numpy as np
 import tensorflow as tf
+
+
+def target(a):
+    return tf.linalg.det(a)
 
 
 def cofactors(a):
@@ -32,7 +36,8 @@ def main() -> int:
         bug = not np.allclose(g, true)
         print(f"tf.linalg.det gradient at a rank-2 matrix: TensorFlow\n{g}\ntrue (cofactors)\n{true}")
     except tf.errors.InvalidArgumentError as error:
-        print(f"tf.linalg.det gradient at a rank-2 matrix raises {type(error).__name__}: {str(error).splitlines()[0][-40:]}")
+        reason = "Input is not invertible" if "not invertible" in str(error) else str(error).splitlines()[0]
+        print(f"tf.linalg.det gradient at a rank-2 matrix raises {type(error).__name__}: {reason}")
         print(f"true (cofactors, mpmath):\n{true}")
         bug = True
     print("BUG REPRODUCES" if bug else "not reproduced (fixed?)")

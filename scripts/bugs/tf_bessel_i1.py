@@ -5,13 +5,17 @@ computes I0(x) - I1(x)/x and imputes 1.0 at x = 0 (its comment says "the correct
 1.0"); the limit of I0(x) - I1(x)/x at 0 is 1 - 1/2 = 1/2. The right value comes from mpmath
 (50 digits): the derivative of besseli(1, x) at 0. Found by scripts/label_sweep.py.
 
-    python scripts/bug_candidates/tf_bessel_i1.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bugs/tf_bessel_i1.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 
 import mpmath as mp
 import numpy as np
 import tensorflow as tf
+
+
+def target(x):
+    return tf.math.bessel_i1(x)
 
 
 def main() -> int:

@@ -7,13 +7,17 @@ derivative at x = 0 is (1 - z)/2 - q·z/2. TensorFlow writes it as (1 - z)·x + 
 tf.nn.sigmoid_cross_entropy_with_logits, written with where(x >= 0, ...), is right at 0. The right
 value comes from mpmath (50 digits). Found by scripts/label_sweep.py.
 
-    python scripts/bug_candidates/tf_weighted_cross_entropy.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bugs/tf_weighted_cross_entropy.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 
 import mpmath as mp
 import numpy as np
 import tensorflow as tf
+
+
+def target(labels, logits, pos_weight):
+    return tf.nn.weighted_cross_entropy_with_logits(labels, logits, pos_weight)
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ Segments with exactly one zero or with two zeros are handled right. tf.math.redu
 segment (its gradient multiplies exclusive cumprods and never divides) gives the true values.
 The truth is exact Fraction arithmetic. Flagged by gradfuzz; confirmed here without it.
 
-    python scripts/bug_candidates/tf_segment_prod_underflow.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bugs/tf_segment_prod_underflow.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 from fractions import Fraction
@@ -22,6 +22,10 @@ import tensorflow as tf
 
 SORTED_IDS = [0, 0, 1, 2]
 UNSORTED_IDS = [0, 2, 0, 1]  # segment 0 = rows 0 and 2
+
+
+def target(x):
+    return tf.math.segment_prod(x, SORTED_IDS)
 
 
 def vjp(x, v, op, ids):
@@ -66,7 +70,7 @@ def main() -> int:
                 bad = ~np.isclose(g, true, rtol=1e-12, atol=0.0)
                 assert np.allclose(second, true, rtol=1e-12, atol=0.0)  # reduce_prod agrees with the exact value
                 print(f"{name:31s} v={'ones' if v is cotangents[0] else 'fixed':5s}  {op:22s} wrong entries: {bad.sum()}"
-                      + (f"  TensorFlow {g[bad].tolist()}  exact {true[bad].tolist()}" if bad.any() else ""))
+                      + (f"  TensorFlow {g[bad].tolist()}  true (exact) {true[bad].tolist()}" if bad.any() else ""))
                 bug |= bool(bad.any())
     print("BUG REPRODUCES" if bug else "not reproduced (fixed?)")
     return 0 if bug else 3

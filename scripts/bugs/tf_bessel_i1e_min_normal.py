@@ -14,13 +14,17 @@ takes the x == 0 branch (right). The true values come from mpmath (60 digits): t
 exp(-|x|)·besseli(1, x) at the float's exact value, checked against the closed form
 exp(-|x|)·((I0(x) + I2(x))/2 - sign(x)·I1(x)). Confirmed here without gradfuzz.
 
-    python scripts/bug_candidates/tf_bessel_i1e_min_normal.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bugs/tf_bessel_i1e_min_normal.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 
 import mpmath as mp
 import numpy as np
 import tensorflow as tf
+
+
+def target(x):
+    return tf.math.bessel_i1e(x)
 
 
 def tf_grad(fn, x, dtype):

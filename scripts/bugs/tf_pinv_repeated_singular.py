@@ -11,13 +11,17 @@ values) the off-diagonal entry is -0.0004 instead of -1. At diag(3, 2, 1) and a 
 right (≤ 1e-15). The truth comes from mpmath (50 digits): central differences of the mpmath
 inverse, checked against the closed form -A⁻ᵀ V A⁻ᵀ. Flagged by gradfuzz; confirmed here without it.
 
-    python scripts/bug_candidates/tf_pinv_repeated_singular.py   # exit 0: the bug reproduces; 3: it does not
+    python scripts/bugs/tf_pinv_repeated_singular.py   # exit 0: the bug reproduces; 3: it does not
 """
 import sys
 
 import mpmath as mp
 import numpy as np
 import tensorflow as tf
+
+
+def target(a):
+    return tf.linalg.pinv(a)
 
 
 def tf_vjp(a, v):
