@@ -302,7 +302,7 @@ def straddles_a_kink(fd: _Differences) -> np.ndarray:
     with np.errstate(all="ignore"):
         # (A smooth side's settled value differs from f' by O(step²), far below this.)
         jump = (fd.settled_jump > STRADDLE_RELATIVE * (np.abs(fd.left) + np.abs(fd.right))) & (fd.settled_jump > 16 * fd.noise)
-        return ~fd.kink & jump
+        return ~fd.kink & ~fd.singular & jump  # (a pole's or a jump's quotients settle on nothing)
 
 
 def _always(f: _Facts) -> np.ndarray:

@@ -258,3 +258,27 @@ def test_a_function_whose_check_raises_is_an_error_and_the_sweep_goes_on(tmp_pat
     assert state.rows[0].reason == "checking it raised RuntimeError: an internal error"
     assert len(calls) == 2 and state.status == "finished" and not state.all_passed
     assert json.loads((tmp_path / "sweep.json").read_text())["summary"]["error"] == 2
+
+
+def test_near_ties_and_near_singular_matrices_from_the_sweep_are_no_claim():
+    """Inputs where the 2026-12-05 sweep claimed against functions labelled correct: dilation2d with
+    elements tied and near-tied (2e-7, 3e-7: several kinks within one step; TensorFlow's gradient is
+    one piece's), and lstsq at a matrix with entries from 1 down to 4e-89 (a pole within the step)."""
+    import numpy as np
+
+    import gradfuzz
+    from gradfuzz.target import load_target
+
+    image = np.zeros((1, 4, 4, 1))
+    image[0, 0, 0, 0], image[0, 0, 3, 0] = 1.0, 3e-7
+    kernel = np.zeros((2, 2, 1))
+    kernel[0, 1, 0] = 2e-7
+    dilation = load_target("gradfuzz.sweep_targets:tf.nn.dilation2d").fn
+    a = np.zeros((4, 3))
+    a[0, 0], a[2, 2], a[3, 1] = 1.0, -2e-23, 4e-89
+    b = np.zeros((4, 2))
+    b[2, 0] = -1.0
+    lstsq = load_target("gradfuzz.sweep_targets:tf.linalg.lstsq").fn
+    for seed in range(2):
+        gradfuzz.assert_gradient(dilation, image, kernel, seed=seed)
+        gradfuzz.assert_gradient(lstsq, a, b, seed=seed)
