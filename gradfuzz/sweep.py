@@ -82,7 +82,7 @@ def import_module(name: str):
     if os.getcwd() not in sys.path and "" not in sys.path:  # `gradfuzz sweep mypkg` from the project's directory
         sys.path.append(os.getcwd())
     try:
-        module = importlib.import_module(dotted)
+        module = _import_or_attribute(dotted)
     except ImportError as error:
         raise SweepError(f"Cannot import the module {name!r}: {error}. Name an installed module by its dotted "
                          "name, e.g. tensorflow.math or mypkg.ops (the current directory is on the path).") from None
@@ -91,6 +91,21 @@ def import_module(name: str):
     if not inspect.ismodule(module):
         raise SweepError(f"{name!r} is not a module.")
     return module
+
+
+def _import_or_attribute(dotted: str):
+    """``importlib.import_module``, or a package's lazily loaded submodule attribute
+    (``tensorflow_probability.math`` is an attribute of the package, not an importable module)."""
+    try:
+        return importlib.import_module(dotted)
+    except ImportError:
+        parent, _, attribute = dotted.rpartition(".")
+        if not parent:
+            raise
+        value = getattr(_import_or_attribute(parent), attribute, None)
+        if not inspect.ismodule(value):
+            raise
+        return value
 
 
 def public_callables(module) -> list[tuple[str, Any]]:
@@ -122,8 +137,8 @@ def enumerate_modules(modules: Sequence[str], match: Sequence[str] = (), dtypes:
     by_object = _table_by_object([m.__name__ for _, m in loaded])
     seen: dict[int, str] = {}
     items = []
-    for _, module in loaded:
-        prefix = short_name(module.__name__)
+    for requested, module in loaded:
+        prefix = short_name(full_name(requested))  # as the user names it (tfp.math, not tfp.python.math)
         for attr, value in public_callables(module):
             label = f"{prefix}.{attr}"
             if match and not any(fnmatch.fnmatchcase(label, pattern) or fnmatch.fnmatchcase(attr, pattern)

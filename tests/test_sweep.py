@@ -109,6 +109,10 @@ def test_tensorflow_probability_entries_resolve_where_it_imports():
     names = [name for name in TABLE if name.startswith("tfp.")]
     assert len(names) >= 50
     assert all(callable(resolve(name)) for name in names)
+    # tensorflow_probability.math is a lazily loaded attribute, not an importable module: it sweeps,
+    # named as the user named it.
+    items = _items("tensorflow_probability.math", match=["tfp.math.atan_difference"])
+    assert items["atan_difference"].function == "tfp.math.atan_difference" and items["atan_difference"].variants
 
 
 def test_table_entries_are_targets_with_their_constants_and_their_name():
