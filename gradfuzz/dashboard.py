@@ -184,11 +184,17 @@ class DashboardState:
             supervisor.close()
 
 
+NO_ELEMENT = ("the finding compares directional derivatives ⟨v, J w⟩ along a random direction (a plain function's "
+              "gradient against differences), not one gradient element, so there is no element to plot along")
+
+
 def no_plot(record) -> str | None:
     """Why a record has no plot along a line (`html_report.line_profile`'s cheap checks), or None:
     the page links only plots that can be drawn."""
-    if record.argument is None or not record.cotangents:
-        return "a contract or exception finding has no single failing element to plot"
+    if not record.cotangents:
+        return "a contract or exception finding has no failing gradient value to plot"
+    if record.argument is None:
+        return NO_ELEMENT
     specs = list(record.specs)
     if record.argument >= len(specs) or str(specs[record.argument]).startswith("complex"):
         return "plots are drawn for real arguments only"

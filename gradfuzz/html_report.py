@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from gradfuzz.categories import TENSORFLOW_GRADIENT
+from gradfuzz.dashboard import NO_ELEMENT
 from gradfuzz.oracle import differences
 from gradfuzz.replay import Replayer
 from gradfuzz.store import StoredFailure
@@ -29,8 +30,10 @@ def line_profile(replayer: Replayer, failure: StoredFailure) -> dict | str:
     context = replayer.context(failure)
     if isinstance(context, str):
         return context
-    if failure.argument is None or not failure.cotangents:
-        return "no single failing element to plot (a contract or exception finding)"
+    if not failure.cotangents:
+        return "no failing gradient value to plot (a contract or exception finding)"
+    if failure.argument is None:
+        return NO_ELEMENT
     _, specs, evaluator, points = context
     a, e = failure.argument, failure.element or 0
     if a >= len(specs) or specs[a].is_complex:

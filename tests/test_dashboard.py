@@ -279,3 +279,18 @@ def test_a_browser_that_goes_away_leaves_no_traceback(tmp_path, serve, capfd):
     assert _get(url)[0] == 200  # still serving
     err = capfd.readouterr().err
     assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err, err
+
+
+def test_why_a_finding_has_no_plot_names_its_kind():
+    """A plain function's finding compares directional derivatives (no element to plot along); a
+    contract or exception finding has no gradient value at all. Before, both read as the latter."""
+    from types import SimpleNamespace
+
+    from gradfuzz.dashboard import no_plot
+
+    plain = SimpleNamespace(argument=None, cotangents=[[1.0]], specs=["float64[3]"])
+    raised = SimpleNamespace(argument=None, cotangents=[], specs=["float64[3]"])
+    element = SimpleNamespace(argument=0, cotangents=[[1.0]], specs=["float64[3]"])
+    assert "directional derivatives" in no_plot(plain) and "exception" not in no_plot(plain)
+    assert "exception" in no_plot(raised)
+    assert no_plot(element) is None
