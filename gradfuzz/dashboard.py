@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from gradfuzz.values import short_value
+from gradfuzz.values import NO_ELEMENT, short_value
 
 LONG_POLL_SECONDS = 20.0
 POLL_INTERVAL = 0.25  # how often a waiting request looks at the checkpoint
@@ -182,10 +182,6 @@ class DashboardState:
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.close()
-
-
-NO_ELEMENT = ("the finding compares directional derivatives ⟨v, J w⟩ along a random direction (a plain function's "
-              "gradient against differences), not one gradient element, so there is no element to plot along")
 
 
 def no_plot(record) -> str | None:

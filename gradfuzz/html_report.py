@@ -15,12 +15,11 @@ from datetime import UTC, datetime
 import numpy as np
 
 from gradfuzz.categories import TENSORFLOW_GRADIENT
-from gradfuzz.dashboard import NO_ELEMENT
 from gradfuzz.oracle import differences
 from gradfuzz.replay import Replayer
 from gradfuzz.store import StoredFailure
 from gradfuzz.triage import TriageGroup
-from gradfuzz.values import Batch, error_summary, numbers, short_value
+from gradfuzz.values import NO_ELEMENT, Batch, error_summary, numbers, short_value
 
 POINTS_ON_LINE = 241
 

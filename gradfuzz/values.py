@@ -29,6 +29,11 @@ def summarize_error(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+# Why a plain function's finding has no plot along a line (the dashboard and report --html say it alike).
+NO_ELEMENT = ("the finding compares directional derivatives ⟨v, J w⟩ along a random direction (a plain function's "
+              "gradient against differences), not one gradient element, so there is no element to plot along")
+
+
 class TargetRaised(Exception):
     """The target raised while being evaluated; carries where (stage) and the original error, and
     whether the forward's outputs were finite where the gradient raised (False: outside the domain)."""
